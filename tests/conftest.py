@@ -1,0 +1,55 @@
+"""Shared fixtures. Real models are session-scoped so each loads once per run."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from promptkd import Demo, DemoPool  # noqa: E402
+from promptkd.embeddings import HashingEmbedder  # noqa: E402
+
+TOPICS = {
+    "sports": ["match", "goal", "team", "coach", "league", "season"],
+    "finance": ["stock", "market", "bank", "profit", "shares", "rates"],
+    "science": ["cell", "atom", "energy", "galaxy", "protein", "theory"],
+}
+
+
+def make_demos(n_per_label: int = 10, seed: int = 0) -> list[Demo]:
+    """Small labelled corpus with lexical topic structure (for the hashing embedder)."""
+    rng = np.random.default_rng(seed)
+    demos = []
+    for label, words in TOPICS.items():
+        for i in range(n_per_label):
+            picked = rng.choice(words, size=3, replace=False)
+            text = f"{label} news {i}: the {picked[0]} and the {picked[1]} near the {picked[2]}"
+            demos.append(Demo(input=text, output=label, metadata={"topic": label, "i": i}))
+    return demos
+
+
+@pytest.fixture
+def hashing_pool() -> DemoPool:
+    """30 demos over three labels, embedded with the deterministic hashing embedder."""
+    return DemoPool(make_demos(), embedder=HashingEmbedder(dim=128))
+
+
+@pytest.fixture(scope="session")
+def st_embedder():
+    """The real default sentence-transformers embedder (all-MiniLM-L6-v2, offline, CPU)."""
+    from promptkd.embeddings import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M-Instruct causal LM, loaded once per test session."""
+    from promptkd.probes import load_lm
+
+    return load_lm(device="cpu")
