@@ -1,0 +1,663 @@
+"""LangChain adapter: an MMD example selector and an LCEL pipeline step.
+
+:class:`PromptKDExampleSelector` is a real
+``langchain_core.example_selectors.BaseExampleSelector``: drop it into
+``FewShotPromptTemplate`` or ``FewShotChatMessagePromptTemplate`` as
+``example_selector=``. It returns examples in the selector's prompt order and
+can be saved to and loaded from a directory (the pool via
+:meth:`promptkd.DemoPool.save` plus a JSON config; no pickle).
+
+:class:`PromptKDRunnable` is an LCEL ``Runnable`` that maps an input dict to the
+same dict plus the selected examples, their rendered text, chat messages and the
+:class:`~promptkd.selection.Selection` (for tracing), so ``hook | prompt | llm``
+composes.
+
+Needs the ``langchain`` extra (``pip install "promptkd[langchain]"``).
+
+Examples
+--------
+>>> from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
+>>> from promptkd.embeddings import HashingEmbedder
+>>> examples = [{"input": "happy", "output": "sad"}, {"input": "tall", "output": "short"},
+...             {"input": "sunny", "output": "gloomy"}]
+>>> sel = PromptKDExampleSelector.from_examples(examples, k=2, embedder=HashingEmbedder())
+>>> prompt = FewShotPromptTemplate(
+...     example_selector=sel, example_prompt=PromptTemplate.from_template("{input} -> {output}"),
+...     suffix="{adjective} ->", input_variables=["adjective"])
+>>> text = prompt.format(adjective="cheerful")
+>>> text.count("->")
+3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from promptkd._optional import require
+from promptkd.embeddings.base import Embedder
+from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError
+from promptkd.integrations.hooks import check_hooks, emit
+from promptkd.integrations.registry import clone_selector, make_selector, selector_config, selector_from_config
+from promptkd.pool import Demo, DemoPool
+from promptkd.rendering import PromptTemplate as PKTemplate
+from promptkd.selection import BaseSelector, Selection
+
+require("langchain_core", "langchain", purpose="the LangChain integration")
+
+from langchain_core.example_selectors import BaseExampleSelector  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage  # noqa: E402
+from langchain_core.runnables import Runnable, RunnableConfig  # noqa: E402
+
+__all__ = ["PromptKDExampleSelector", "PromptKDRunnable"]
+
+logger = logging.getLogger("promptkd")
+
+CONFIG_NAME = "promptkd_selector.json"
+POOL_DIR = "pool"
+FORMAT = "promptkd-langchain-selector"
+FORMAT_VERSION = 1
+EXAMPLE_KEY = "lc_example"
+
+
+def _example_id(example: Mapping[str, Any]) -> str:
+    payload = json.dumps(example, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return "lc-" + hashlib.sha256(payload).hexdigest()[:16]
+
+
+def _as_text(value: Any, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    raise InvalidTypeError(f"example value for key {key!r} must be text, got {type(value).__name__}.")
+
+
+class PromptKDExampleSelector(BaseExampleSelector):
+    """LangChain example selector that picks and orders examples by kernel MMD.
+
+    Build it with :meth:`from_examples` (LangChain-style dict examples),
+    :meth:`from_pool` (an existing :class:`~promptkd.DemoPool`), or
+    :meth:`from_selector` (an existing, possibly fitted, selector).
+
+    Parameters
+    ----------
+    selector
+        Any promptkd selector (``Selector``, a baseline, ...); fitted here if it
+        is not fitted to ``pool``.
+    pool
+        The demonstrations. Each demo's ``metadata["lc_example"]`` (set by
+        :meth:`from_examples`) is returned verbatim; demos without it are
+        returned as ``{input_keys[0]: demo.input, output_key: demo.output}``.
+    input_keys
+        Example keys whose values form the text that is embedded (joined by a
+        newline, in this order).
+    output_key
+        Example key of the answer/label (the demo's ``output``).
+    query_keys
+        Keys of ``input_variables`` that form the query. ``None``: ``input_keys``
+        when all are present in the input, else every string input value
+        (sorted by key, as LangChain's own selectors do).
+    example_keys
+        If given, returned examples are filtered to these keys.
+    hooks
+        Extra :mod:`promptkd.integrations.hooks` hooks called on every selection.
+
+    Examples
+    --------
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> ex = [{"question": f"what is {i}+{i}?", "answer": str(2 * i)} for i in range(5)]
+    >>> sel = PromptKDExampleSelector.from_examples(ex, k=2, embedder=HashingEmbedder())
+    >>> sel.input_keys, sel.output_key
+    (['question'], 'answer')
+    >>> len(sel.select_examples({"question": "what is 3+3?"}))
+    2
+    """
+
+    def __init__(
+        self,
+        selector: BaseSelector,
+        pool: DemoPool,
+        *,
+        input_keys: Sequence[str] = ("input",),
+        output_key: str = "output",
+        query_keys: Sequence[str] | None = None,
+        example_keys: Sequence[str] | None = None,
+        hooks: Iterable[Any] | None = None,
+    ) -> None:
+        if not isinstance(selector, BaseSelector):
+            raise InvalidTypeError(
+                f"selector must be a promptkd selector (e.g. promptkd.Selector()), got {type(selector).__name__}."
+            )
+        if not isinstance(pool, DemoPool):
+            raise InvalidTypeError(f"pool must be a promptkd.DemoPool, got {type(pool).__name__}.")
+        self.input_keys = self._check_keys(input_keys, "input_keys")
+        if not isinstance(output_key, str) or not output_key:
+            raise InvalidTypeError(f"output_key must be a non-empty string, got {output_key!r}.")
+        if output_key in self.input_keys:
+            raise InvalidInputError(
+                f"output_key {output_key!r} is also in input_keys; an example key is one or the other."
+            )
+        self.output_key = output_key
+        self.query_keys = None if query_keys is None else self._check_keys(query_keys, "query_keys")
+        self.example_keys = None if example_keys is None else self._check_keys(example_keys, "example_keys")
+        self.hooks = check_hooks(hooks)
+        self.pool = pool
+        self._lock = threading.RLock()
+        self._template = selector
+        if getattr(selector, "pool_", None) is pool and len(pool) == getattr(selector, "n_demos_", -1):
+            self._fitted: BaseSelector | None = selector
+        else:
+            self._fitted = None
+            if len(pool):
+                self._refit()
+
+    # ------------------------------------------------------------------ constructors
+    @staticmethod
+    def _check_keys(keys: Any, name: str) -> list[str]:
+        if isinstance(keys, str):
+            keys = [keys]
+        if not isinstance(keys, Sequence) or not keys or not all(isinstance(k, str) and k for k in keys):
+            raise InvalidTypeError(f"{name} must be a non-empty list of key names, got {keys!r}.")
+        return list(keys)
+
+    @staticmethod
+    def _infer_keys(
+        example: Mapping[str, Any], input_keys: Sequence[str] | None, output_key: str | None
+    ) -> tuple[list[str], str]:
+        keys = list(example)
+        if output_key is None:
+            if input_keys is not None:
+                rest = [k for k in keys if k not in input_keys]
+                if len(rest) != 1:
+                    raise InvalidInputError(
+                        f"cannot tell the output key: the examples have keys {keys}; pass output_key=..."
+                    )
+                output_key = rest[0]
+            else:
+                output_key = "output" if "output" in keys else keys[-1]
+        if input_keys is None:
+            input_keys = [k for k in keys if k != output_key]
+            if not input_keys:
+                raise InvalidInputError(f"the examples have only the key {output_key!r}; pass input_keys=...")
+        return list(input_keys), output_key
+
+    def _to_demo(self, example: Mapping[str, Any]) -> Demo:
+        if not isinstance(example, Mapping):
+            raise InvalidTypeError(f"an example must be a dict of key to text, got {type(example).__name__}.")
+        missing = [k for k in [*self.input_keys, self.output_key] if k not in example]
+        if missing:
+            raise InvalidInputError(
+                f"example {dict(example)!r:.100} has no key(s) {missing}; every example needs "
+                f"{[*self.input_keys, self.output_key]} (set input_keys=/output_key= to match your data)."
+            )
+        text = "\n".join(_as_text(example[k], k) for k in self.input_keys)
+        record = {str(k): v for k, v in example.items()}
+        try:
+            json.dumps(record)
+        except TypeError as err:
+            raise InvalidTypeError(f"example values must be JSON types (text, numbers): {err}.") from err
+        return Demo(
+            input=text,
+            output=_as_text(example[self.output_key], self.output_key),
+            id=_example_id(record),
+            metadata={EXAMPLE_KEY: record},
+        )
+
+    @classmethod
+    def from_examples(
+        cls,
+        examples: Sequence[Mapping[str, Any]],
+        embedder: Embedder | None = None,
+        *,
+        input_keys: Sequence[str] | None = None,
+        output_key: str | None = None,
+        k: int | str = 4,
+        selector: str | BaseSelector = "promptkd",
+        query_keys: Sequence[str] | None = None,
+        example_keys: Sequence[str] | None = None,
+        hooks: Iterable[Any] | None = None,
+        **selector_options: Any,
+    ) -> PromptKDExampleSelector:
+        """Build from LangChain-style examples (dicts of text).
+
+        Parameters
+        ----------
+        examples
+            The examples, e.g. ``[{"input": "happy", "output": "sad"}, ...]``.
+        embedder
+            Embedder for examples and queries; ``None`` is the default
+            sentence-transformers model (all-MiniLM-L6-v2, offline).
+        input_keys, output_key
+            Which keys are embedded and which is the answer. By default
+            ``output_key`` is ``"output"`` if present (else the last key) and
+            ``input_keys`` are the other keys.
+        k
+            Number of examples, or ``"auto"`` when the selector supports it.
+        selector
+            A selector name (``"promptkd"``, ``"topk"``, ``"mmr"``, ...) or an
+            instance (then ``k`` and options must be set on it).
+        **selector_options
+            Passed to the selector's constructor (``kernel=``, ``candidates=``,
+            ``max_tokens=``, ``label_balance=``, ...).
+        """
+        if isinstance(examples, (str, bytes, Mapping)) or not isinstance(examples, Iterable):
+            raise InvalidTypeError("examples must be a list of dicts, e.g. [{'input': ..., 'output': ...}].")
+        examples = list(examples)
+        if not examples:
+            raise InvalidInputError("examples is empty; pass at least one example (or use from_pool).")
+        if not isinstance(examples[0], Mapping):
+            raise InvalidTypeError(f"examples[0] must be a dict, got {type(examples[0]).__name__}.")
+        ikeys, okey = cls._infer_keys(examples[0], input_keys, output_key)
+        sel = selector if isinstance(selector, BaseSelector) else make_selector(selector, k=k, **selector_options)
+        if isinstance(selector, BaseSelector) and selector_options:
+            raise InvalidInputError("selector options were given with a selector instance; set them on the instance.")
+        out = cls.__new__(cls)
+        cls.__init__(out, sel, DemoPool([], embedder=embedder), input_keys=ikeys, output_key=okey,
+                     query_keys=query_keys, example_keys=example_keys, hooks=hooks)  # fmt: skip
+        out.pool = DemoPool([out._to_demo(e) for e in examples], embedder=embedder)
+        out._refit()
+        return out
+
+    @classmethod
+    def from_pool(
+        cls,
+        pool: DemoPool,
+        selector: str | BaseSelector = "promptkd",
+        *,
+        k: int | str = 4,
+        input_key: str = "input",
+        output_key: str = "output",
+        query_keys: Sequence[str] | None = None,
+        hooks: Iterable[Any] | None = None,
+        **selector_options: Any,
+    ) -> PromptKDExampleSelector:
+        """Build from an existing :class:`~promptkd.DemoPool`.
+
+        Returned examples are ``{input_key: demo.input, output_key: demo.output}``
+        (plus the demo's metadata keys that are not ``lc_example``).
+
+        Examples
+        --------
+        >>> from promptkd import DemoPool
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(4)], embedder=HashingEmbedder())
+        >>> PromptKDExampleSelector.from_pool(pool, k=1).select_examples({"input": "text 2"})
+        [{'input': 'text 2', 'output': 'x'}]
+        """
+        if isinstance(selector, BaseSelector):
+            if selector_options:
+                raise InvalidInputError("selector options were given with a selector instance; set them on it.")
+            sel = selector
+        else:
+            sel = make_selector(selector, k=k, **selector_options)
+        return cls(sel, pool, input_keys=[input_key], output_key=output_key, query_keys=query_keys, hooks=hooks)
+
+    @classmethod
+    def from_selector(
+        cls, selector: BaseSelector, pool: DemoPool | None = None, **kwargs: Any
+    ) -> PromptKDExampleSelector:
+        """Wrap an existing selector (fitted or not); ``pool`` defaults to the one it was fitted on."""
+        if pool is None:
+            pool = getattr(selector, "pool_", None)
+            if pool is None:
+                raise InvalidInputError("the selector is not fitted; pass pool= or fit it first.")
+        return cls(selector, pool, **kwargs)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def selector(self) -> BaseSelector:
+        """The fitted selector used for the current pool."""
+        with self._lock:
+            if self._fitted is None:
+                if not len(self.pool):
+                    raise InvalidInputError("the selector has no examples yet; add_example(...) first.")
+                self._refit()
+            assert self._fitted is not None
+            return self._fitted
+
+    def _refit(self) -> None:
+        with self._lock:
+            fresh = clone_selector(self._template)
+            self._fitted = fresh.fit(self.pool)
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    def __repr__(self) -> str:
+        return (
+            f"PromptKDExampleSelector(n={len(self.pool)}, selector={self._template!r}, "
+            f"input_keys={self.input_keys!r}, output_key={self.output_key!r})"
+        )
+
+    # ------------------------------------------------------------------ LangChain API
+    def add_example(self, example: dict[str, str]) -> str:
+        """Add one example; returns its id. The selector refits on the next selection.
+
+        Examples
+        --------
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> sel = PromptKDExampleSelector.from_examples([{"input": "a", "output": "b"}], k=1, embedder=HashingEmbedder())
+        >>> _ = sel.add_example({"input": "c", "output": "d"})
+        >>> len(sel)
+        2
+        """
+        demo = self._to_demo(example)
+        with self._lock:
+            self.pool.add(demo)
+            self._fitted = None
+        return demo.id
+
+    async def aadd_example(self, example: dict[str, str]) -> str:
+        """Async :meth:`add_example` (embedding runs in a worker thread)."""
+        return await asyncio.to_thread(self.add_example, example)
+
+    def query_text(self, input_variables: Mapping[str, Any]) -> str:
+        """The query text built from ``input_variables`` (see ``query_keys``).
+
+        Examples
+        --------
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> sel = PromptKDExampleSelector.from_examples([{"input": "a", "output": "b"}], k=1, embedder=HashingEmbedder())
+        >>> sel.query_text({"input": "hello", "other": 3})
+        'hello'
+        >>> sel.query_text({"b": "world", "a": "hello"})
+        'hello world'
+        """
+        if not isinstance(input_variables, Mapping):
+            raise InvalidTypeError(f"input_variables must be a dict, got {type(input_variables).__name__}.")
+        keys = self.query_keys
+        if keys is not None:
+            missing = [k for k in keys if k not in input_variables]
+            if missing:
+                raise InvalidInputError(
+                    f"input_variables has no key(s) {missing} (has {sorted(input_variables)}); "
+                    "pass them or change query_keys."
+                )
+            return "\n".join(_as_text(input_variables[k], k) for k in keys)
+        if all(k in input_variables for k in self.input_keys):
+            return "\n".join(_as_text(input_variables[k], k) for k in self.input_keys)
+        values = [input_variables[k] for k in sorted(input_variables) if isinstance(input_variables[k], str)]
+        text = " ".join(v for v in values if v.strip())
+        if not text:
+            raise InvalidInputError(
+                f"input_variables {sorted(input_variables)} hold no text to select examples for; "
+                "pass the query text or set query_keys."
+            )
+        return text
+
+    def to_examples(self, selection: Selection) -> list[dict[str, Any]]:
+        """The example dicts for a :class:`~promptkd.selection.Selection`, in its order."""
+        out = []
+        for demo in selection.demos:
+            stored = demo.metadata.get(EXAMPLE_KEY)
+            if isinstance(stored, Mapping):
+                example = dict(stored)
+            else:
+                example = {k: v for k, v in demo.metadata.items() if k != EXAMPLE_KEY}
+                example[self.input_keys[0]] = demo.input
+                example[self.output_key] = demo.output
+            if self.example_keys is not None:
+                example = {k: example[k] for k in self.example_keys if k in example}
+            out.append(example)
+        return out
+
+    def select(self, input_variables: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Selection]:
+        """Select examples and also return the :class:`~promptkd.selection.Selection` (for tracing).
+
+        Examples
+        --------
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> sel = PromptKDExampleSelector.from_examples(
+        ...     [{"input": "a b", "output": "x"}, {"input": "c d", "output": "y"}], k=1, embedder=HashingEmbedder())
+        >>> examples, selection = sel.select({"input": "a b"})
+        >>> examples[0]["output"] == selection.demos[0].output
+        True
+        """
+        query = self.query_text(input_variables)
+        selection = self.selector.select(query)
+        emit("on_select", selection, hooks=self.hooks, source="langchain", query=query)
+        return self.to_examples(selection), selection
+
+    def select_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
+        """Examples for ``input_variables``, in the selector's prompt order."""
+        return self.select(input_variables)[0]
+
+    async def aselect(self, input_variables: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Selection]:
+        """Async :meth:`select`: the selector's own ``aselect``, without blocking the event loop."""
+        query = self.query_text(input_variables)
+        with self._lock:
+            fitted = self._fitted
+        if fitted is None:
+            fitted = await asyncio.to_thread(lambda: self.selector)
+        selection = await fitted.aselect(query)
+        emit("on_select", selection, hooks=self.hooks, source="langchain", query=query)
+        return self.to_examples(selection), selection
+
+    async def aselect_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
+        """Async :meth:`select_examples`."""
+        return (await self.aselect(input_variables))[0]
+
+    def as_runnable(self, **kwargs: Any) -> PromptKDRunnable:
+        """An LCEL step for pipelines: see :class:`PromptKDRunnable`."""
+        return PromptKDRunnable(self, **kwargs)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save to a directory: ``pool/`` (the DemoPool) and ``promptkd_selector.json``.
+
+        No pickle is used. A selector with a non-JSON setting (a custom kernel
+        function) raises :class:`~promptkd.exceptions.PersistenceError`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> sel = PromptKDExampleSelector.from_examples(
+        ...     [{"input": "a", "output": "b"}, {"input": "c", "output": "d"}], k=1, embedder=HashingEmbedder())
+        >>> d = sel.save(tempfile.mkdtemp() + "/sel")
+        >>> loaded = PromptKDExampleSelector.load(d)
+        >>> loaded.select_examples({"input": "c"}) == sel.select_examples({"input": "c"})
+        True
+        """
+        root = Path(path)
+        config = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "selector": selector_config(self._template),
+            "input_keys": self.input_keys,
+            "output_key": self.output_key,
+            "query_keys": self.query_keys,
+            "example_keys": self.example_keys,
+        }
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                if not len(self.pool):
+                    raise InvalidInputError("the selector has no examples; add examples before saving.")
+                self.pool.embed()
+                self.pool.save(root / POOL_DIR)
+            fd, tmp = tempfile.mkstemp(prefix=".cfg-", suffix=".json", dir=root)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(config, fh, indent=2, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, root / CONFIG_NAME)
+        except OSError as err:
+            if isinstance(err, PersistenceError):
+                raise
+            raise PersistenceError(f"could not save the example selector to {root}: {err}.") from err
+        return root
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedder: Embedder | None = None,
+        hooks: Iterable[Any] | None = None,
+    ) -> PromptKDExampleSelector:
+        """Load a directory written by :meth:`save` (``embedder`` as for :meth:`DemoPool.load`)."""
+        root = Path(path)
+        cfg_path = root / CONFIG_NAME
+        if not cfg_path.is_file():
+            raise PersistenceError(f"{root} is not a saved example selector (no {CONFIG_NAME}); check the path.")
+        try:
+            config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise PersistenceError(f"{cfg_path} is unreadable or not JSON ({err}); save the selector again.") from err
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            raise PersistenceError(f"{cfg_path} is not a promptkd LangChain selector config.")
+        if int(config.get("version", 0)) > FORMAT_VERSION:
+            raise PersistenceError(
+                f"{cfg_path} has format version {config.get('version')}, newer than this promptkd "
+                f"understands ({FORMAT_VERSION}); upgrade promptkd."
+            )
+        pool = DemoPool.load(root / POOL_DIR, embedder=embedder)
+        selector = selector_from_config(config["selector"])
+        return cls(
+            selector,
+            pool,
+            input_keys=config["input_keys"],
+            output_key=config["output_key"],
+            query_keys=config.get("query_keys"),
+            example_keys=config.get("example_keys"),
+            hooks=hooks,
+        )
+
+
+class PromptKDRunnable(Runnable[dict[str, Any], dict[str, Any]]):
+    """LCEL step: ``{...inputs}`` -> ``{...inputs, examples, examples_text, example_messages, selection}``.
+
+    Put it in front of a prompt so ``hook | prompt | llm`` composes: use
+    ``{examples_text}`` in a ``PromptTemplate``, or
+    ``MessagesPlaceholder("example_messages")`` in a ``ChatPromptTemplate``.
+
+    Parameters
+    ----------
+    example_selector
+        A :class:`PromptKDExampleSelector`.
+    example_prompt
+        How one example is written into ``examples_text``: a LangChain
+        ``PromptTemplate``, a format string such as ``"Q: {input}\\nA: {output}"``
+        (example keys as fields), or ``None`` for promptkd's default
+        ``"Input: ...\\nOutput: ..."``.
+    separator
+        Text between examples in ``examples_text``.
+    examples_key, text_key, messages_key, selection_key
+        Output key names (``None`` leaves that output out).
+    hooks
+        Extra hooks called on each selection (besides the selector's own).
+
+    Examples
+    --------
+    >>> from langchain_core.prompts import PromptTemplate
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> sel = PromptKDExampleSelector.from_examples(
+    ...     [{"input": "2+2", "output": "4"}, {"input": "3+3", "output": "6"}], k=1, embedder=HashingEmbedder())
+    >>> chain = sel.as_runnable(example_prompt="{input} = {output}") | PromptTemplate.from_template(
+    ...     "{examples_text}\\n{input} =")
+    >>> chain.invoke({"input": "3+3"}).to_string()
+    '3+3 = 6\\n3+3 ='
+    """
+
+    def __init__(
+        self,
+        example_selector: PromptKDExampleSelector,
+        *,
+        example_prompt: Any = None,
+        separator: str = "\n\n",
+        examples_key: str | None = "examples",
+        text_key: str | None = "examples_text",
+        messages_key: str | None = "example_messages",
+        selection_key: str | None = "selection",
+        hooks: Iterable[Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not isinstance(example_selector, PromptKDExampleSelector):
+            raise InvalidTypeError(
+                f"example_selector must be a PromptKDExampleSelector, got {type(example_selector).__name__}."
+            )
+        if example_prompt is not None and not isinstance(example_prompt, str) and not hasattr(example_prompt, "format"):
+            raise InvalidTypeError("example_prompt must be a LangChain PromptTemplate, a format string, or None.")
+        self.example_selector = example_selector
+        self.example_prompt = example_prompt
+        self.separator = separator
+        self.examples_key = examples_key
+        self.text_key = text_key
+        self.messages_key = messages_key
+        self.selection_key = selection_key
+        self.hooks = check_hooks(hooks)
+        self.name = name or "PromptKDSelectExamples"
+
+    def _format_example(self, example: Mapping[str, Any], demo: Demo) -> str:
+        if self.example_prompt is None:
+            return PKTemplate().render_demo(demo)
+        if isinstance(self.example_prompt, str):
+            try:
+                return self.example_prompt.format(**example)
+            except KeyError as err:
+                raise InvalidInputError(
+                    f"example_prompt uses {{{err.args[0]}}} but the examples have keys {sorted(example)}; fix the template."
+                ) from err
+        return str(self.example_prompt.format(**example))
+
+    def _messages(self, selection: Selection) -> list[BaseMessage]:
+        messages: list[BaseMessage] = []
+        for demo in selection.demos:
+            messages.append(HumanMessage(content=demo.input))
+            messages.append(AIMessage(content=demo.output))
+        return messages
+
+    def _output(
+        self, inputs: Mapping[str, Any], examples: list[dict[str, Any]], selection: Selection
+    ) -> dict[str, Any]:
+        emit("on_select", selection, hooks=self.hooks, source="langchain-runnable")
+        out = dict(inputs)
+        if self.examples_key:
+            out[self.examples_key] = examples
+        if self.text_key:
+            out[self.text_key] = self.separator.join(
+                self._format_example(e, d) for e, d in zip(examples, selection.demos, strict=True)
+            )
+        if self.messages_key:
+            out[self.messages_key] = self._messages(selection)
+        if self.selection_key:
+            out[self.selection_key] = selection
+        return out
+
+    @staticmethod
+    def _check_input(inputs: Any) -> Mapping[str, Any]:
+        if not isinstance(inputs, Mapping):
+            raise InvalidTypeError(
+                f"the runnable's input must be a dict of prompt variables, got {type(inputs).__name__}."
+            )
+        return inputs
+
+    def _run(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs = self._check_input(inputs)  # type: ignore[assignment]
+        examples, selection = self.example_selector.select(inputs)
+        return self._output(inputs, examples, selection)
+
+    async def _arun(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs = self._check_input(inputs)  # type: ignore[assignment]
+        examples, selection = await self.example_selector.aselect(inputs)
+        return self._output(inputs, examples, selection)
+
+    def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Select examples for one input dict (traced as a chain run)."""
+        return self._call_with_config(self._run, input, config)
+
+    async def ainvoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Async :meth:`invoke` using the selector's native async path."""
+        return await self._acall_with_config(self._arun, input, config)
