@@ -1,0 +1,632 @@
+"""The :class:`BoundEstimator`: the bound of DESIGN.md 1.2 and the budget of 1.5."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from promptkd._validation import check_float, check_int
+from promptkd.bounds.calibration import CalibrationReport, calibrate
+from promptkd.bounds.results import Bound, Budget, BudgetPoint, MMDCurves
+from promptkd.bounds.tokens import TokenCounter, resolve_tokenizer
+from promptkd.embeddings.base import default_show_progress_bar
+from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, NotFittedError
+from promptkd.kernels.deviation import kernel_bound, mmd_confidence_interval
+from promptkd.kernels.functions import (
+    Bandwidth,
+    KernelFn,
+    cosine,
+    get_kernel,
+    imq,
+    kernel_diag,
+    laplacian,
+    median_bandwidth,
+    rbf,
+    resolve_bandwidth,
+)
+from promptkd.kernels.mmd import mmd2, mmd_permutation_test
+from promptkd.pool.pool import DemoPool
+from promptkd.rendering.template import PromptTemplate, as_template
+from promptkd.selection.herding import herd
+from promptkd.selection.target import Target, resolve_target
+
+__all__ = ["BoundEstimator", "theory_A"]
+
+logger = logging.getLogger(__name__)
+
+_UNIT_DIAGONAL = (rbf, laplacian, imq, cosine)
+
+
+def theory_A(*, rho: float = 1.0, B: float = 1.0, Phi: float = 1.0, M: float = 1.0, delta: float = 0.05) -> float:
+    """The budget constant the bound implies: ``2 sqrt(2) rho B Phi + M sqrt(log(1/delta) / 2)``.
+
+    It is what ``complexity + confidence`` becomes at ``m = 1`` when
+    ``trace(K_SS) <= m Phi**2``, so that both terms together are ``<= A / sqrt(m)``.
+
+    Examples
+    --------
+    >>> round(theory_A(), 4)  # normalised constants, delta = 0.05
+    4.0523
+    """
+    return 2.0 * math.sqrt(2.0) * rho * B * Phi + M * math.sqrt(math.log(1.0 / delta) / 2.0)
+
+
+def _kernel_name(kernel: str | KernelFn) -> str:
+    return kernel if isinstance(kernel, str) else getattr(kernel, "__name__", "custom")
+
+
+class BoundEstimator:
+    """Evaluate the KD bound for a demonstration set and choose how many demos to use.
+
+    The bound (DESIGN.md 1.2), with probability at least ``1 - delta``::
+
+        R_Q <= R_hat_P + 2 sqrt(2) rho (B/m) sqrt(trace K_SS) + M sqrt(log(1/delta) / (2m)) + C MMD(P, Q)
+
+    and the budget (DESIGN.md 1.5) along the herding path ``S_1 ⊂ S_2 ⊂ ...``::
+
+        U(k) = A / sqrt(k) + C MMD_b(S_k, T) + lambda tokens(S_k)
+
+    Parameters
+    ----------
+    kernel, bandwidth
+        Kernel settings, as for :class:`~promptkd.Selector` (``"median"`` is
+        resolved on the pool at fit time with the same rule as the Selector).
+    delta
+        Failure probability of the bound and of the MMD confidence interval.
+    M
+        Range of the loss, ``[0, M]``.
+    rho
+        Lipschitz constant of the loss.
+    B
+        Norm bound of the student (distilled weights).
+    Phi
+        Feature-norm bound ``sqrt(sup k(x, x))``; None derives it from the
+        kernel (1 for rbf, laplacian, imq, cosine; the pool's largest
+        ``sqrt(k(x, x))`` otherwise).
+    C
+        Coefficient of the MMD in the risk bound (the DESIGN's ``rho * Phi * C``
+        with the bias constant folded in; equal under normalised constants).
+    A
+        Budget constant; None uses :func:`theory_A` (about 4.05 with the
+        defaults).
+    candidates
+        Size of the candidate set the herding path is computed on.
+    seed
+        Seed for the median-bandwidth subsample, random subsets and permutations.
+    show_progress_bar
+        Progress bars for long loops (None: on when logging at INFO).
+
+    Examples
+    --------
+    >>> from promptkd import DemoPool
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> pool = DemoPool([{"input": f"film review {i} great", "output": "pos"} for i in range(6)]
+    ...                 + [{"input": f"market report {i} stocks", "output": "biz"} for i in range(6)],
+    ...                 embedder=HashingEmbedder(dim=64))
+    >>> est = BoundEstimator().fit(pool, ["a great film review", "stocks in the market"])
+    >>> budget = est.budget(k_max=6, token_cost=0.05)
+    >>> 1 <= budget.k_star <= 6
+    True
+    >>> b = est.bound(budget.selected)
+    >>> abs(b.total - (b.complexity_term + b.confidence_term + b.mmd_term)) < 1e-12
+    True
+    """
+
+    def __init__(
+        self,
+        kernel: str | KernelFn = "rbf",
+        bandwidth: Bandwidth = "median",
+        delta: float = 0.05,
+        M: float = 1.0,
+        rho: float = 1.0,
+        B: float = 1.0,
+        Phi: float | None = None,
+        C: float = 1.0,
+        A: float | None = None,
+        candidates: int = 256,
+        seed: int = 0,
+        show_progress_bar: bool | None = None,
+    ) -> None:
+        self.kernel = kernel
+        self.bandwidth = bandwidth
+        self.delta = delta
+        self.M = M
+        self.rho = rho
+        self.B = B
+        self.Phi = Phi
+        self.C = C
+        self.A = A
+        self.candidates = candidates
+        self.seed = seed
+        self.show_progress_bar = show_progress_bar
+
+    # ------------------------------------------------------------------ settings and fitting
+    def _check_settings(self) -> None:
+        get_kernel(self.kernel)
+        delta = check_float(self.delta, "delta", minimum=0.0, maximum=1.0, strict_min=True)
+        if delta >= 1.0:
+            raise InvalidInputError(f"delta must be in (0, 1) (a failure probability), got {delta}.")
+        for name in ("M", "rho", "B", "C"):
+            check_float(getattr(self, name), name, minimum=0.0)
+        if self.Phi is not None:
+            check_float(self.Phi, "Phi", minimum=0.0)
+        if self.A is not None:
+            check_float(self.A, "A", minimum=0.0)
+        check_int(self.candidates, "candidates", minimum=1)
+        check_int(self.seed, "seed", minimum=0)
+
+    def fit(self, pool: DemoPool, target: Any = None, *, weights: Any = None) -> BoundEstimator:
+        """Learn the pool's embeddings, the bandwidth, ``Phi`` and (optionally) a default target.
+
+        Parameters
+        ----------
+        pool
+            The :class:`~promptkd.DemoPool` demonstrations are drawn from.
+        target
+            Optional default target: a query string, a list of strings (one
+            distribution), an embedding array, or a
+            :class:`~promptkd.selection.Target`.
+        weights
+            Optional simplex weights of the target points.
+
+        Returns
+        -------
+        BoundEstimator
+            ``self``.
+        """
+        if not isinstance(pool, DemoPool):
+            raise InvalidTypeError(f"fit expects a DemoPool, got {type(pool).__name__}; build one with DemoPool(...).")
+        if len(pool) == 0:
+            raise InvalidInputError("the pool is empty; add demonstrations before fitting a BoundEstimator.")
+        self._check_settings()
+        snap = pool.snapshot()
+        emb = snap.embeddings if snap.embeddings is not None else pool.embed()
+        snap = pool.snapshot()
+        E = np.asarray(emb, dtype=np.float32)
+        self.pool_ = pool
+        self.demos_ = snap.demos
+        self.embeddings_ = E
+        self.n_demos_ = int(E.shape[0])
+        self.dim_ = int(E.shape[1])
+        self.inv_norms_ = (1.0 / np.maximum(np.linalg.norm(E, axis=1), 1e-12)).astype(np.float32)
+        if isinstance(self.bandwidth, str) and self.bandwidth == "median":
+            self.bandwidth_ = median_bandwidth(E, seed=self.seed)
+        else:
+            self.bandwidth_ = resolve_bandwidth(self.bandwidth, E[:1])
+        if self.Phi is not None:
+            self.Phi_ = float(self.Phi)
+        elif get_kernel(self.kernel) in _UNIT_DIAGONAL:
+            self.Phi_ = 1.0
+        else:
+            self.Phi_ = math.sqrt(kernel_bound(E, kernel=self.kernel, bandwidth=self.bandwidth_))
+        self._token_cache: dict[tuple[Any, ...], int] = {}
+        self._counters: dict[Any, TokenCounter] = {}
+        self.target_ = None if target is None else self._resolve_target(target, weights)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "pool_"):
+            raise NotFittedError(
+                "this BoundEstimator is not fitted yet; call .fit(pool) (or .fit(pool, target)) first."
+            )
+
+    # ------------------------------------------------------------------ constants
+    @property
+    def theory_A_(self) -> float:
+        """``A`` implied by the bound's constants (:func:`theory_A` with the fitted ``Phi_``)."""
+        self._check_fitted()
+        return theory_A(rho=self.rho, B=self.B, Phi=self.Phi_, M=self.M, delta=self.delta)
+
+    @property
+    def A_(self) -> float:
+        """``A`` used by the budget: calibrated, else the ``A`` setting, else the theory's."""
+        cal = getattr(self, "calibration_", None)
+        if cal is not None:
+            return cal.A
+        if self.A is not None:
+            return float(self.A)
+        if hasattr(self, "Phi_"):
+            return self.theory_A_
+        if self.Phi is not None or get_kernel(self.kernel) in _UNIT_DIAGONAL:
+            phi = 1.0 if self.Phi is None else float(self.Phi)
+            return theory_A(rho=self.rho, B=self.B, Phi=phi, M=self.M, delta=self.delta)
+        raise NotFittedError("A depends on Phi, which is derived from the pool for this kernel; call .fit(pool) first.")
+
+    @property
+    def C_(self) -> float:
+        """``C`` used by the budget: calibrated, else the ``C`` setting."""
+        cal = getattr(self, "calibration_", None)
+        return cal.C if cal is not None else float(self.C)
+
+    @property
+    def intercept_(self) -> float:
+        """Intercept of ``U(k)`` (the calibrated empirical-risk level; 0 by default)."""
+        cal = getattr(self, "calibration_", None)
+        return cal.intercept if cal is not None else 0.0
+
+    @property
+    def constants_(self) -> str:
+        """Where the budget's constants come from: ``"calibrated"``, ``"user"`` or ``"theory"``."""
+        if getattr(self, "calibration_", None) is not None:
+            return "calibrated"
+        return "user" if self.A is not None or self.C != 1.0 else "theory"
+
+    def calibrate(
+        self, records: Iterable[Any], *, fit_intercept: bool = True, update: bool = True
+    ) -> CalibrationReport:
+        """Fit ``A``, ``C`` and an intercept from observed ``(k, mmd, error)`` records.
+
+        With ``update=True`` the budget uses the fitted constants from now on
+        (the bound keeps the theory's constants). See
+        :func:`promptkd.bounds.calibrate`.
+
+        Examples
+        --------
+        >>> est = BoundEstimator()
+        >>> rep = est.calibrate([(k, m, 0.2 + 1.5 / k**0.5 + 0.8 * m) for k in (1, 4, 16) for m in (0.1, 0.5)])
+        >>> round(est.A_, 6), round(est.C_, 6), est.constants_
+        (1.5, 0.8, 'calibrated')
+        """
+        report = calibrate(records, fit_intercept=fit_intercept)
+        if update:
+            self.calibration_ = report
+        return report
+
+    def reset_calibration(self) -> None:
+        """Forget a calibration; the budget goes back to the settings / theory constants."""
+        if hasattr(self, "calibration_"):
+            del self.calibration_
+
+    # ------------------------------------------------------------------ helpers
+    def _resolve_target(self, target: Any, weights: Any = None) -> Target:
+        if isinstance(target, Target):
+            if target.embeddings.ndim != 2 or target.embeddings.shape[1] != self.dim_:
+                raise InvalidInputError(
+                    f"the target has dimension {target.embeddings.shape[-1]} but the pool has {self.dim_}; "
+                    "embed both with the same embedder."
+                )
+            return target
+        return resolve_target(self.pool_, target, dim=self.dim_, weights=weights)
+
+    def _target(self, target: Any) -> Target:
+        self._check_fitted()
+        if target is None:
+            if self.target_ is None:
+                raise InvalidInputError(
+                    "no target: pass target=... (a query, a list of queries or embeddings) or fit(pool, target)."
+                )
+            return self.target_
+        return self._resolve_target(target)
+
+    def _indices(self, selection: Any) -> list[int]:
+        raw = selection.indices if hasattr(selection, "indices") else selection
+        if isinstance(raw, (str, bytes)) or raw is None:
+            raise InvalidTypeError(f"pass a Selection or a sequence of pool indices, got {type(selection).__name__}.")
+        arr = np.asarray(list(raw) if not isinstance(raw, np.ndarray) else raw)
+        if arr.ndim != 1 or arr.size == 0:
+            raise InvalidInputError("the selection is empty; pass at least one pool index.")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise InvalidTypeError(f"pool indices must be integers, got dtype {arr.dtype}.")
+        bad = arr[(arr < 0) | (arr >= self.n_demos_)]
+        if bad.size:
+            raise InvalidInputError(
+                f"index {int(bad[0])} is outside the pool (0..{self.n_demos_ - 1}); was the selection made on another pool?"
+            )
+        return [int(i) for i in arr]
+
+    def _mmd2(self, rows: Sequence[int], target: Target) -> float:
+        X = self.embeddings_[list(rows)]
+        return mmd2(X, target.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_, weights_y=target.weights)
+
+    def _candidates(self, target: Target, size: int) -> np.ndarray:
+        T = target.embeddings.astype(np.float32)
+        T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+        q = (T.T @ target.weights.astype(np.float32)).astype(np.float32)
+        sims = (self.embeddings_ @ q) * self.inv_norms_
+        m = min(size, self.n_demos_)
+        if m < self.n_demos_:
+            cand = np.argpartition(-sims, m - 1)[:m]
+            return cand[np.argsort(-sims[cand], kind="stable")]
+        return np.argsort(-sims, kind="stable")
+
+    def _counter(self, tokenizer: Any) -> TokenCounter:
+        key = tokenizer if tokenizer is None or isinstance(tokenizer, str) else id(tokenizer)
+        if key not in self._counters:
+            self._counters[key] = resolve_tokenizer(tokenizer)
+        return self._counters[key]
+
+    def demo_tokens(self, indices: Sequence[int], *, tokenizer: Any = None, template: Any = None) -> np.ndarray:
+        """Token count of each demo (as rendered by ``template``), cached per tokenizer and template.
+
+        Examples
+        --------
+        >>> from promptkd import DemoPool
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": "one two", "output": "x"}], embedder=HashingEmbedder(dim=8))
+        >>> BoundEstimator().fit(pool).demo_tokens([0]).tolist()  # "Input: one two / Output: x"
+        [5]
+        """
+        self._check_fitted()
+        tmpl: PromptTemplate = as_template(template)
+        count = self._counter(tokenizer)
+        tkey = tokenizer if tokenizer is None or isinstance(tokenizer, str) else id(tokenizer)
+        out = np.empty(len(indices), dtype=np.int64)
+        for pos, i in enumerate(indices):
+            key = (tkey, tmpl, int(i))
+            if key not in self._token_cache:
+                self._token_cache[key] = int(count(tmpl.render_demo(self.demos_[int(i)])))
+            out[pos] = self._token_cache[key]
+        return out
+
+    def herding_path(
+        self, target: Any = None, k_max: int = 32, *, allowed: Any = None
+    ) -> tuple[list[int], list[float]]:
+        """Pool indices of the herding path (selection order) and the MMD2 of each prefix.
+
+        Uses the Selector's greedy (:func:`promptkd.selection.herding.herd`) on the
+        top-``candidates`` items by similarity; prefix MMD2 values come from
+        :func:`promptkd.kernels.mmd2`.
+
+        Parameters
+        ----------
+        target
+            Target (defaults to the one given to :meth:`fit`).
+        k_max
+            Length of the path (clipped to the number of eligible candidates).
+        allowed
+            Optional boolean mask over the pool of items that may be chosen.
+        """
+        T = self._target(target)
+        k_max = check_int(k_max, "k_max", minimum=1)
+        cand = self._candidates(T, max(self.candidates, k_max))
+        mask = None
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=bool)
+            if allowed.shape != (self.n_demos_,):
+                raise InvalidInputError(f"allowed must be a boolean mask of length {self.n_demos_}.")
+            mask = allowed[cand]
+            if not mask.any():
+                raise InvalidInputError("no candidate demonstration is allowed; loosen the constraint.")
+        C = np.asarray(self.embeddings_[cand], dtype=np.float32)
+        res = herd(C, T.embeddings, T.weights, k_max, kernel=self.kernel, bandwidth=self.bandwidth_, allowed=mask)
+        path = [int(cand[j]) for j in res.order]
+        values = [self._mmd2(path[: t + 1], T) for t in range(len(path))]
+        return path, values
+
+    # ------------------------------------------------------------------ the bound
+    def bound(
+        self,
+        selection_or_indices: Any,
+        *,
+        target: Any = None,
+        permutation_test: bool = False,
+        n_permutations: int = 200,
+        empirical_risk: float = 0.0,
+    ) -> Bound:
+        """Evaluate every term of the bound for a set of demonstrations.
+
+        Parameters
+        ----------
+        selection_or_indices
+            A :class:`~promptkd.Selection` or a sequence of pool indices.
+        target
+            Target (defaults to the one given to :meth:`fit`).
+        permutation_test
+            Also compute a permutation-test p-value for the MMD (target weights
+            are ignored by the test).
+        n_permutations
+            Permutations of the test.
+        empirical_risk
+            ``R_hat_P``, if known (e.g. the LM's error on the demonstrations).
+
+        Returns
+        -------
+        Bound
+        """
+        T = self._target(target)
+        idx = self._indices(selection_or_indices)
+        empirical_risk = check_float(empirical_risk, "empirical_risk", minimum=0.0)
+        n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
+        S = self.embeddings_[idx]
+        m = len(idx)
+        diag = np.asarray(kernel_diag(S, kernel=self.kernel, bandwidth=self.bandwidth_), dtype=np.float64)
+        trace = float(diag.sum())
+        rademacher = self.B / m * math.sqrt(max(trace, 0.0))
+        complexity = 2.0 * math.sqrt(2.0) * self.rho * rademacher
+        confidence = self.M * math.sqrt(math.log(1.0 / self.delta) / (2.0 * m))
+        K = max(
+            kernel_bound(S, kernel=self.kernel, bandwidth=self.bandwidth_),
+            kernel_bound(T.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_),
+        )
+        ci = mmd_confidence_interval(
+            S, T.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_, delta=self.delta,
+            weights_y=T.weights, K=K,
+        )  # fmt: skip
+        p_value = None
+        if permutation_test:
+            p_value = mmd_permutation_test(
+                S, T.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_,
+                n_permutations=n_permutations, seed=self.seed,
+            ).p_value  # fmt: skip
+        C = float(self.C)
+        mmd_term = C * ci.mmd
+        mmd_upper = C * ci.upper
+        base = empirical_risk + complexity + confidence
+        return Bound(
+            m=m,
+            n_target=ci.n,
+            indices=tuple(idx),
+            empirical_risk=empirical_risk,
+            trace_kss=trace,
+            rademacher=rademacher,
+            complexity_term=complexity,
+            confidence_term=confidence,
+            mmd2=ci.mmd2,
+            mmd=ci.mmd,
+            mmd_interval=ci,
+            mmd_p_value=p_value,
+            mmd_term=mmd_term,
+            mmd_term_upper=mmd_upper,
+            total=base + mmd_term,
+            total_upper=base + mmd_upper,
+            delta=float(self.delta),
+            M=float(self.M),
+            rho=float(self.rho),
+            B=float(self.B),
+            Phi=float(self.Phi_),
+            C=C,
+        )
+
+    # ------------------------------------------------------------------ the budget
+    def budget(
+        self,
+        target: Any = None,
+        *,
+        k_max: int = 32,
+        max_tokens: int | None = None,
+        token_cost: float = 0.0,
+        tokenizer: Any = None,
+        template: Any = None,
+        target_error: float | None = None,
+    ) -> Budget:
+        """Choose the number of demonstrations by minimising ``U(k)`` along the herding path.
+
+        Parameters
+        ----------
+        target
+            Target (defaults to the one given to :meth:`fit`); a query, a list
+            of queries, an embedding array or a :class:`~promptkd.selection.Target`.
+        k_max
+            Largest k considered (clipped to the pool / eligible candidates).
+        max_tokens
+            Hard limit on the rendered demonstrations' tokens; demos longer than
+            it are never chosen and sizes whose path exceeds it are infeasible.
+        token_cost
+            ``lambda``, the price of one prompt token in units of error.
+        tokenizer
+            How tokens are counted (see :func:`promptkd.bounds.tokens.resolve_tokenizer`;
+            None counts whitespace words).
+        template
+            Template the demos are rendered with before counting tokens.
+        target_error
+            Optional target error ``eps``; the budget then reports the largest
+            acceptable MMD for it.
+
+        Returns
+        -------
+        Budget
+
+        Raises
+        ------
+        BudgetInfeasibleError
+            When ``max_tokens`` is smaller than every candidate demonstration.
+        """
+        T = self._target(target)
+        k_max = check_int(k_max, "k_max", minimum=1)
+        token_cost = check_float(token_cost, "token_cost", minimum=0.0)
+        if max_tokens is not None:
+            max_tokens = check_int(max_tokens, "max_tokens", minimum=1)
+        if target_error is not None:
+            target_error = check_float(target_error, "target_error", minimum=0.0)
+        if k_max > self.n_demos_:
+            logger.debug("k_max=%d is larger than the pool; using %d", k_max, self.n_demos_)
+            k_max = self.n_demos_
+        cand = self._candidates(T, max(self.candidates, k_max))
+        cand_tokens = self.demo_tokens(cand, tokenizer=tokenizer, template=template)
+        allowed = None
+        if max_tokens is not None:
+            fits = cand_tokens <= max_tokens
+            if not fits.any():
+                raise BudgetInfeasibleError(
+                    f"max_tokens={max_tokens} is smaller than every candidate demonstration (the shortest has "
+                    f"{int(cand_tokens.min())} tokens); raise max_tokens to at least {int(cand_tokens.min())}."
+                )
+            allowed = np.zeros(self.n_demos_, dtype=bool)
+            allowed[cand[fits]] = True
+        path, values = self.herding_path(T, k_max, allowed=allowed)
+        tok_of = dict(zip(cand.tolist(), cand_tokens.tolist(), strict=True))
+        A, C, intercept = self.A_, self.C_, self.intercept_
+        points: list[BudgetPoint] = []
+        cum = 0
+        for t, (i, v) in enumerate(zip(path, values, strict=True)):
+            k = t + 1
+            cum += int(tok_of[i])
+            mmd = math.sqrt(max(v, 0.0))
+            complexity = A / math.sqrt(k)
+            token_term = token_cost * cum
+            U = intercept + complexity + C * mmd + token_term
+            feasible = max_tokens is None or cum <= max_tokens
+            points.append(BudgetPoint(k, complexity, float(v), mmd, C * mmd, cum, token_term, U, feasible))
+        feasible_pts = [p for p in points if p.feasible]
+        if not feasible_pts:  # pragma: no cover - the first step always fits when allowed is set
+            raise BudgetInfeasibleError(f"no demonstration set fits max_tokens={max_tokens}; raise max_tokens.")
+        k_star = min(feasible_pts, key=lambda p: (p.U, p.k)).k
+        saturation = next((p.k for p in points if p.complexity < p.mmd_term), None)
+        budget = Budget(
+            k_star=k_star,
+            curve=tuple(points),
+            indices=tuple(path),
+            saturation_k=saturation,
+            A=A,
+            C=C,
+            intercept=intercept,
+            constants=self.constants_,
+            token_cost=token_cost,
+            max_tokens=max_tokens,
+            target_error=target_error,
+            kernel=_kernel_name(self.kernel),
+            bandwidth=self.bandwidth_,
+        )
+        logger.info("budget: k*=%d, U(k*)=%.4f over k=1..%d", k_star, budget.U_star, len(points))
+        return budget
+
+    # ------------------------------------------------------------------ herding versus random
+    def mmd_curves(self, target: Any = None, *, k_max: int = 32, n_random: int = 20) -> MMDCurves:
+        """MMD2 to the target against k for the herding path and for random subsets of the pool.
+
+        Random subsets are nested prefixes of seeded random permutations of the
+        whole pool; every value comes from :func:`promptkd.kernels.mmd2`.
+
+        Examples
+        --------
+        >>> from promptkd import DemoPool
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": f"text {i} about topic {i % 3}", "output": "x"} for i in range(12)],
+        ...                 embedder=HashingEmbedder(dim=64))
+        >>> curves = BoundEstimator().fit(pool, "text about topic 1").mmd_curves(k_max=4, n_random=5)
+        >>> len(curves.k), curves.herding[0] <= curves.random_mean[0]
+        (4, True)
+        """
+        from tqdm.auto import tqdm
+
+        T = self._target(target)
+        k_max = min(check_int(k_max, "k_max", minimum=1), self.n_demos_)
+        n_random = check_int(n_random, "n_random", minimum=1)
+        _, herding = self.herding_path(T, k_max)
+        k_max = len(herding)
+        rng = np.random.default_rng(self.seed)
+        rand = np.empty((n_random, k_max), dtype=np.float64)
+        show = default_show_progress_bar(self.show_progress_bar)
+        for r in tqdm(range(n_random), desc="random subsets", disable=not show):
+            perm = rng.permutation(self.n_demos_)[:k_max]
+            for t in range(k_max):
+                rand[r, t] = self._mmd2(perm[: t + 1].tolist(), T)
+        return MMDCurves(
+            k=tuple(range(1, k_max + 1)),
+            herding=tuple(float(v) for v in herding),
+            random_mean=tuple(float(v) for v in rand.mean(0)),
+            random_std=tuple(float(v) for v in rand.std(0)),
+            random_low=tuple(float(v) for v in np.quantile(rand, 0.1, axis=0)),
+            random_high=tuple(float(v) for v in np.quantile(rand, 0.9, axis=0)),
+            n_random=n_random,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"BoundEstimator(kernel={self.kernel!r}, bandwidth={self.bandwidth!r}, delta={self.delta!r}, "
+            f"M={self.M!r}, rho={self.rho!r}, B={self.B!r}, Phi={self.Phi!r}, C={self.C!r}, A={self.A!r})"
+        )
