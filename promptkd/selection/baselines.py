@@ -1,0 +1,667 @@
+"""The standard demonstration selectors people compare against, under one interface.
+
+Every class here is a :class:`~promptkd.selection.BaseSelector`: ``fit(pool)``,
+``select(query, k=None)``, ``select_batch(queries, k=None)`` and the async
+variants, and every one returns a :class:`~promptkd.selection.Selection` with
+the same fields as :class:`~promptkd.selection.Selector`. In particular
+``mmd2`` and ``mmd2_path`` are computed with the selector's kernel and
+bandwidth (same defaults as ``Selector``), so the distribution match of any
+baseline can be compared with promptkd's directly. ``scores`` is always the
+(weighted mean) cosine similarity of each demo to the target, and ``gains`` is
+``None`` (gains are herding's MMD decreases).
+
+=================  ==========================================================
+``RandomSelector``  uniform draw without replacement, seeded per query
+``TopKSelector``    KATE: the k nearest pool items by cosine (Liu et al., 2022)
+``MMRSelector``     maximal marginal relevance (Carbonell & Goldstein, 1998)
+``DPPSelector``     TopK-DPP: greedy MAP of a conditional DPP (Ye et al., 2023)
+``VoteKSelector``   fast vote-k: one representative set (Su et al., 2022)
+``BM25Selector``    lexical retrieval with rank-bm25's ``BM25Okapi``
+=================  ==========================================================
+
+``select_batch`` of every baseline here computes the similarity stage as one
+matrix product per chunk of queries (``batch_chunk`` queries against the whole
+pool), so at most ``batch_chunk * len(pool)`` float32 similarities exist at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from promptkd._validation import check_float, check_int
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
+from promptkd.kernels.functions import Bandwidth, KernelFn, get_kernel
+from promptkd.selection.base import BaseSelector
+from promptkd.selection.target import Target
+
+__all__ = [
+    "BM25Selector",
+    "DPPSelector",
+    "MMRSelector",
+    "RandomSelector",
+    "TopKSelector",
+    "VoteKSelector",
+    "top_indices",
+]
+
+logger = logging.getLogger(__name__)
+
+_CHOICE = tuple[list[int], list[float] | None, list[float], dict[str, float]]
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def top_indices(scores: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the ``m`` largest ``scores``, best first, ties broken by lower index.
+
+    Runs in O(n) (a partition, then a sort of the ``m`` winners), and is
+    deterministic even when scores tie at the boundary.
+
+    Examples
+    --------
+    >>> top_indices(np.array([0.1, 0.9, 0.5, 0.9]), 3).tolist()
+    [1, 3, 2]
+    """
+    scores = np.asarray(scores)
+    n = scores.shape[0]
+    m = min(int(m), n)
+    if m <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if m < n:
+        part = np.argpartition(scores, n - m)[n - m :]
+        thr = scores[part].min()
+        if np.count_nonzero(scores >= thr) > m:  # ties straddle the boundary: take the lowest indices
+            part = np.flatnonzero(scores >= thr)
+    else:
+        part = np.arange(n)
+    order = np.lexsort((part, -scores[part]))
+    return part[order][:m].astype(np.int64)
+
+
+def _tokenise(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+class _BaselineSelector(BaseSelector):
+    """Shared pieces of the baselines: settings, fit hook, candidate set, MMD2 path.
+
+    ``select``, ``select_batch`` (one GEMM per ``batch_chunk`` queries) and the
+    async variants are :class:`~promptkd.selection.BaseSelector`'s.
+    """
+
+    def __init__(
+        self,
+        k: int = 8,
+        *,
+        kernel: str | KernelFn = "rbf",
+        bandwidth: Bandwidth = "median",
+        order: Any = "similarity",
+        seed: int = 0,
+        batch_chunk: int = 256,
+    ) -> None:
+        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
+
+    def _fit_extra(self) -> None:
+        self._fit_baseline()
+
+    def _fit_baseline(self) -> None:
+        """Hook for baselines that learn more at fit time."""
+
+    def _unit_rows(self, indices: np.ndarray) -> np.ndarray:
+        """Unit-normalised float64 pool rows ``indices``."""
+        X = np.asarray(self.embeddings_[indices], dtype=np.float64)
+        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-300)
+
+    def _candidates(self, sims: np.ndarray, m: int, k: int) -> np.ndarray:
+        return top_indices(sims, min(max(m, k), self.n_demos_))
+
+    def _path(self, chosen: Sequence[int], target: Target) -> list[float]:
+        """Biased weighted MMD2 of every prefix of ``chosen`` (selection order)."""
+        if not chosen:
+            return []
+        fn = get_kernel(self.kernel)
+        X = np.asarray(self.embeddings_[list(chosen)], dtype=np.float32)
+        T = np.asarray(target.embeddings, dtype=np.float32)
+        w = np.asarray(target.weights, dtype=np.float64)
+        kss = np.asarray(fn(X, X, bandwidth=self.bandwidth_), dtype=np.float64)
+        kst = np.asarray(fn(X, T, bandwidth=self.bandwidth_), dtype=np.float64) @ w
+        ktt = float(w @ np.asarray(fn(T, T, bandwidth=self.bandwidth_), dtype=np.float64) @ w)
+        path = []
+        block = 0.0
+        cross = 0.0
+        for t in range(len(chosen)):
+            block += 2.0 * float(kss[t, :t].sum()) + float(kss[t, t])
+            cross += float(kst[t])
+            n = t + 1
+            path.append(max(block / n**2 - 2.0 * cross / n + ktt, 0.0))
+        return path
+
+
+class RandomSelector(_BaselineSelector):
+    """``k`` demonstrations drawn uniformly without replacement (the random baseline).
+
+    The draw for a query is seeded by ``(seed, hash of the query)``, so the same
+    query always gets the same demos for a given ``seed`` (also across
+    :meth:`select` and :meth:`select_batch` and across processes), while
+    different queries get independent draws (demos are redrawn per item, as in
+    the usual random-demonstration baseline of the ICL literature).
+
+    Parameters
+    ----------
+    k
+        Number of demonstrations.
+    kernel, bandwidth
+        Kernel settings used only to report ``mmd2`` (same defaults as ``Selector``).
+    order
+        Ordering policy (default: most target-similar last).
+    seed
+        Base seed; different seeds give different draws.
+    batch_chunk
+        Queries per similarity GEMM in :meth:`select_batch`.
+
+    Examples
+    --------
+    >>> from promptkd import DemoPool
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(20)], embedder=HashingEmbedder())
+    >>> sel = RandomSelector(k=3, seed=1).fit(pool)
+    >>> sel.select("a query").indices == sel.select("a query").indices
+    True
+    """
+
+    method = "random"
+
+    def _query_seed(self, target: Target) -> int:
+        h = hashlib.sha256()
+        if target.texts:
+            h.update("\x1f".join(target.texts).encode("utf-8"))
+        else:
+            h.update(np.ascontiguousarray(target.embeddings, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(target.weights, dtype=np.float64).tobytes())
+        return int.from_bytes(h.digest()[:8], "little")
+
+    def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
+        rng = np.random.default_rng([int(self.seed), self._query_seed(target)])
+        chosen = [int(i) for i in rng.choice(self.n_demos_, size=k, replace=False)]
+        path = self._path(chosen, target)
+        return chosen, None, path, {"random": path[-1]}
+
+
+class TopKSelector(_BaselineSelector):
+    """KATE: the ``k`` pool items with the highest cosine similarity to the target.
+
+    Liu et al. (2022), "What Makes Good In-Context Examples for GPT-3?"
+    (DeeLIO workshop, ACL): retrieve the k nearest neighbours of the test input
+    in a sentence-embedding space and place them in the prompt, most similar
+    closest to the query (the default ``order="similarity"``). For a target with
+    several points the similarity is the weighted mean cosine over the target.
+    Ties are broken by lower pool index. :meth:`select_batch` is the throughput
+    baseline: one float32 GEMM per chunk of ``batch_chunk`` queries against the
+    unit-normalised pool, then an O(n) partial sort per query.
+
+    Parameters
+    ----------
+    k
+        Number of demonstrations.
+    kernel, bandwidth
+        Kernel settings used only to report ``mmd2``.
+    order
+        Ordering policy (default: most similar last, as in KATE).
+    seed
+        Seed for random orders.
+    batch_chunk
+        Queries per similarity GEMM in :meth:`select_batch`; at most
+        ``batch_chunk * len(pool)`` float32 similarities exist at once.
+
+    Examples
+    --------
+    >>> from promptkd import DemoPool
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> pool = DemoPool([{"input": t, "output": "x"} for t in ["red apple", "green apple", "blue sky"]],
+    ...                 embedder=HashingEmbedder())
+    >>> TopKSelector(k=1).fit(pool).select("an apple").method
+    'topk'
+    """
+
+    method = "topk"
+
+    def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
+        chosen = [int(i) for i in top_indices(sims, k)]
+        path = self._path(chosen, target)
+        return chosen, None, path, {"topk": path[-1]}
+
+
+class MMRSelector(_BaselineSelector):
+    """Maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998).
+
+    Greedily adds the candidate maximising
+    ``lambda * sim(d, target) - (1 - lambda) * max_{s in S} sim(d, s)``
+    with cosine similarity for both terms. ``lambda_=1`` is pure relevance
+    (identical to :class:`TopKSelector`); smaller values trade relevance for
+    diversity. Simplification (as in common retrieval practice, e.g.
+    langchain's ``fetch_k``): the greedy runs over the ``candidates`` items most
+    similar to the target rather than the whole pool.
+
+    Parameters
+    ----------
+    k
+        Number of demonstrations.
+    lambda_
+        Relevance weight in [0, 1] (default 0.5).
+    candidates
+        Size of the candidate set (top items by similarity).
+    kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`TopKSelector`.
+
+    Examples
+    --------
+    >>> from promptkd import DemoPool
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(10)], embedder=HashingEmbedder())
+    >>> len(MMRSelector(k=3, lambda_=0.3).fit(pool).select("text 4"))
+    3
+    """
+
+    method = "mmr"
+
+    def __init__(
+        self,
+        k: int = 8,
+        *,
+        lambda_: float = 0.5,
+        candidates: int = 256,
+        kernel: str | KernelFn = "rbf",
+        bandwidth: Bandwidth = "median",
+        order: Any = "similarity",
+        seed: int = 0,
+        batch_chunk: int = 256,
+    ) -> None:
+        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
+        self.lambda_ = lambda_
+        self.candidates = candidates
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        check_float(self.lambda_, "lambda_", minimum=0.0, maximum=1.0)
+        check_int(self.candidates, "candidates", minimum=1)
+
+    def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
+        cand = self._candidates(sims, self.candidates, k)
+        C = self._unit_rows(cand)
+        rel = np.asarray(sims[cand], dtype=np.float64)
+        lam = float(self.lambda_)
+        max_red = np.full(cand.shape[0], -np.inf)  # max cosine to the chosen set
+        taken = np.zeros(cand.shape[0], dtype=bool)
+        picks: list[int] = []
+        for t in range(k):
+            score = lam * rel - (1.0 - lam) * max_red if t else lam * rel
+            score[taken] = -np.inf
+            j = int(np.argmax(score))
+            picks.append(j)
+            taken[j] = True
+            if t + 1 < k:
+                col = C @ C[j]
+                max_red = np.maximum(max_red, col)
+        chosen = [int(cand[j]) for j in picks]
+        path = self._path(chosen, target)
+        return chosen, None, path, {"mmr": path[-1]}
+
+
+class DPPSelector(_BaselineSelector):
+    """TopK-DPP: greedy MAP inference of a conditional DPP over the top candidates.
+
+    The TopK+DPP baseline of Ye et al. (2023), "Compositional Exemplars for
+    In-context Learning" (CEIL, ICML): retrieve the ``candidates`` items most
+    similar to the target, build the conditional DPP kernel
+    ``L = diag(q) S diag(q)`` with ``S`` the cosine similarity between candidates
+    and quality ``q_i = exp(r_i / (2 * scale))`` from the relevance
+    ``r_i = (1 + cos(c_i, target)) / 2`` (shifted so the best candidate has
+    ``r = 0``, which leaves the MAP unchanged and avoids overflow), and take the
+    greedy MAP set with the fast incremental-Cholesky algorithm of Chen, Zhang &
+    Zhou (2018), "Fast Greedy MAP Inference for Determinantal Point Process to
+    Improve Recommendation Diversity" (NeurIPS). Each step costs O(M d + M t):
+    the row ``L[j, :]`` of the chosen item is computed on the fly, never the
+    full M x M kernel. ``log det L_Y = sum_i r_i / scale + log det S_Y``, so a
+    small ``scale`` favours relevance and a large one diversity (it is Chen et
+    al.'s trade-off with ``alpha = 1 / (2 * scale)``).
+
+    CEIL learns the embedding with a contrastive LM-based loss; this baseline
+    uses the pool's embedder as is (the paper's untrained TopK-DPP setting).
+    If the greedy stalls (the remaining candidates are linearly dependent on the
+    chosen ones, e.g. exact duplicates), the remaining slots are filled with the
+    most relevant items (candidates first, then the rest of the pool) that are
+    not exact duplicates of a chosen item, so a selection never holds two
+    identical embeddings unless the pool has fewer than ``k`` distinct ones.
+
+    Parameters
+    ----------
+    k
+        Number of demonstrations.
+    candidates
+        Size of the candidate set (default 100).
+    scale
+        Relevance temperature (default 0.1); must be > 0.
+    kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`TopKSelector`.
+
+    Examples
+    --------
+    >>> from promptkd import DemoPool
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(10)], embedder=HashingEmbedder())
+    >>> len(set(DPPSelector(k=4).fit(pool).select("text 4").indices))
+    4
+    """
+
+    method = "dpp"
+
+    def __init__(
+        self,
+        k: int = 8,
+        *,
+        candidates: int = 100,
+        scale: float = 0.1,
+        kernel: str | KernelFn = "rbf",
+        bandwidth: Bandwidth = "median",
+        order: Any = "similarity",
+        seed: int = 0,
+        batch_chunk: int = 256,
+    ) -> None:
+        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
+        self.candidates = candidates
+        self.scale = scale
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        check_int(self.candidates, "candidates", minimum=1)
+        check_float(self.scale, "scale", minimum=0.0, strict_min=True)
+
+    def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
+        cand = self._candidates(sims, self.candidates, k)
+        C = self._unit_rows(cand)  # float64 unit rows, so S_jj = 1 and exact duplicates have S_ij = 1
+        M = cand.shape[0]
+        r = (1.0 + np.asarray(sims[cand], dtype=np.float64)) / 2.0
+        q = np.exp((r - r.max()) / (2.0 * float(self.scale)))
+        d2 = q * q  # diag(L): S_ii = 1 by definition of the cosine kernel
+        cis = np.zeros((k, M))
+        taken = np.zeros(M, dtype=bool)
+        picks: list[int] = []
+        j = int(np.argmax(d2))
+        eps = 1e-10 * float(d2[j])
+        for s in range(k):
+            picks.append(j)
+            taken[j] = True
+            if s + 1 == k:
+                break
+            # Chen et al. (2018), Algorithm 1: extend the Cholesky factor by the new row of L
+            row = q[j] * q * (C @ C[j])  # L[j, :]
+            e = (row - cis[:s, j] @ cis[:s, :]) / np.sqrt(d2[j])
+            cis[s, :] = e
+            d2 = d2 - e * e  # d2[i] = L_ii - ||c_i||^2: the marginal gain det(L_{Y+i}) / det(L_Y)
+            masked = np.where(taken, -np.inf, d2)
+            j = int(np.argmax(masked))
+            if masked[j] <= eps:  # stalled: every remaining candidate is (numerically) in the span
+                break
+        chosen = [int(cand[p]) for p in picks]
+        if len(chosen) < k:
+            chosen += self._fill(sims, cand, chosen, k - len(chosen))
+        path = self._path(chosen, target)
+        return chosen, None, path, {"dpp": path[-1]}
+
+    def _fill(self, sims: np.ndarray, cand: np.ndarray, chosen: list[int], need: int) -> list[int]:
+        """Most relevant items (candidates first, then the pool) that are not exact duplicates of a chosen one."""
+        seen = {np.asarray(self.embeddings_[i]).tobytes() for i in chosen}
+        taken = set(chosen)
+        extra: list[int] = []
+        for order in (cand, top_indices(sims, self.n_demos_)):
+            for i in order:
+                if len(extra) == need:
+                    return extra
+                i = int(i)
+                key = np.asarray(self.embeddings_[i]).tobytes()
+                if i in taken or key in seen:
+                    continue
+                extra.append(i)
+                taken.add(i)
+                seen.add(key)
+        if len(extra) < need:
+            logger.warning(
+                "DPPSelector: the pool has only %d distinct embeddings, fewer than k=%d; repeating some.",
+                len(seen),
+                len(chosen) + need,
+            )
+            for i in top_indices(sims, self.n_demos_):
+                if len(extra) == need:
+                    break
+                if int(i) not in taken:
+                    extra.append(int(i))
+                    taken.add(int(i))
+        return extra
+
+
+class VoteKSelector(_BaselineSelector):
+    """Fast vote-k (Su et al., ICLR 2023, "Selective Annotation Makes Language Models Better Few-Shot Learners").
+
+    One representative, diverse set for the whole pool, independent of the
+    query. A directed graph links every pool item ``v`` to its ``n_neighbors``
+    nearest neighbours by cosine similarity. Items are chosen greedily: item
+    ``u`` scores ``sum_{v -> u, v not chosen} rho ** -s(v)`` where ``s(v)`` is the
+    number of already chosen items among ``v``'s neighbours, so votes from
+    regions that are already covered are discounted. Fast vote-k is the
+    LM-free variant in which this greedy picks the whole budget (the paper's
+    full vote-k uses it for the first tenth and LM confidence for the rest).
+
+    Because the greedy is prefix-consistent, the set for a smaller ``k`` is a
+    prefix of the set for a larger one; the sequence is computed at ``fit`` for
+    ``k`` and extended on demand. The *set* is the same for every query; only
+    its order in the prompt (``order=``, default most query-similar last),
+    ``scores`` and ``mmd2`` depend on the query. Building the graph is one
+    chunked GEMM over the pool (O(n^2 d)), which is practical to ~10^4-10^5 items.
+
+    Parameters
+    ----------
+    k
+        Number of demonstrations.
+    n_neighbors
+        Out-degree of the kNN graph (the paper uses 150; capped at pool size - 1).
+    rho
+        Discount base, > 1 (the paper uses 10).
+    kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`TopKSelector`.
+
+    Examples
+    --------
+    >>> from promptkd import DemoPool
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(12)], embedder=HashingEmbedder())
+    >>> sel = VoteKSelector(k=3, n_neighbors=4).fit(pool)
+    >>> sorted(sel.select("one").indices) == sorted(sel.select("another").indices)
+    True
+    """
+
+    method = "votek"
+
+    def __init__(
+        self,
+        k: int = 8,
+        *,
+        n_neighbors: int = 150,
+        rho: float = 10.0,
+        kernel: str | KernelFn = "rbf",
+        bandwidth: Bandwidth = "median",
+        order: Any = "similarity",
+        seed: int = 0,
+        batch_chunk: int = 256,
+    ) -> None:
+        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
+        self.n_neighbors = n_neighbors
+        self.rho = rho
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        check_int(self.n_neighbors, "n_neighbors", minimum=1)
+        check_float(self.rho, "rho", minimum=1.0, strict_min=True)
+
+    def _fit_baseline(self) -> None:
+        n = self.n_demos_
+        kg = min(int(self.n_neighbors), n - 1)
+        graph = np.zeros((n, kg), dtype=np.int64)
+        if kg > 0:
+            step = int(self.batch_chunk)
+            for start in range(0, n, step):
+                rows = np.arange(start, min(start + step, n))
+                S = self._similarity_rows(self._unit_rows(rows).astype(np.float32))  # one GEMM per chunk
+                S[np.arange(S.shape[0]), rows] = -np.inf  # no self-loops
+                for i in range(S.shape[0]):
+                    graph[start + i] = top_indices(S[i], kg)
+                del S
+        self.graph_ = graph
+        self._lock = threading.Lock()
+        self.votek_order_: tuple[int, ...] = ()
+        if isinstance(self.k, int):
+            self.representatives(min(self.k, n))
+
+    def representatives(self, k: int) -> tuple[int, ...]:
+        """The first ``k`` items of the vote-k sequence (pool indices, selection order).
+
+        Examples
+        --------
+        >>> from promptkd import DemoPool
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(8)], embedder=HashingEmbedder())
+        >>> len(VoteKSelector(k=2, n_neighbors=3).fit(pool).representatives(5))
+        5
+        """
+        self._check_fitted()
+        k = check_int(k, "k", minimum=1)
+        if k > self.n_demos_:
+            raise InvalidInputError(
+                f"k={k} is larger than the pool ({self.n_demos_} demos); pass k <= {self.n_demos_}."
+            )
+        with self._lock:
+            if len(self.votek_order_) < k:
+                self.votek_order_ = tuple(self._vote(k))
+            return self.votek_order_[:k]
+
+    def _vote(self, k: int) -> list[int]:
+        graph = self.graph_
+        n, kg = graph.shape
+        rho = float(self.rho)
+        # in-neighbours (voters) of every node, as CSR
+        flat = graph.ravel()
+        voters_sorted = np.argsort(flat, kind="stable") // max(kg, 1)
+        counts = np.bincount(flat, minlength=n)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        weight = np.ones(n)  # rho ** -(chosen neighbours of v)
+        score = counts.astype(np.float64)  # every voter starts with weight 1
+        chosen = np.zeros(n, dtype=bool)
+        order: list[int] = []
+        for _ in range(k):
+            masked = np.where(chosen, -np.inf, score)
+            u = int(np.argmax(masked))
+            order.append(u)
+            chosen[u] = True
+            if kg == 0:
+                continue
+            # u no longer votes
+            np.subtract.at(score, graph[u], weight[u])
+            # every unchosen voter of u is discounted by a factor rho
+            vs = voters_sorted[offsets[u] : offsets[u + 1]]
+            vs = vs[~chosen[vs]]
+            delta = weight[vs] * (1.0 - 1.0 / rho)
+            np.subtract.at(score, graph[vs].ravel(), np.repeat(delta, kg))
+            weight[vs] /= rho
+        return order
+
+    def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
+        chosen = list(self.representatives(k))
+        path = self._path(chosen, target)
+        return chosen, None, path, {"votek": path[-1]}
+
+
+class BM25Selector(_BaselineSelector):
+    """Lexical retrieval: the ``k`` pool inputs with the highest Okapi BM25 score for the query.
+
+    Uses ``rank_bm25.BM25Okapi`` (Robertson & Zaragoza, 2009, "The
+    Probabilistic Relevance Framework: BM25 and Beyond") over lower-cased
+    word tokens (regex ``\\w+``) of the demo inputs. The query must be text (a
+    string, or a list of strings whose scores are combined with the target
+    weights); embedding-array queries raise
+    :class:`~promptkd.exceptions.InvalidTypeError`. Ties are broken by lower
+    pool index. ``scores`` still holds cosine similarities (like every
+    selector), so BM25's choice can be compared on the same footing.
+
+    Parameters
+    ----------
+    k
+        Number of demonstrations.
+    k1, b, epsilon
+        BM25Okapi parameters (rank-bm25 defaults).
+    kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`TopKSelector`.
+
+    Examples
+    --------
+    >>> from promptkd import DemoPool
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> pool = DemoPool([{"input": t, "output": "x"} for t in ["the cat sat", "dogs bark loudly", "a cat naps"]],
+    ...                 embedder=HashingEmbedder())
+    >>> sorted(BM25Selector(k=2).fit(pool).select("cat").indices)
+    [0, 2]
+    """
+
+    method = "bm25"
+
+    def __init__(
+        self,
+        k: int = 8,
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        epsilon: float = 0.25,
+        kernel: str | KernelFn = "rbf",
+        bandwidth: Bandwidth = "median",
+        order: Any = "similarity",
+        seed: int = 0,
+        batch_chunk: int = 256,
+    ) -> None:
+        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
+        self.k1 = k1
+        self.b = b
+        self.epsilon = epsilon
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        check_float(self.k1, "k1", minimum=0.0)
+        check_float(self.b, "b", minimum=0.0, maximum=1.0)
+        check_float(self.epsilon, "epsilon", minimum=0.0)
+
+    def _fit_baseline(self) -> None:
+        import rank_bm25  # a core dependency, imported lazily to keep ``import promptkd`` light
+
+        corpus = [_tokenise(d.input) or [""] for d in self.demos_]
+        self.bm25_ = rank_bm25.BM25Okapi(corpus, k1=float(self.k1), b=float(self.b), epsilon=float(self.epsilon))
+
+    def bm25_scores(self, target: Target) -> np.ndarray:
+        """BM25 score of every pool input for the target's texts (weighted sum over texts)."""
+        if not target.texts:
+            raise InvalidTypeError(
+                "BM25Selector needs text queries (a string or a list of strings), not embeddings; "
+                "pass the query text, or use TopKSelector for embedding queries."
+            )
+        weights = np.asarray(target.weights, dtype=np.float64)[: len(target.texts)]
+        scores = np.zeros(self.n_demos_)
+        for w, text in zip(weights, target.texts, strict=False):
+            scores += w * np.asarray(self.bm25_.get_scores(_tokenise(text)), dtype=np.float64)
+        return scores
+
+    def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
+        chosen = [int(i) for i in top_indices(self.bm25_scores(target), k)]
+        path = self._path(chosen, target)
+        return chosen, None, path, {"bm25": path[-1]}
