@@ -1,4 +1,19 @@
-"""``BaseSelector``: the interface every selector shares (fit / select / batch / async)."""
+"""``BaseSelector``: the interface every selector shares (fit / select / batch / async).
+
+Subclasses implement one method::
+
+    _choose(target, k, sims) -> (chosen, gains | None, mmd2_path, phases)
+
+where ``sims`` (N,) is the weighted mean cosine similarity of every pool item to
+the target, ``chosen`` the pool indices in selection order, ``gains`` the MMD2
+decrease of each step (or None), ``mmd2_path`` the MMD2 of every prefix (may be
+empty) and ``phases`` the MMD2 after each optimisation phase. Everything else
+(targets and neighbourhoods, the batched similarity stage, ordering, the
+:class:`~promptkd.selection.Selection` result, async) lives here.
+
+Selectors are read-only after :meth:`BaseSelector.fit`, so one fitted selector
+can serve ``select`` calls from several threads at once.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +30,18 @@ from promptkd.kernels.mmd import mmd2
 from promptkd.pool.pool import DemoPool
 from promptkd.selection.ordering import OrderContext, apply_ordering, get_ordering
 from promptkd.selection.selection import Selection
-from promptkd.selection.target import Target, resolve_target
+from promptkd.selection.target import (
+    Target,
+    TargetSpec,
+    build_target,
+    embed_rows,
+    normalise_rows,
+    resolve_target,
+)
 
 __all__ = ["BaseSelector"]
+
+_POOL_BLOCK = 65536  # rows of a float16 pool converted to float32 at a time
 
 
 class BaseSelector:
@@ -26,9 +50,26 @@ class BaseSelector:
     Subclasses implement :meth:`_choose`, returning pool indices in selection
     order (and optionally gains and an MMD2 path). Constructors store settings
     only; :meth:`fit` learns state whose names end in ``_``.
+
+    Parameters
+    ----------
+    k
+        Number of demonstrations.
+    kernel, bandwidth
+        Kernel used for MMD (``bandwidth="median"``: median heuristic on the pool).
+    order
+        Ordering policy name or callable (see :mod:`promptkd.selection.ordering`).
+    seed
+        Seed for every random choice.
+    batch_chunk
+        Queries per similarity GEMM in :meth:`select_batch`; memory is
+        O(``batch_chunk`` x pool size) floats.
     """
 
     method = "base"
+    #: True when ``_choose``'s ``mmd2_path`` ends with the exact MMD2 of the whole
+    #: chosen set (uniform weights), so it need not be recomputed.
+    _path_is_exact = False
 
     def __init__(
         self,
@@ -38,12 +79,14 @@ class BaseSelector:
         bandwidth: Bandwidth = "median",
         order: Any = "similarity",
         seed: int = 0,
+        batch_chunk: int = 256,
     ) -> None:
         self.k = k
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.order = order
         self.seed = seed
+        self.batch_chunk = batch_chunk
 
     # ------------------------------------------------------------------ fitting
     def fit(self, pool: DemoPool) -> BaseSelector:
@@ -67,18 +110,33 @@ class BaseSelector:
         snap = pool.snapshot()
         self.pool_ = pool
         self.demos_ = snap.demos
-        self.embeddings_ = np.asarray(emb)
+        self.embeddings_ = self._store_embeddings(np.asarray(emb))
         self.n_demos_ = len(snap.demos)
         self.dim_ = int(self.embeddings_.shape[1])
-        norms = np.linalg.norm(self.embeddings_.astype(np.float32), axis=1)
+        norms = np.concatenate(
+            [
+                np.linalg.norm(self.embeddings_[s : s + _POOL_BLOCK].astype(np.float32), axis=1)
+                for s in range(0, self.n_demos_, _POOL_BLOCK)
+            ]
+        )
         self.inv_norms_ = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
         if isinstance(self.bandwidth, str) and self.bandwidth == "median":
-            self.bandwidth_ = median_bandwidth(self.embeddings_.astype(np.float32), seed=self.seed)
+            sample = self.embeddings_
+            if self.n_demos_ > 1000:  # the same seeded subsample median_bandwidth would draw
+                rng = np.random.default_rng(self.seed)
+                sample = sample[np.sort(rng.choice(self.n_demos_, size=1000, replace=False))]
+            self.bandwidth_ = median_bandwidth(np.asarray(sample, dtype=np.float32), seed=self.seed)
         else:
             self.bandwidth_ = resolve_bandwidth(self.bandwidth, self.embeddings_[:1])
         self.ordering_ = get_ordering(self.order)
         self._fit_extra()
         return self
+
+    def _store_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        """How the pool embeddings are kept (float32, or float16 as given)."""
+        if emb.dtype in (np.float32, np.float16):
+            return emb
+        return emb.astype(np.float32)
 
     def _fit_extra(self) -> None:
         """Hook for subclasses that learn more at fit time."""
@@ -87,6 +145,7 @@ class BaseSelector:
         if self.k != "auto":
             check_int(self.k, "k", minimum=1)
         check_int(self.seed, "seed", minimum=0)
+        check_int(self.batch_chunk, "batch_chunk", minimum=1)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "pool_"):
@@ -94,6 +153,11 @@ class BaseSelector:
 
     def _resolve_k(self, k: int | None) -> int:
         value = self.k if k is None else k
+        if value == "auto":
+            raise InvalidInputError(
+                f"k='auto' is not supported by {type(self).__name__}; pass an integer k "
+                "(Selector supports k='auto' when promptkd.bounds is available)."
+            )
         value = check_int(value, "k", minimum=1)
         if value > self.n_demos_:
             raise InvalidInputError(
@@ -101,15 +165,39 @@ class BaseSelector:
             )
         return value
 
+    def _resolve_k_for(self, target: Target, k: Any) -> tuple[int, Any]:
+        """The k to use for ``target`` and the budget that chose it (None unless k='auto')."""
+        return self._resolve_k(k), None
+
     # ------------------------------------------------------------------ helpers for subclasses
-    def similarities(self, target: Target) -> np.ndarray:
-        """Weighted mean cosine similarity of every pool item to the target (one GEMV/GEMM)."""
-        T = target.embeddings.astype(np.float32)
-        T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
-        q = (T.T @ target.weights.astype(np.float32)).astype(np.float32)
+    def _similarity_rows(self, directions: np.ndarray) -> np.ndarray:
+        """(b, N) cosine similarity of every pool item to each direction: one GEMM."""
+        D = np.asarray(directions, dtype=np.float32)
         E = self.embeddings_
-        sims = (E @ q.astype(E.dtype)).astype(np.float32) * self.inv_norms_
-        return sims
+        if E.dtype == np.float32:
+            S = D @ E.T
+        else:
+            S = np.empty((D.shape[0], self.n_demos_), dtype=np.float32)
+            for s in range(0, self.n_demos_, _POOL_BLOCK):
+                S[:, s : s + _POOL_BLOCK] = D @ E[s : s + _POOL_BLOCK].astype(np.float32).T
+        S *= self.inv_norms_[None, :]
+        return S
+
+    def similarities(self, target: Target) -> np.ndarray:
+        """Weighted mean cosine similarity of every pool item to the target (one GEMV).
+
+        Examples
+        --------
+        >>> from promptkd import DemoPool, Selector
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": "red apple", "output": "x"}, {"input": "blue sea", "output": "y"}],
+        ...                 embedder=HashingEmbedder())
+        >>> sel = Selector(k=1).fit(pool)
+        >>> sims = sel.similarities(sel.make_target("red apple"))
+        >>> bool(sims[0] > sims[1])
+        True
+        """
+        return self._similarity_rows(target.direction()[None, :])[0]
 
     def target_mmd2(self, indices: Sequence[int], target: Target) -> float:
         """Biased weighted MMD2 between pool rows ``indices`` and the target."""
@@ -119,25 +207,81 @@ class BaseSelector:
     def _target(self, query: Any, weights: Any = None) -> Target:
         return resolve_target(self.pool_, query, dim=self.dim_, weights=weights)
 
+    def _neighbourhood(self, spec: TargetSpec) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """Embed ``context`` and ``target_pool`` once per call."""
+        ctx = None if spec.context is None else embed_rows(self.pool_, spec.context, "context", dim=self.dim_)
+        rows = unit = None
+        if spec.target_pool is not None:
+            rows = embed_rows(self.pool_, spec.target_pool, "target_pool", dim=self.dim_)
+            unit = normalise_rows(rows)
+        return ctx, rows, unit
+
+    def make_target(
+        self,
+        query: Any,
+        *,
+        context: Any = None,
+        target_pool: Any = None,
+        n_neighbors: int = 8,
+        query_weight: float = 0.5,
+        weights: Any = None,
+    ) -> Target:
+        """Build the weighted target sample :meth:`select` would use (see :meth:`select`).
+
+        Examples
+        --------
+        >>> from promptkd import DemoPool, Selector
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": "a b", "output": "x"}], embedder=HashingEmbedder(dim=16))
+        >>> t = Selector(k=1).fit(pool).make_target("a", context=["b", "c"], query_weight=0.6)
+        >>> t.size, [round(float(w), 2) for w in t.weights]
+        (3, [0.6, 0.2, 0.2])
+        """
+        self._check_fitted()
+        spec = TargetSpec(context, target_pool, n_neighbors, query_weight, weights)
+        base = self._target(query, weights)
+        if spec.plain:
+            return base
+        ctx, rows, unit = self._neighbourhood(spec)
+        return build_target(base, spec, context_rows=ctx, target_pool_rows=rows, target_pool_unit=unit)
+
     # ------------------------------------------------------------------ the public API
     def _choose(
         self, target: Target, k: int, sims: np.ndarray
     ) -> tuple[list[int], list[float] | None, list[float], dict[str, float]]:
         raise NotImplementedError
 
-    def _build(self, target: Target, k: int, sims: np.ndarray | None = None) -> Selection:
+    def _extras(self, chosen: Sequence[int]) -> dict[str, Any]:
+        """Extra :class:`Selection` fields for the chosen pool indices (e.g. token counts)."""
+        return {}
+
+    def _build(self, target: Target, k: int, sims: np.ndarray | None = None, budget: Any = None) -> Selection:
         if sims is None:
             sims = self.similarities(target)
         chosen, gains, path, phases = self._choose(target, k, sims)
         chosen_sims = [float(sims[i]) for i in chosen]
         demos = tuple(self.demos_[i] for i in chosen)
-        context = OrderContext(demos, tuple(chosen_sims), None if gains is None else tuple(gains), self.seed)
+        extras = self._extras(chosen)
+        context = OrderContext(
+            demos,
+            tuple(chosen_sims),
+            None if gains is None else tuple(gains),
+            self.seed,
+            indices=tuple(int(i) for i in chosen),
+            embeddings=np.asarray(self.embeddings_[list(chosen)], dtype=np.float32),
+            query=target.query,
+            target_embeddings=target.embeddings,
+            target_weights=target.weights,
+        )
         perm = apply_ordering(self.ordering_, context)
+        demo_tokens = extras.pop("demo_tokens", None)
         return Selection(
             indices=tuple(int(chosen[p]) for p in perm),
             demos=tuple(demos[p] for p in perm),
             scores=tuple(chosen_sims[p] for p in perm),
-            mmd2=self.target_mmd2(chosen, target),
+            mmd2=float(path[-1])
+            if self._path_is_exact and len(path) == len(chosen) and len(path)
+            else self.target_mmd2(chosen, target),
             method=self.method,
             gains=None if gains is None else tuple(float(gains[p]) for p in perm),
             selection_rank=tuple(perm),
@@ -147,20 +291,118 @@ class BaseSelector:
             target_size=target.size,
             kernel=self.kernel if isinstance(self.kernel, str) else getattr(self.kernel, "__name__", "custom"),
             bandwidth=self.bandwidth_,
+            budget=budget,
+            demo_tokens=None if demo_tokens is None else tuple(int(demo_tokens[p]) for p in perm),
+            **extras,
         )
 
-    def select(self, query: Any, k: int | None = None) -> Selection:
+    def select(
+        self,
+        query: Any,
+        k: int | None = None,
+        *,
+        context: Any = None,
+        target_pool: Any = None,
+        n_neighbors: int = 8,
+        query_weight: float = 0.5,
+        weights: Any = None,
+    ) -> Selection:
         """Choose ``k`` demonstrations for ``query`` and return them in prompt order.
 
-        ``query`` is a string, a list of strings (one target distribution), or
-        an embedding array (1-D for one point, 2-D for a sample).
+        Parameters
+        ----------
+        query
+            A string; a list of strings (one target distribution: one shared
+            demo set for the whole list); or an embedding array (1-D for one
+            point, 2-D for a sample).
+        k
+            Number of demonstrations (defaults to the selector's ``k``).
+        context
+            Expected or unlabeled queries (texts or embeddings) that join the target.
+        target_pool
+            A :class:`DemoPool` or array/list of unlabeled inputs; each query
+            row's ``n_neighbors`` nearest neighbours in it join the target.
+        n_neighbors
+            Neighbours taken from ``target_pool`` per query row.
+        query_weight
+            Share of the target mass on the query rows when a neighbourhood is given.
+        weights
+            Weights of the query rows (when ``query`` has several).
+
+        Examples
+        --------
+        >>> from promptkd import DemoPool, Selector
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(6)], embedder=HashingEmbedder())
+        >>> sel = Selector(k=2).fit(pool)
+        >>> sel.select("text 1", context=["text 2", "text 3"]).target_size
+        3
+        >>> len(sel.select(["text 1", "text 5"]))  # one set for both queries
+        2
         """
         self._check_fitted()
-        k = self._resolve_k(k)
-        return self._build(self._target(query), k)
+        target = self.make_target(
+            query,
+            context=context,
+            target_pool=target_pool,
+            n_neighbors=n_neighbors,
+            query_weight=query_weight,
+            weights=weights,
+        )
+        k_val, budget = self._resolve_k_for(target, k)
+        sims = self._candidate_similarities(target.direction()[None, :])[0]
+        return self._build(target, k_val, sims, budget)
 
-    def select_batch(self, queries: Sequence[Any], k: int | None = None) -> list[Selection]:
+    def _candidate_similarities(self, directions: np.ndarray) -> np.ndarray:
+        """Similarities the candidate stage uses; subclasses may answer from an index."""
+        return self._similarity_rows(directions)
+
+    def _batch_targets(self, queries: Any, spec: TargetSpec) -> list[Target]:
+        if isinstance(queries, str):
+            raise InvalidTypeError("select_batch takes a list of queries; for one query use select(query).")
+        if isinstance(queries, np.ndarray):
+            if queries.ndim != 2:
+                raise InvalidInputError(f"query embeddings must be 2-D (n_queries x dim), got shape {queries.shape}.")
+            rows = list(queries)
+        else:
+            try:
+                rows = list(queries)
+            except TypeError as err:
+                raise InvalidTypeError(f"select_batch takes a list of queries, got {type(queries).__name__}.") from err
+        if not rows:
+            return []
+        if all(isinstance(q, str) for q in rows):
+            for i, q in enumerate(rows):
+                if not q.strip():
+                    raise InvalidInputError(f"queries[{i}] is an empty string; drop it or pass real text.")
+            X = self.pool_.encode_texts(rows)
+            bases = [
+                Target(X[i : i + 1].astype(np.float32), np.ones(1), query=q, texts=(q,)) for i, q in enumerate(rows)
+            ]
+        else:
+            bases = [self._target(q) for q in rows]
+        if spec.plain:
+            return bases
+        ctx, prow, unit = self._neighbourhood(spec)
+        return [build_target(b, spec, context_rows=ctx, target_pool_rows=prow, target_pool_unit=unit) for b in bases]
+
+    def select_batch(
+        self,
+        queries: Sequence[Any],
+        k: int | None = None,
+        *,
+        context: Any = None,
+        target_pool: Any = None,
+        n_neighbors: int = 8,
+        query_weight: float = 0.5,
+    ) -> list[Selection]:
         """One :class:`Selection` per query (each query is its own target).
+
+        The similarity stage runs as one GEMM per ``batch_chunk`` queries, so
+        memory stays O(``batch_chunk`` x pool size); each result equals what
+        :meth:`select` returns for that query. ``context`` and ``target_pool``
+        work as in :meth:`select` (the context is shared by every query; the
+        neighbours are found per query).
 
         Examples
         --------
@@ -171,36 +413,40 @@ class BaseSelector:
         [2, 2]
         """
         self._check_fitted()
-        k = self._resolve_k(k)
-        if isinstance(queries, str):
-            raise InvalidTypeError("select_batch takes a list of queries; for one query use select(query).")
-        if isinstance(queries, np.ndarray):
-            if queries.ndim != 2:
-                raise InvalidInputError(f"query embeddings must be 2-D (n_queries x dim), got shape {queries.shape}.")
-            rows = list(queries)
-        else:
-            rows = list(queries)
-        if not rows:
+        spec = TargetSpec(context, target_pool, n_neighbors, query_weight, None)
+        if k is not None or self.k != "auto":
+            self._resolve_k(k if k is not None else self.k)
+        targets = self._batch_targets(queries, spec)
+        if not targets:
             return []
-        if all(isinstance(q, str) for q in rows):
-            for i, q in enumerate(rows):
-                if not q.strip():
-                    raise InvalidInputError(f"queries[{i}] is an empty string; drop it or pass real text.")
-            X = self.pool_.encode_texts(rows)
-            targets = [
-                Target(X[i : i + 1].astype(np.float32), np.ones(1), query=q, texts=(q,)) for i, q in enumerate(rows)
-            ]
-        else:
-            targets = [self._target(q) for q in rows]
-        return [self._build(t, k) for t in targets]
+        out: list[Selection] = []
+        chunk = self.batch_chunk
+        for start in range(0, len(targets), chunk):
+            block = targets[start : start + chunk]
+            D = np.stack([t.direction() for t in block])
+            S = self._candidate_similarities(D)
+            for i, t in enumerate(block):
+                k_val, budget = self._resolve_k_for(t, k)
+                out.append(self._build(t, k_val, S[i], budget))
+        return out
 
-    async def aselect(self, query: Any, k: int | None = None) -> Selection:
-        """Async :meth:`select`, run in a worker thread."""
-        return await asyncio.to_thread(self.select, query, k)
+    async def aselect(self, query: Any, k: int | None = None, **kwargs: Any) -> Selection:
+        """Async :meth:`select`, run in a worker thread.
 
-    async def aselect_batch(self, queries: Sequence[Any], k: int | None = None) -> list[Selection]:
+        Examples
+        --------
+        >>> import asyncio
+        >>> from promptkd import DemoPool, Selector
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(4)], embedder=HashingEmbedder())
+        >>> len(asyncio.run(Selector(k=2).fit(pool).aselect("text")))
+        2
+        """
+        return await asyncio.to_thread(lambda: self.select(query, k, **kwargs))
+
+    async def aselect_batch(self, queries: Sequence[Any], k: int | None = None, **kwargs: Any) -> list[Selection]:
         """Async :meth:`select_batch`, run in a worker thread."""
-        return await asyncio.to_thread(self.select_batch, queries, k)
+        return await asyncio.to_thread(lambda: self.select_batch(queries, k, **kwargs))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(k={self.k!r}, kernel={self.kernel!r}, bandwidth={self.bandwidth!r}, order={self.order!r})"

@@ -7,36 +7,174 @@ Step ``t`` (``t`` items already chosen) adds the candidate ``x`` maximising::
 which is exactly the greedy decrease of the biased MMD2 with uniform weights on
 the chosen set. Only the kernel column of the newly chosen item is computed at
 each step, so a run costs O(k * M * d) for M candidates, never an M x M matrix.
+
+With a token budget the step instead maximises the MMD2 decrease per token
+(a knapsack-style greedy), and :func:`swap_refine` then improves the set by
+single exchanges, each the best one that lowers MMD2 and keeps every
+constraint; it reuses the stored kernel columns and computes one new column per
+accepted swap.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from promptkd.kernels.functions import Bandwidth, KernelFn, get_kernel, kernel_diag
+from promptkd.kernels.functions import (
+    Bandwidth,
+    KernelFn,
+    cosine,
+    get_kernel,
+    imq,
+    kernel_diag,
+    laplacian,
+    linear,
+    rbf,
+)
+from promptkd.selection.constraints import ConstraintState
 
-__all__ = ["HerdingResult", "herd", "relevance"]
+__all__ = ["HerdingResult", "SwapResult", "herd", "path_from_columns", "relevance", "swap_refine"]
 
 
 @dataclass(frozen=True)
 class HerdingResult:
-    """Chosen candidate positions in selection order, gains and the MMD2 path."""
+    """Chosen candidate positions in selection order, gains and the MMD2 path.
+
+    ``columns`` (M, t) holds the kernel column of each chosen item against all
+    candidates, ``rel`` (M,) the weighted relevance to the target, ``diag``
+    (M,) the kernel diagonal and ``ktt`` the constant ``v' K_TT v``; they let
+    :func:`swap_refine` continue without recomputing anything.
+    """
 
     order: tuple[int, ...]
     gains: tuple[float, ...]
     mmd2_path: tuple[float, ...]
+    columns: np.ndarray | None = field(default=None, compare=False, repr=False)
+    rel: np.ndarray | None = field(default=None, compare=False, repr=False)
+    diag: np.ndarray | None = field(default=None, compare=False, repr=False)
+    ktt: float = field(default=0.0, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    """Outcome of :func:`swap_refine`: the new order, its MMD2 path and the number of swaps."""
+
+    order: tuple[int, ...]
+    gains: tuple[float, ...]
+    mmd2_path: tuple[float, ...]
+    n_swaps: int
+    mmd2_before: float
+    mmd2_after: float
+
+
+_PROFILES = {
+    rbf: lambda d2, s: np.exp(-d2 / (2.0 * s * s)),
+    laplacian: lambda d2, s: np.exp(-np.sqrt(d2) / s),
+    imq: lambda d2, s: 1.0 / np.sqrt(1.0 + d2 / (s * s)),
+}
+
+
+class _Columns:
+    """Kernel columns ``k(C, c_j)`` for the built-in kernels from one GEMV each.
+
+    Candidate norms are computed once, so a column costs O(M * d) with no
+    per-call validation; other kernels fall back to the kernel function.
+    """
+
+    def __init__(self, candidates: np.ndarray, kernel: str | KernelFn, bandwidth: Bandwidth) -> None:
+        self.fn = get_kernel(kernel)
+        self.bw = bandwidth
+        self.C = np.asarray(candidates, dtype=np.float32)
+        self.fast = self.fn in _PROFILES or self.fn is cosine or self.fn is linear
+        if self.fn is cosine:
+            self.U = self.C / np.maximum(np.linalg.norm(self.C, axis=1, keepdims=True), 1e-12)
+        elif self.fn in _PROFILES:
+            self.sq = np.einsum("ij,ij->i", self.C, self.C)
+
+    def _profile(self, d2: np.ndarray) -> np.ndarray:
+        d2 = np.maximum(d2.astype(np.float64), 0.0)
+        profile = _PROFILES[self.fn]
+        if isinstance(self.bw, tuple):
+            return sum(profile(d2, float(b)) for b in self.bw) / len(self.bw)
+        return profile(d2, float(self.bw))  # type: ignore[arg-type]
+
+    def cross(self, Y: np.ndarray) -> np.ndarray:
+        """``k(C, Y)`` as float64 (M, n)."""
+        Y = np.asarray(Y, dtype=np.float32)
+        if not self.fast:
+            return np.asarray(self.fn(self.C, Y, bandwidth=self.bw), dtype=np.float64)
+        if self.fn is cosine:
+            Yu = Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
+            return (self.U @ Yu.T).astype(np.float64)
+        if self.fn is linear:
+            return (self.C @ Y.T).astype(np.float64)
+        yy = np.einsum("ij,ij->i", Y, Y)
+        return self._profile(self.sq[:, None] + yy[None, :] - 2.0 * (self.C @ Y.T))
+
+    def target_constant(self, Y: np.ndarray, weights: np.ndarray) -> float:
+        """``v' K_YY v``."""
+        if not self.fast:
+            return float(weights @ np.asarray(self.fn(Y, Y, bandwidth=self.bw), dtype=np.float64) @ weights)
+        K = _Columns(Y, self.fn, self.bw).cross(Y)
+        if self.fn in _PROFILES:
+            np.fill_diagonal(K, 1.0)
+        return float(weights @ K @ weights)
+
+    def diag(self) -> np.ndarray:
+        """``k(c_i, c_i)`` as float64 (M,)."""
+        if self.fn is linear:
+            return np.einsum("ij,ij->i", self.C, self.C).astype(np.float64)
+        if self.fast:
+            return np.ones(self.C.shape[0], dtype=np.float64)
+        return np.asarray(kernel_diag(self.C, kernel=self.fn, bandwidth=self.bw), dtype=np.float64)
+
+    def column(self, j: int) -> np.ndarray:
+        """``k(C, C[j])`` as float64 (M,)."""
+        if not self.fast:
+            return np.asarray(self.fn(self.C, self.C[j : j + 1], bandwidth=self.bw), dtype=np.float64)[:, 0]
+        if self.fn is cosine:
+            return (self.U @ self.U[j]).astype(np.float64)
+        if self.fn is linear:
+            return (self.C @ self.C[j]).astype(np.float64)
+        d2 = self.sq + self.sq[j] - 2.0 * (self.C @ self.C[j])
+        d2[j] = 0.0
+        return self._profile(d2)
 
 
 def relevance(
     candidates: np.ndarray, target: np.ndarray, weights: np.ndarray, *, kernel: str | KernelFn, bandwidth: Bandwidth
 ) -> tuple[np.ndarray, float]:
-    """``rel[i] = sum_j v_j k(c_i, t_j)`` and the constant ``v' K_TT v``."""
+    """``rel[i] = sum_j v_j k(c_i, t_j)`` and the constant ``v' K_TT v``.
+
+    Examples
+    --------
+    >>> rel, ktt = relevance(np.zeros((2, 1)), np.zeros((1, 1)), np.ones(1), kernel="rbf", bandwidth=1.0)
+    >>> rel.tolist(), ktt
+    ([1.0, 1.0], 1.0)
+    """
     fn = get_kernel(kernel)
     rel = np.asarray(fn(candidates, target, bandwidth=bandwidth), dtype=np.float64) @ weights
     ktt = float(weights @ np.asarray(fn(target, target, bandwidth=bandwidth), dtype=np.float64) @ weights)
     return rel, ktt
+
+
+def path_from_columns(order: list[int], columns: np.ndarray, rel: np.ndarray, ktt: float) -> list[float]:
+    """MMD2 of every prefix of ``order``; ``columns[:, i]`` is the kernel column of ``order[i]``.
+
+    Examples
+    --------
+    >>> cols = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> path_from_columns([0, 1], cols, np.array([0.5, 0.5]), 0.5)
+    [0.5, 0.0]
+    """
+    K = columns[np.asarray(order, dtype=np.int64)][:, : len(order)]
+    r = rel[np.asarray(order, dtype=np.int64)]
+    out = []
+    for t in range(1, len(order) + 1):
+        value = K[:t, :t].sum() / t**2 - 2.0 * r[:t].sum() / t + ktt
+        out.append(max(float(value), 0.0))
+    return out
 
 
 def herd(
@@ -48,6 +186,8 @@ def herd(
     kernel: str | KernelFn = "rbf",
     bandwidth: Bandwidth = 1.0,
     allowed: np.ndarray | None = None,
+    constraints: ConstraintState | None = None,
+    keep_columns: bool = False,
 ) -> HerdingResult:
     """Greedily choose ``k`` rows of ``candidates`` whose mean embedding matches the target.
 
@@ -63,6 +203,13 @@ def herd(
         Kernel settings; ``bandwidth`` should already be resolved to numbers.
     allowed
         Optional boolean mask (M,) of candidates that may be chosen.
+    constraints
+        Optional :class:`~promptkd.selection.constraints.ConstraintState`; at
+        each step only the candidates it allows are considered, and with a
+        token budget the step maximises MMD2 decrease per token. The run stops
+        early when no candidate is allowed.
+    keep_columns
+        Keep the kernel columns of the chosen items (needed by :func:`swap_refine`).
 
     Examples
     --------
@@ -72,32 +219,140 @@ def herd(
     >>> len(res.order), all(a >= b for a, b in zip(res.mmd2_path, res.mmd2_path[1:]))
     (3, True)
     """
-    fn = get_kernel(kernel)
+    columns_of = _Columns(candidates, kernel, bandwidth)
     M = candidates.shape[0]
     k = min(k, M if allowed is None else int(np.count_nonzero(allowed)))
-    rel, ktt = relevance(candidates, target, weights, kernel=kernel, bandwidth=bandwidth)
-    diag = np.asarray(kernel_diag(candidates, kernel=kernel, bandwidth=bandwidth), dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    rel = columns_of.cross(target) @ weights
+    ktt = columns_of.target_constant(target, weights)
+    diag = columns_of.diag()
     redund = np.zeros(M, dtype=np.float64)
     blocked = np.zeros(M, dtype=bool) if allowed is None else ~np.asarray(allowed, dtype=bool)
+    costs = None if constraints is None else constraints.costs
     order: list[int] = []
     gains: list[float] = []
     path: list[float] = []
+    cols: list[np.ndarray] = []
     sum_ss = 0.0
     sum_rel = 0.0
     prev = ktt  # MMD2 of the empty set is taken as v'K_TT v
     for t in range(k):
-        score = 2.0 * rel - (diag + 2.0 * redund) / (t + 1)
-        score[blocked] = -np.inf
+        if costs is not None:
+            new = (sum_ss + diag + 2.0 * redund) / (t + 1) ** 2 - 2.0 * (sum_rel + rel) / (t + 1) + ktt
+            gain = prev - new
+            feasible = ~blocked & constraints.mask(t)  # type: ignore[union-attr]
+            helpful = feasible & (gain > 0)
+            score = gain / np.maximum(costs, 0.5) if helpful.any() else gain.copy()
+            score[~(helpful if helpful.any() else feasible)] = -np.inf
+        else:
+            score = 2.0 * rel - (diag + 2.0 * redund) / (t + 1)
+            score[blocked] = -np.inf
+            if constraints is not None:
+                score[~constraints.mask(t)] = -np.inf
         j = int(np.argmax(score))
+        if not np.isfinite(score[j]):
+            break
         order.append(j)
         blocked[j] = True
+        if constraints is not None:
+            constraints.add(j)
         sum_ss += diag[j] + 2.0 * redund[j]
         sum_rel += rel[j]
         current = max(sum_ss / (t + 1) ** 2 - 2.0 * sum_rel / (t + 1) + ktt, 0.0)
         gains.append(prev - current)
         path.append(current)
         prev = current
-        if t + 1 < k:
-            col = np.asarray(fn(candidates, candidates[j : j + 1], bandwidth=bandwidth), dtype=np.float64)[:, 0]
+        if t + 1 < k or keep_columns:
+            col = columns_of.column(j)
             redund += col
-    return HerdingResult(tuple(order), tuple(gains), tuple(path))
+            if keep_columns:
+                cols.append(col)
+    columns = np.stack(cols, 1) if keep_columns and cols else None
+    return HerdingResult(tuple(order), tuple(gains), tuple(path), columns, rel, diag, ktt)
+
+
+def swap_refine(
+    candidates: np.ndarray,
+    result: HerdingResult,
+    *,
+    kernel: str | KernelFn = "rbf",
+    bandwidth: Bandwidth = 1.0,
+    max_swaps: int = 10,
+    constraints: ConstraintState | None = None,
+    allowed: np.ndarray | None = None,
+    tol: float = 1e-12,
+) -> SwapResult:
+    """Improve a herding result by single exchanges that lower MMD2.
+
+    Each round evaluates every (candidate, chosen item) exchange from the stored
+    kernel columns in O(M * k), applies the best one if it lowers MMD2 by more
+    than ``tol`` and keeps every constraint, and computes the one new kernel
+    column; it stops after ``max_swaps`` exchanges or when none helps. MMD2
+    therefore never increases. The chosen item keeps its position in the
+    selection order, and the MMD2 path is recomputed for the final order.
+
+    Parameters
+    ----------
+    candidates
+        The (M, d) candidates ``result`` was computed on.
+    result
+        A :func:`herd` result computed with ``keep_columns=True``.
+    max_swaps
+        Maximum number of exchanges.
+    constraints
+        The state used by the greedy (it is updated in place).
+    allowed
+        Optional (M,) mask of candidates that may enter.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> C = rng.normal(size=(40, 3)); T = rng.normal(size=(6, 3))
+    >>> res = herd(C, T, np.full(6, 1 / 6), 4, bandwidth=1.5, keep_columns=True)
+    >>> out = swap_refine(C, res, bandwidth=1.5)
+    >>> out.mmd2_after <= out.mmd2_before + 1e-12
+    True
+    """
+    if result.columns is None or result.rel is None or result.diag is None:
+        raise ValueError("swap_refine needs a herding result computed with keep_columns=True")
+    columns_of = _Columns(candidates, kernel, bandwidth)
+    order = list(result.order)
+    n = len(order)
+    cols = result.columns.copy()
+    rel, diag, ktt = result.rel, result.diag, result.ktt
+
+    def mmd_of(ord_: list[int]) -> float:
+        idx = np.asarray(ord_, dtype=np.int64)
+        return float(cols[idx].sum() / n**2 - 2.0 * rel[idx].sum() / n + ktt)
+
+    before = max(mmd_of(order), 0.0) if n else 0.0
+    current = before
+    swaps = 0
+    while n and swaps < max_swaps:
+        idx = np.asarray(order, dtype=np.int64)
+        R = cols.sum(1)
+        sum_ss = float(cols[idx].sum())
+        sum_rel = float(rel[idx].sum())
+        new_ss = sum_ss - 2.0 * R[idx][None, :] + diag[idx][None, :] + 2.0 * (R[:, None] - cols) + diag[:, None]
+        new_rel = sum_rel - rel[idx][None, :] + rel[:, None]
+        value = new_ss / n**2 - 2.0 * new_rel / n + ktt
+        feasible = np.ones_like(value, dtype=bool)
+        feasible[idx] = False
+        if allowed is not None:
+            feasible &= np.asarray(allowed, dtype=bool)[:, None]
+        if constraints is not None:
+            feasible &= constraints.swap_feasible()
+        value = np.where(feasible, value, np.inf)
+        flat = int(np.argmin(value))
+        c, i = divmod(flat, n)
+        if not value[c, i] < current - tol:
+            break
+        order[i] = c
+        cols[:, i] = columns_of.column(c)
+        if constraints is not None:
+            constraints.swap(i, c)
+        current = max(mmd_of(order), 0.0)
+        swaps += 1
+    path = path_from_columns(order, cols, rel, ktt) if n else []
+    gains = [(ktt if t == 0 else path[t - 1]) - path[t] for t in range(n)]
+    return SwapResult(tuple(order), tuple(gains), tuple(path), swaps, before, path[-1] if path else before)

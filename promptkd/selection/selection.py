@@ -52,7 +52,9 @@ class Selection:
     kernel, bandwidth
         The kernel settings used to compute ``mmd2``.
     tokens
-        Tokens of the rendered demonstrations, when a token budget was used.
+        Total tokens of the rendered demonstrations, when a token budget was used.
+    demo_tokens
+        Tokens of each rendered demonstration (prompt order), when a token budget was used.
     budget
         The :class:`~promptkd.bounds.Budget` when ``k="auto"`` chose the size.
     """
@@ -72,6 +74,7 @@ class Selection:
     bandwidth: Any = None
     tokens: int | None = None
     budget: Any = None
+    demo_tokens: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -144,8 +147,9 @@ class Selection:
                     "gain": _num(self.gains[pos]) if self.gains is not None else None,
                     "selection_rank": int(self.selection_rank[pos]) if self.selection_rank is not None else None,
                     "running_mmd2": _num(self.mmd2_path[self.selection_rank[pos]])
-                    if self.selection_rank is not None and self.mmd2_path
+                    if self.selection_rank is not None and len(self.mmd2_path) > self.selection_rank[pos]
                     else None,
+                    "tokens": int(self.demo_tokens[pos]) if self.demo_tokens is not None else None,
                 }
             )
         bw = self.bandwidth
@@ -179,7 +183,12 @@ class Selection:
             lines.append("phases: " + ", ".join(f"{k}={v:.6f}" for k, v in self.phases.items()))
         if self.budget is not None and hasattr(self.budget, "k_star"):
             lines.append(f"budget: k*={self.budget.k_star}")
-        lines.append(f"{'pos':>3}  {'id':<18} {'label':<14} {'sim':>7} {'gain':>9} {'step':>4} {'run MMD2':>9}  input")
+        if self.tokens is not None:
+            lines.append(f"tokens: {self.tokens}")
+        tok_head = f" {'tokens':>6}" if self.demo_tokens is not None else ""
+        lines.append(
+            f"{'pos':>3}  {'id':<18} {'label':<14} {'sim':>7} {'gain':>9} {'step':>4} {'run MMD2':>9}{tok_head}  input"
+        )
         for row in self.to_dict()["demos"]:
             gain = "" if row["gain"] is None else f"{row['gain']:.5f}"
             step = "" if row["selection_rank"] is None else str(row["selection_rank"] + 1)
@@ -187,7 +196,8 @@ class Selection:
             sim = "" if row["similarity"] is None else f"{row['similarity']:.3f}"
             text = row["input"].replace("\n", " ")
             text = text if len(text) <= 50 else text[:47] + "..."
+            tok = f" {row['tokens']:>6}" if row["tokens"] is not None else ""
             lines.append(
-                f"{row['position']:>3}  {row['id'][:18]:<18} {row['output'][:14]:<14} {sim:>7} {gain:>9} {step:>4} {run:>9}  {text}"
+                f"{row['position']:>3}  {row['id'][:18]:<18} {row['output'][:14]:<14} {sim:>7} {gain:>9} {step:>4} {run:>9}{tok}  {text}"
             )
         return "\n".join(lines)

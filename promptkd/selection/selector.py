@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from promptkd._validation import check_int
+from promptkd._validation import check_choice, check_float, check_int
+from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, MissingDependencyError
 from promptkd.kernels.functions import Bandwidth, KernelFn
+from promptkd.rendering.template import as_template
+from promptkd.selection.ann import INDEX_KINDS, CandidateIndex
 from promptkd.selection.base import BaseSelector
-from promptkd.selection.herding import herd
-from promptkd.selection.target import Target
+from promptkd.selection.constraints import LABEL_BALANCE, ConstraintState, Infeasible, stratified_quotas
+from promptkd.selection.herding import herd, swap_refine
+from promptkd.selection.target import Target, normalise_rows
+from promptkd.selection.tokens import as_token_counter
 
 __all__ = ["Selector"]
+
+logger = logging.getLogger("promptkd")
 
 
 class Selector(BaseSelector):
     """Pick and order ``k`` demonstrations by minimising kernel MMD to the target.
 
     The pool is first narrowed to the ``candidates`` items most similar to the
-    target (one matrix-vector product), then kernel herding picks ``k`` of them
-    so the chosen set's mean embedding matches the target's; the set is finally
-    ordered by ``order`` (default: most target-similar last).
+    target (one matrix product, or a faiss index for pools above
+    ``ann_threshold``), then kernel herding picks ``k`` of them so the chosen
+    set's mean embedding matches the target's, optional swaps improve the set,
+    and the set is finally ordered by ``order`` (default: most target-similar
+    last). Constraints are hard guarantees that compose with the objective.
 
     Parameters
     ----------
     k
-        Number of demonstrations.
+        Number of demonstrations (the maximum when ``max_tokens`` is set), or
+        ``"auto"`` to let :class:`promptkd.bounds.BoundEstimator` choose it per
+        target (the :class:`~promptkd.bounds.Budget` is kept in ``Selection.budget``).
     kernel
         ``"rbf"`` (default), ``"laplacian"``, ``"imq"``, ``"cosine"``, ``"linear"``
         or a callable ``k(X, Y, *, bandwidth)``.
@@ -38,7 +51,45 @@ class Selector(BaseSelector):
     order
         Ordering policy name or callable (see :mod:`promptkd.selection.ordering`).
     seed
-        Seed for every random choice (subsampling, random orders).
+        Seed for every random choice (subsampling, random orders, IVF training).
+    swaps
+        Maximum number of swap-refinement exchanges after the greedy (0: none).
+        The MMD2 after each phase is in ``Selection.phases``.
+    max_tokens
+        Token budget for the rendered demonstrations (``template`` applied to
+        each demo, counted with ``tokenizer``); the greedy maximises MMD2
+        decrease per token and never exceeds it.
+    tokenizer
+        A transformers tokenizer name or local path, a tokenizer object, or a
+        callable ``text -> int``. Needed by ``max_tokens``; when given without
+        it, token counts are still reported.
+    template
+        :class:`~promptkd.rendering.PromptTemplate` or example pattern used to
+        render demos for counting (default ``"Input: {input}\\nOutput: {output}"``).
+    label_balance
+        None, ``"cover"`` (``min(k, #labels)`` distinct labels) or
+        ``"stratified"`` (label counts within one of ``k`` times the eligible
+        pool's label proportions, summing to ``k``).
+    dedup_threshold
+        No two chosen demos have cosine similarity at or above this value.
+    where
+        Metadata filter (as :meth:`DemoPool.filter`): only matching demos are chosen.
+    index
+        Candidate index above ``ann_threshold``: ``"auto"`` (HNSW if faiss is
+        installed, else exact numpy with a warning), ``"exact"``, ``"ivf"`` or
+        ``"hnsw"`` (faiss, the ``ann`` extra).
+    ann_threshold
+        Pool size from which the faiss index is used (None: never).
+    nprobe, ef_search
+        Recall settings of the IVF and HNSW indexes.
+    dtype
+        Storage of the pool embeddings: None (as the pool has them),
+        ``"float32"`` or ``"float16"`` (half the memory; products in float32).
+    batch_chunk
+        Queries per similarity GEMM in :meth:`select_batch`.
+    k_max, token_cost, bound_estimator
+        For ``k="auto"``: the largest k considered, the price of a token in
+        the budget, and an optional configured ``BoundEstimator``.
 
     Examples
     --------
@@ -52,37 +103,323 @@ class Selector(BaseSelector):
     >>> sel = Selector(k=2).fit(pool).select("a great film")
     >>> len(sel.demos), sel.mmd2 >= 0
     (2, True)
+    >>> s = Selector(k=2, label_balance="cover", max_tokens=12, tokenizer=lambda t: len(t.split()), swaps=2)
+    >>> out = s.fit(pool).select("a great film")
+    >>> len(set(out.labels)), out.tokens <= 12, sorted(out.phases)
+    (2, True, ['greedy', 'swap'])
     """
 
     method = "promptkd"
+    _path_is_exact = True
 
     def __init__(
         self,
-        k: int = 8,
+        k: int | str = 8,
         *,
         kernel: str | KernelFn = "rbf",
         bandwidth: Bandwidth = "median",
         candidates: int = 256,
         order: Any = "similarity",
         seed: int = 0,
+        swaps: int = 0,
+        max_tokens: int | None = None,
+        tokenizer: Any = None,
+        template: Any = None,
+        label_balance: str | None = None,
+        dedup_threshold: float | None = None,
+        where: Mapping[str, Any] | None = None,
+        index: str = "auto",
+        ann_threshold: int | None = 500_000,
+        nprobe: int = 16,
+        ef_search: int = 128,
+        dtype: str | None = None,
+        batch_chunk: int = 256,
+        k_max: int = 32,
+        token_cost: float = 0.0,
+        bound_estimator: Any = None,
     ) -> None:
-        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed)
+        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)  # type: ignore[arg-type]
         self.candidates = candidates
+        self.swaps = swaps
+        self.max_tokens = max_tokens
+        self.tokenizer = tokenizer
+        self.template = template
+        self.label_balance = label_balance
+        self.dedup_threshold = dedup_threshold
+        self.where = where
+        self.index = index
+        self.ann_threshold = ann_threshold
+        self.nprobe = nprobe
+        self.ef_search = ef_search
+        self.dtype = dtype
+        self.k_max = k_max
+        self.token_cost = token_cost
+        self.bound_estimator = bound_estimator
 
+    # ------------------------------------------------------------------ settings and fitting
     def _check_settings(self) -> None:
+        if isinstance(self.k, str) and self.k != "auto":
+            raise InvalidInputError(f"k must be a positive integer or 'auto', got {self.k!r}.")
         super()._check_settings()
         check_int(self.candidates, "candidates", minimum=1)
+        check_int(self.swaps, "swaps", minimum=0)
+        if self.max_tokens is not None:
+            check_int(self.max_tokens, "max_tokens", minimum=1)
+            if self.tokenizer is None:
+                raise InvalidInputError(
+                    "max_tokens needs tokenizer=: a transformers tokenizer name or path, a tokenizer object, "
+                    "or a callable text -> int."
+                )
+        if self.label_balance not in LABEL_BALANCE:
+            raise InvalidInputError(f"label_balance must be None, 'cover' or 'stratified'; got {self.label_balance!r}.")
+        if self.dedup_threshold is not None:
+            check_float(self.dedup_threshold, "dedup_threshold", minimum=-1.0, maximum=1.0)
+        if self.where is not None and not isinstance(self.where, Mapping):
+            raise InvalidTypeError(
+                f"where must be a mapping of metadata key to value, got {type(self.where).__name__}."
+            )
+        check_choice(self.index, "index", INDEX_KINDS)
+        if self.ann_threshold is not None:
+            check_int(self.ann_threshold, "ann_threshold", minimum=0)
+        check_int(self.nprobe, "nprobe", minimum=1)
+        check_int(self.ef_search, "ef_search", minimum=1)
+        if self.dtype is not None:
+            check_choice(self.dtype, "dtype", ("float32", "float16"))
+        check_int(self.k_max, "k_max", minimum=1)
+        check_float(self.token_cost, "token_cost", minimum=0.0)
+
+    def _store_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        if self.dtype is None:
+            return super()._store_embeddings(emb)
+        return emb.astype(np.float16 if self.dtype == "float16" else np.float32, copy=False)
+
+    @property
+    def constrained(self) -> bool:
+        """Whether any constraint beyond ``k`` is set."""
+        return self.max_tokens is not None or self.label_balance is not None or self.dedup_threshold is not None
+
+    def _fit_extra(self) -> None:
+        n = self.n_demos_
+        if self.where is not None:
+            self.eligible_ = self.pool_.mask(where=self.where)
+            if not self.eligible_.any():
+                raise InvalidInputError(f"where={dict(self.where)!r} matches no demo in the pool; relax the filter.")
+        else:
+            self.eligible_ = None
+        self.eligible_idx_ = np.flatnonzero(self.eligible_) if self.eligible_ is not None else np.arange(n)
+        names, codes = np.unique(
+            np.array([d.output for d in self.demos_], dtype=object).astype(str), return_inverse=True
+        )
+        self.label_names_ = tuple(str(x) for x in names)
+        self.label_codes_ = codes.astype(np.int64)
+        self.label_counts_ = np.bincount(self.label_codes_[self.eligible_idx_], minlength=len(names))
+        self.tokens_ = None
+        if self.tokenizer is not None:
+            counter = as_token_counter(self.tokenizer)
+            tmpl = as_template(self.template)
+            tokens = np.zeros(n, dtype=np.int64)
+            idx = self.eligible_idx_
+            tokens[idx] = counter.count([tmpl.render_demo(self.demos_[i]) for i in idx])
+            self.tokens_ = tokens
+            if self.max_tokens is not None:
+                shortest = int(tokens[idx].min())
+                if shortest > self.max_tokens:
+                    raise BudgetInfeasibleError(
+                        f"no demonstration fits max_tokens={self.max_tokens}: the shortest eligible demo renders to "
+                        f"{shortest} tokens; raise max_tokens or shorten the template."
+                    )
+        self.index_ = None
+        if self.ann_threshold is not None and n >= self.ann_threshold:
+            try:
+                self.index_ = CandidateIndex(
+                    self.embeddings_, self.index, nprobe=self.nprobe, ef_search=self.ef_search, seed=self.seed
+                )
+            except MissingDependencyError:
+                if self.index != "auto":
+                    raise
+                logger.warning(
+                    "the pool has %d demos (>= ann_threshold=%d) but faiss is not installed; using exact search. "
+                    'Install it with: pip install "promptkd[ann]"',
+                    n,
+                    self.ann_threshold,
+                )
+        self.estimator_ = None
+        if self.k == "auto":
+            self.estimator_ = self._make_estimator().fit(self.pool_)
+
+    def _make_estimator(self) -> Any:
+        try:
+            from promptkd.bounds import BoundEstimator
+        except ImportError as err:
+            raise InvalidInputError(
+                "k='auto' needs promptkd.bounds.BoundEstimator, which is not available; pass an integer k."
+            ) from err
+        if self.bound_estimator is not None:
+            return self.bound_estimator
+        return BoundEstimator(kernel=self.kernel, bandwidth=self.bandwidth, candidates=self.candidates, seed=self.seed)
+
+    def _resolve_k_for(self, target: Target, k: Any) -> tuple[int, Any]:
+        value = self.k if k is None else k
+        if value != "auto":
+            return self._resolve_k(value), None
+        if getattr(self, "estimator_", None) is None:
+            self.estimator_ = self._make_estimator().fit(self.pool_)
+        budget = self.estimator_.budget(
+            target,
+            k_max=min(self.k_max, len(self.eligible_idx_)),
+            max_tokens=self.max_tokens,
+            token_cost=self.token_cost,
+            tokenizer=self.tokenizer,
+            template=self.template,
+        )
+        return int(budget.k_star), budget
+
+    def _resolve_k(self, k: Any) -> int:
+        value = super()._resolve_k(k)
+        n_elig = len(self.eligible_idx_) if hasattr(self, "eligible_idx_") else self.n_demos_
+        if value > n_elig and self.max_tokens is None:
+            raise BudgetInfeasibleError(
+                f"k={value} but only {n_elig} demos match where={self.where!r}; pass k <= {n_elig} or relax the filter."
+            )
+        return min(value, n_elig)
+
+    # ------------------------------------------------------------------ candidate stage
+    def _candidate_similarities(self, directions: np.ndarray) -> np.ndarray:
+        if self.index_ is None:
+            return self._similarity_rows(directions)
+        D = np.asarray(directions, dtype=np.float32)
+        n_elig = len(self.eligible_idx_)
+        m = max(self.candidates, self.k if isinstance(self.k, int) else self.k_max)
+        m = min(self.n_demos_, int(np.ceil(m * self.n_demos_ / n_elig)))
+        ids = self.index_.search(D, m)
+        S = np.full((D.shape[0], self.n_demos_), -np.inf, dtype=np.float32)
+        for i in range(D.shape[0]):
+            row = ids[i][ids[i] >= 0]
+            S[i, row] = (np.asarray(self.embeddings_[row], dtype=np.float32) @ D[i]) * self.inv_norms_[row]
+        return S
+
+    def _candidate_set(self, sims: np.ndarray, k: int) -> np.ndarray:
+        """Pool indices of the candidates, most similar first (ties: lower index first)."""
+        s = sims if self.eligible_ is None else np.where(self.eligible_, sims, -np.inf)
+        n_elig = len(self.eligible_idx_)
+        m = min(max(self.candidates, k), n_elig)
+        if m < self.n_demos_:
+            cand = np.argpartition(-s, m - 1)[:m]
+        else:
+            cand = np.arange(self.n_demos_)
+        cand = cand[np.isfinite(s[cand])]
+        if self.label_balance is not None:
+            extra = []
+            for lab in range(len(self.label_names_)):
+                members = self.eligible_idx_[self.label_codes_[self.eligible_idx_] == lab]
+                members = members[np.isfinite(s[members])]
+                if len(members) > k:
+                    members = members[np.argpartition(-s[members], k - 1)[:k]]
+                extra.append(members)
+            cand = np.unique(np.concatenate([cand, *extra]))
+        return cand[np.lexsort((cand, -s[cand]))]
+
+    # ------------------------------------------------------------------ the greedy
+    def _state(self, cand: np.ndarray, k: int, C: np.ndarray) -> ConstraintState | None:
+        if not self.constrained:
+            return None
+        labels = self.label_codes_[cand] if self.label_balance is not None else None
+        quotas = None
+        required = 0
+        if self.label_balance == "stratified":
+            quotas = stratified_quotas(self.label_counts_, k)
+        elif self.label_balance == "cover":
+            required = min(k, int(np.count_nonzero(self.label_counts_)))
+        return ConstraintState(
+            k,
+            labels=labels,
+            label_balance=self.label_balance,
+            required_distinct=required,
+            quotas=quotas,
+            costs=None if self.max_tokens is None else self.tokens_[cand].astype(np.float64),  # type: ignore[index]
+            budget=self.max_tokens,
+            unit=normalise_rows(C) if self.dedup_threshold is not None else None,
+            dedup_threshold=self.dedup_threshold,
+            n_candidates=len(cand),
+        )
+
+    def _run(
+        self, target: Target, k: int, cand: np.ndarray
+    ) -> tuple[list[int], list[float], list[float], dict[str, float]]:
+        C = np.asarray(self.embeddings_[cand], dtype=np.float32)
+        state = self._state(cand, k, C)
+        result = herd(
+            C,
+            target.embeddings,
+            target.weights,
+            k,
+            kernel=self.kernel,
+            bandwidth=self.bandwidth_,
+            constraints=state,
+            keep_columns=self.swaps > 0,
+        )
+        if state is not None:
+            why = state.violation()
+            if why is not None:
+                raise Infeasible(why)
+        order, gains, path = list(result.order), list(result.gains), list(result.mmd2_path)
+        phases = {"greedy": float(path[-1])}
+        if self.swaps > 0:
+            refined = swap_refine(
+                C, result, kernel=self.kernel, bandwidth=self.bandwidth_, max_swaps=self.swaps, constraints=state
+            )
+            order, gains, path = list(refined.order), list(refined.gains), list(refined.mmd2_path)
+            phases["swap"] = refined.mmd2_after
+            logger.debug(
+                "swap refinement: %d exchanges, MMD2 %.6g -> %.6g",
+                refined.n_swaps,
+                phases["greedy"],
+                refined.mmd2_after,
+            )
+        return [int(cand[j]) for j in order], gains, path, phases
 
     def _choose(
         self, target: Target, k: int, sims: np.ndarray
     ) -> tuple[list[int], list[float] | None, list[float], dict[str, float]]:
-        m = min(max(self.candidates, k), self.n_demos_)
-        if m < self.n_demos_:
-            cand = np.argpartition(-sims, m - 1)[:m]
-            cand = cand[np.argsort(-sims[cand], kind="stable")]
-        else:
-            cand = np.argsort(-sims, kind="stable")
-        C = np.asarray(self.embeddings_[cand], dtype=np.float32)
-        result = herd(C, target.embeddings, target.weights, k, kernel=self.kernel, bandwidth=self.bandwidth_)
-        chosen = [int(cand[j]) for j in result.order]
-        return chosen, list(result.gains), list(result.mmd2_path), {"greedy": result.mmd2_path[-1]}
+        cand = self._candidate_set(sims, k)
+        try:
+            return self._run(target, k, cand)
+        except Infeasible as first:
+            if len(cand) >= len(self.eligible_idx_):
+                raise self._infeasible(k, str(first)) from None
+            logger.debug("constraints infeasible on %d candidates (%s); retrying on the whole pool", len(cand), first)
+        exact = self._similarity_rows(target.direction()[None, :])[0]
+        idx = self.eligible_idx_
+        full = idx[np.lexsort((idx, -exact[idx]))]
+        try:
+            return self._run(target, k, full)
+        except Infeasible as second:
+            raise self._infeasible(k, str(second)) from None
+
+    def _infeasible(self, k: int, why: str) -> BudgetInfeasibleError:
+        settings = {
+            "k": k,
+            "max_tokens": self.max_tokens,
+            "label_balance": self.label_balance,
+            "dedup_threshold": self.dedup_threshold,
+            "where": self.where,
+        }
+        active = ", ".join(f"{a}={b!r}" for a, b in settings.items() if b is not None)
+        return BudgetInfeasibleError(
+            f"no selection satisfies the constraints ({active}): {why}; raise max_tokens or dedup_threshold, "
+            "lower k, or relax label_balance / where."
+        )
+
+    def _extras(self, chosen: Any) -> dict[str, Any]:
+        if self.tokens_ is None:
+            return {}
+        toks = [int(self.tokens_[i]) for i in chosen]
+        return {"tokens": int(sum(toks)), "demo_tokens": toks}
+
+    def __repr__(self) -> str:
+        extra = ""
+        for name in ("swaps", "max_tokens", "label_balance", "dedup_threshold", "where"):
+            value = getattr(self, name)
+            if value not in (None, 0):
+                extra += f", {name}={value!r}"
+        return f"Selector(k={self.k!r}, kernel={self.kernel!r}, candidates={self.candidates!r}, order={self.order!r}{extra})"

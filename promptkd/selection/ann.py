@@ -1,0 +1,137 @@
+"""Candidate search over large pools with a faiss index (the ``ann`` extra).
+
+The candidate stage of a selector needs, per target, the ``M`` pool items with
+the largest cosine similarity to the target direction. Below the selector's
+``ann_threshold`` this is one exact GEMM/GEMV in numpy; above it a faiss index
+over the unit-normalised pool embeddings answers it:
+
+* ``"exact"``: brute-force inner product (``IndexFlatIP``), same results as numpy;
+* ``"ivf"``: inverted lists (``IndexIVFFlat``), ``nlist ~ 4 sqrt(N)``, ``nprobe`` lists searched;
+* ``"hnsw"``: a graph index (``IndexHNSWFlat``), ``ef_search`` controls recall.
+
+float16 pools are indexed with faiss' fp16 scalar quantiser, so the index is
+as small as the embeddings. Search is read-only after building and may run
+from several threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from promptkd._optional import require
+from promptkd.exceptions import InvalidInputError
+
+__all__ = ["INDEX_KINDS", "CandidateIndex"]
+
+logger = logging.getLogger("promptkd")
+
+INDEX_KINDS = ("auto", "exact", "ivf", "hnsw")
+
+
+class CandidateIndex:
+    """A faiss inner-product index over unit-normalised pool embeddings.
+
+    Parameters
+    ----------
+    embeddings
+        (N, d) pool embeddings (float32 or float16).
+    kind
+        ``"exact"``, ``"ivf"`` or ``"hnsw"`` (``"auto"`` means ``"hnsw"``).
+    nlist, nprobe
+        IVF settings (``nlist=None``: about ``4 * sqrt(N)`` lists).
+    hnsw_m, ef_search
+        HNSW graph degree and search breadth.
+    seed
+        Seed for IVF training.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 8)).astype(np.float32)
+    >>> idx = CandidateIndex(X, "exact")
+    >>> ids = idx.search(X[:2], 3)
+    >>> ids.shape, int(ids[0, 0]), int(ids[1, 0])
+    ((2, 3), 0, 1)
+    """
+
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        kind: str = "hnsw",
+        *,
+        nlist: int | None = None,
+        nprobe: int = 16,
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        seed: int = 0,
+    ) -> None:
+        faiss = require("faiss", "ann", purpose="the approximate candidate index (index='ivf'/'hnsw'/'exact')")
+        if kind == "auto":
+            kind = "hnsw"
+        if kind not in ("exact", "ivf", "hnsw"):
+            raise InvalidInputError(f"index={kind!r} is not known; use one of {INDEX_KINDS}.")
+        E = np.asarray(embeddings)
+        n, d = E.shape
+        half = E.dtype == np.float16
+        metric = faiss.METRIC_INNER_PRODUCT
+        self.kind = kind
+        self.n = int(n)
+        self.dim = int(d)
+        if kind == "exact":
+            index: Any = (
+                faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, metric) if half else faiss.IndexFlatIP(d)
+            )
+        elif kind == "hnsw":
+            if half:
+                index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, hnsw_m, metric)
+            else:
+                index = faiss.IndexHNSWFlat(d, hnsw_m, metric)
+            index.hnsw.efConstruction = max(40, 2 * hnsw_m)
+            index.hnsw.efSearch = ef_search
+            self.ef_search = ef_search
+        else:
+            nl = nlist if nlist is not None else max(1, min(n // 39, int(4 * math.sqrt(n))))
+            quantizer = faiss.IndexFlatIP(d)
+            if half:
+                index = faiss.IndexIVFScalarQuantizer(quantizer, d, nl, faiss.ScalarQuantizer.QT_fp16, metric)
+            else:
+                index = faiss.IndexIVFFlat(quantizer, d, nl, metric)
+            index.cp.seed = seed
+            index.nprobe = min(nprobe, nl)
+            self._quantizer = quantizer  # keep a reference: faiss does not own it
+            self.nlist = nl
+        for start, block in _unit_blocks(E):
+            if kind == "ivf" and start == 0:
+                index.train(_unit(E[: min(n, max(256 * index.nlist, 10_000))]))
+            index.add(block)
+        self.index = index
+        logger.info("built a faiss %s index over %d x %d embeddings", kind, n, d)
+
+    def search(self, directions: np.ndarray, m: int) -> np.ndarray:
+        """Ids (n_queries, m) of the ``m`` items with the largest inner product; -1 pads missing hits."""
+        Q = np.ascontiguousarray(np.asarray(directions, dtype=np.float32))
+        if Q.ndim == 1:
+            Q = Q[None, :]
+        m = min(int(m), self.n)
+        if self.kind == "hnsw":  # search breadth at least twice the hits wanted, per call (thread-safe)
+            import faiss
+
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, 2 * m))
+            _, ids = self.index.search(Q, m, params=params)
+        else:
+            _, ids = self.index.search(Q, m)
+        return ids
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return np.ascontiguousarray(X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12))
+
+
+def _unit_blocks(E: np.ndarray, block: int = 65536):
+    for start in range(0, E.shape[0], block):
+        yield start, _unit(E[start : start + block])
