@@ -1,0 +1,334 @@
+"""DSPy adapter: the :class:`MMDFewShot` teleprompter.
+
+``MMDFewShot(k=4).compile(student, trainset=..., valset=...)`` returns a copy of
+``student`` whose predictors carry MMD-selected demonstrations (the original
+``dspy.Example`` objects from the trainset):
+
+* ``mode="shared"`` (default): one set for every call, chosen so its embedding
+  distribution matches the target distribution (the ``valset`` inputs when
+  given, else the ``trainset`` inputs).
+* ``mode="per_call"``: the shared set is the default, and on each call of a
+  predictor the demos are re-selected for that call's inputs. This uses a DSPy
+  callback on each predictor plus a context-local demo list; the module's
+  ``forward`` is not patched, and concurrent calls (threads, asyncio tasks)
+  each see their own selection.
+
+Needs the ``dspy`` extra (``pip install "promptkd[dspy]"``).
+
+Examples
+--------
+>>> import dspy
+>>> from dspy.utils import DummyLM
+>>> from promptkd.embeddings import HashingEmbedder
+>>> train = [dspy.Example(question=f"what is {i} plus {i}?", answer=str(2 * i)).with_inputs("question")
+...          for i in range(6)]
+>>> program = dspy.Predict("question -> answer")
+>>> compiled = MMDFewShot(k=2, embedder=HashingEmbedder()).compile(program, trainset=train)
+>>> len(compiled.demos), all(d in train for d in compiled.demos)
+(2, True)
+>>> with dspy.context(lm=DummyLM([{"answer": "8"}])):
+...     compiled(question="what is 4 plus 4?").answer
+'8'
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from promptkd._optional import require
+from promptkd.embeddings.base import Embedder
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
+from promptkd.integrations.hooks import check_hooks, emit
+from promptkd.integrations.registry import make_selector
+from promptkd.pool import Demo, DemoPool
+from promptkd.selection import BaseSelector, Selection
+
+dspy = require("dspy", "dspy", purpose="the DSPy integration")
+
+from dspy.teleprompt.teleprompt import Teleprompter  # noqa: E402
+from dspy.utils.callback import BaseCallback  # noqa: E402
+
+__all__ = ["MMDFewShot"]
+
+logger = logging.getLogger("promptkd")
+
+MODES = ("shared", "per_call")
+
+# per predictor slot -> demos chosen for the call now running in this context
+_CALL_DEMOS: contextvars.ContextVar[dict[int, list[Any]] | None] = contextvars.ContextVar(
+    "promptkd_dspy_call_demos", default=None
+)
+
+
+class _Slot:
+    """Identity shared by one predictor's callback and its demo list."""
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Slot:
+        return self
+
+
+class ContextDemos(list):  # type: ignore[type-arg]
+    """A predictor's demo list: the shared set, or the call's own selection inside a call.
+
+    Behaves as a plain list of ``dspy.Example`` outside a call (saving, printing,
+    ``dump_state`` see the shared set).
+    """
+
+    def __init__(self, demos: Iterable[Any], slot: _Slot) -> None:
+        super().__init__(demos)
+        self._slot = slot
+
+    def _current(self) -> list[Any] | None:
+        active = _CALL_DEMOS.get()
+        if active is None:
+            return None
+        return active.get(id(self._slot))
+
+    def __iter__(self) -> Iterator[Any]:
+        cur = self._current()
+        return iter(cur) if cur is not None else super().__iter__()
+
+    def __len__(self) -> int:
+        cur = self._current()
+        return len(cur) if cur is not None else super().__len__()
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __getitem__(self, index: Any) -> Any:
+        cur = self._current()
+        return cur[index] if cur is not None else super().__getitem__(index)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ContextDemos:
+        return ContextDemos([copy.deepcopy(d, memo) for d in list.__iter__(self)], self._slot)
+
+    def __copy__(self) -> ContextDemos:
+        return ContextDemos(list.__iter__(self), self._slot)
+
+    def __reduce__(self) -> Any:
+        # pickled / cloudpickled copies become plain lists of the shared set
+        return (list, (list(list.__iter__(self)),))
+
+
+class _PerCallSelector(BaseCallback):
+    """DSPy callback: before a predictor runs, select demos for its inputs."""
+
+    def __init__(self, owner: MMDFewShot, slot: _Slot, name: str) -> None:
+        self.owner = owner
+        self.slot = slot
+        self.name = name
+        self._previous: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _PerCallSelector:
+        return self
+
+    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        kwargs = inputs.get("kwargs") if isinstance(inputs.get("kwargs"), Mapping) else inputs
+        query = self.owner._query_text(kwargs)
+        previous = _CALL_DEMOS.get()
+        with self._lock:
+            self._previous[call_id] = previous
+        if query is None:
+            return
+        selection = self.owner.selector_.select(query)
+        emit("on_select", selection, hooks=self.owner.hooks, source="dspy", predictor=self.name)
+        demos = [self.owner.trainset_[i] for i in selection.indices]
+        active = dict(previous or {})
+        active[id(self.slot)] = demos
+        _CALL_DEMOS.set(active)
+
+    def on_module_end(self, call_id: str, outputs: Any | None, exception: Exception | None = None) -> None:
+        with self._lock:
+            if call_id not in self._previous:
+                return
+            previous = self._previous.pop(call_id)
+        _CALL_DEMOS.set(previous)
+
+
+class MMDFewShot(Teleprompter):
+    """DSPy teleprompter: assign kernel-MMD-selected demos to every predictor.
+
+    Parameters
+    ----------
+    k
+        Demos per predictor (or ``"auto"`` when the selector supports it).
+    selector
+        A promptkd selector name (``"promptkd"``, ``"topk"``, ...) or instance.
+    embedder
+        Embedder for example inputs; ``None`` is the default sentence-transformers
+        model (all-MiniLM-L6-v2, offline).
+    mode
+        ``"shared"`` or ``"per_call"`` (see the module docstring).
+    input_keys
+        Example fields that form the text to embed. ``None``: each example's
+        ``with_inputs`` keys.
+    target
+        For the shared set: ``"valset"`` (valset inputs when given, else
+        trainset), ``"trainset"``.
+    hooks
+        Extra :mod:`promptkd.integrations.hooks` hooks called on each selection.
+    **selector_options
+        Passed to the selector's constructor.
+
+    Attributes
+    ----------
+    selection_
+        The shared :class:`~promptkd.selection.Selection` after :meth:`compile`.
+    selector_
+        The fitted selector.
+    pool_
+        The :class:`~promptkd.DemoPool` built from the trainset.
+    """
+
+    def __init__(
+        self,
+        k: int | str = 4,
+        *,
+        selector: str | BaseSelector = "promptkd",
+        embedder: Embedder | None = None,
+        mode: str = "shared",
+        input_keys: Sequence[str] | None = None,
+        target: str = "valset",
+        hooks: Iterable[Any] | None = None,
+        **selector_options: Any,
+    ) -> None:
+        if mode not in MODES:
+            raise InvalidInputError(f"mode={mode!r} is not known; use one of {', '.join(MODES)}.")
+        if target not in ("valset", "trainset"):
+            raise InvalidInputError(f"target={target!r} is not known; use 'valset' or 'trainset'.")
+        if isinstance(input_keys, str):
+            input_keys = [input_keys]
+        self.k = k
+        self.selector = selector
+        self.embedder = embedder
+        self.mode = mode
+        self.input_keys = None if input_keys is None else list(input_keys)
+        self.target = target
+        self.hooks = check_hooks(hooks)
+        self.selector_options = dict(selector_options)
+
+    # ------------------------------------------------------------------ helpers
+    def _keys_of(self, example: Any) -> list[str]:
+        if self.input_keys is not None:
+            return self.input_keys
+        keys = getattr(example, "_input_keys", None)
+        if not keys:
+            raise InvalidInputError(
+                "trainset examples have no input fields; call .with_inputs('question', ...) on each example "
+                "or pass input_keys= to MMDFewShot."
+            )
+        return sorted(keys)
+
+    def _example_text(self, example: Any, keys: Sequence[str]) -> str:
+        parts = []
+        for key in keys:
+            if key not in example:
+                raise InvalidInputError(
+                    f"example {example!r:.80} has no field {key!r}; check input_keys / with_inputs."
+                )
+            parts.append(str(example[key]))
+        return "\n".join(parts)
+
+    def _query_text(self, kwargs: Mapping[str, Any]) -> str | None:
+        keys = [k for k in self.input_keys_ if k in kwargs]
+        if keys:
+            text = "\n".join(str(kwargs[k]) for k in keys)
+        else:
+            text = " ".join(str(kwargs[k]) for k in sorted(kwargs) if isinstance(kwargs[k], str))
+        return text if text.strip() else None
+
+    def _build_pool(self, trainset: Sequence[Any]) -> DemoPool:
+        demos = []
+        for i, ex in enumerate(trainset):
+            if not isinstance(ex, dspy.Example):
+                raise InvalidTypeError(f"trainset[{i}] must be a dspy.Example, got {type(ex).__name__}.")
+            keys = self._keys_of(ex)
+            labels = [k for k in ex.keys() if k not in keys]  # noqa: SIM118 - Example.keys() hides dspy_ fields
+            output = "\n".join(str(ex[k]) for k in labels)
+            demos.append(
+                Demo(input=self._example_text(ex, keys), output=output, id=f"train-{i}", metadata={"index": i})
+            )
+        return DemoPool(demos, embedder=self.embedder)
+
+    # ------------------------------------------------------------------ the DSPy API
+    def compile(
+        self,
+        student: Any,
+        *,
+        trainset: Sequence[Any],
+        teacher: Any = None,
+        valset: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Return a copy of ``student`` whose predictors hold MMD-selected demos.
+
+        Parameters
+        ----------
+        student
+            A ``dspy.Module`` (its predictors get the demos).
+        trainset
+            ``dspy.Example`` objects the demos are chosen from.
+        teacher
+            Unused (accepted for DSPy's compile signature).
+        valset
+            Examples whose inputs define the target distribution (shared mode).
+        """
+        if not isinstance(student, dspy.Module):
+            raise InvalidTypeError(
+                f"student must be a dspy.Module (e.g. dspy.Predict(...)), got {type(student).__name__}."
+            )
+        if kwargs:
+            raise InvalidInputError(f"compile got unexpected argument(s) {sorted(kwargs)}.")
+        trainset = list(trainset or [])
+        if not trainset:
+            raise InvalidInputError("trainset is empty; pass dspy.Example objects to choose demos from.")
+        self.trainset_ = trainset
+        self.input_keys_ = self._keys_of(trainset[0])
+        self.pool_ = self._build_pool(trainset)
+        sel = (
+            self.selector
+            if isinstance(self.selector, BaseSelector)
+            else make_selector(self.selector, k=self.k, **self.selector_options)
+        )
+        self.selector_ = sel.fit(self.pool_)
+        source = list(valset) if (valset and self.target == "valset") else trainset
+        target_texts = [self._example_text(ex, self._keys_of(ex)) for ex in source]
+        self.selection_: Selection = self.selector_.select(target_texts)
+        emit("on_select", self.selection_, hooks=self.hooks, source="dspy", mode="shared")
+        shared = [trainset[i] for i in self.selection_.indices]
+        program = student.reset_copy()
+        for name, predictor in program.named_predictors():
+            if self.mode == "shared":
+                predictor.demos = list(shared)
+            else:
+                slot = _Slot()
+                predictor.demos = ContextDemos(shared, slot)
+                predictor.callbacks = [*getattr(predictor, "callbacks", []), _PerCallSelector(self, slot, name)]
+        program._compiled = True
+        logger.info(
+            "MMDFewShot: %d demos (%s) for %d predictor(s), MMD2=%.5f",
+            len(shared),
+            self.mode,
+            len(program.predictors()),
+            self.selection_.mmd2,
+        )
+        return program
+
+    def get_params(self) -> dict[str, Any]:
+        """Settings of the teleprompter (DSPy's ``Teleprompter.get_params``)."""
+        return {
+            "k": self.k,
+            "selector": self.selector,
+            "mode": self.mode,
+            "input_keys": self.input_keys,
+            "target": self.target,
+            **self.selector_options,
+        }
