@@ -114,7 +114,9 @@ def effective_sample_size(weights: Any, n: int) -> float:
     if weights is None:
         return float(n)
     w = check_weights(weights, n, "weights")
-    return float(1.0 / np.sum(w * w))
+    value = float(1.0 / np.sum(w * w))
+    nearest = round(value)
+    return float(nearest) if abs(value - nearest) < 1e-9 * max(value, 1.0) else value
 
 
 def kernel_is_nonnegative(kernel: str | KernelFn) -> bool:
