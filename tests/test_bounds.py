@@ -303,7 +303,7 @@ def test_max_acceptable_mmd(gauss: dict) -> None:
 
 def test_budget_with_text_targets_and_real_tokenizer(hashing_pool: DemoPool) -> None:
     est = BoundEstimator().fit(hashing_pool)
-    chars = est.budget("finance news: the bank and the market", k_max=6, tokenizer=lambda s: list(s))
+    chars = est.budget("finance news: the bank and the market", k_max=6, tokenizer=len)
     words = est.budget("finance news: the bank and the market", k_max=6)
     assert chars.indices == words.indices  # tokenization does not change the path
     assert chars.curve[0].tokens > words.curve[0].tokens
@@ -406,10 +406,27 @@ def test_resolve_tokenizer_kinds() -> None:
 
     assert resolve_tokenizer(Enc())("a-b-c") == 3
     assert resolve_tokenizer(lambda s: 7)("anything") == 7
-    with pytest.raises(InvalidTypeError, match="bool"):
+    assert resolve_tokenizer(None)("two words") == 2
+    with pytest.raises(InvalidTypeError, match="non-negative int"):
         resolve_tokenizer(lambda s: True)("x")
     with pytest.raises(InvalidInputError, match="empty"):
         resolve_tokenizer("  ")
+
+
+def test_budget_respects_an_allowed_mask(gauss: dict) -> None:
+    pool = array_pool(gauss["base"])
+    est = BoundEstimator().fit(pool, gauss["T"])
+    allowed = np.zeros(len(pool), dtype=bool)
+    allowed[::3] = True
+    budget = est.budget(k_max=12, allowed=allowed)
+    assert all(i % 3 == 0 for i in budget.indices) and len(budget.indices) == 12
+    # the same as the budget on the sub-pool of allowed demos (same bandwidth)
+    sub = BoundEstimator(bandwidth=est.bandwidth_).fit(array_pool(gauss["base"][::3]), gauss["T"])
+    assert budget.indices == tuple(3 * i for i in sub.budget(k_max=12).indices)
+    with pytest.raises(InvalidInputError, match="boolean mask"):
+        est.budget(k_max=3, allowed=[1, 0])
+    with pytest.raises(InvalidInputError, match="excludes every"):
+        est.budget(k_max=3, allowed=np.zeros(len(pool), dtype=bool))
 
 
 # ---------------------------------------------------------------------------- plots, curves and the report

@@ -12,7 +12,7 @@ import numpy as np
 from promptkd._validation import check_float, check_int
 from promptkd.bounds.calibration import CalibrationReport, calibrate
 from promptkd.bounds.results import Bound, Budget, BudgetPoint, MMDCurves
-from promptkd.bounds.tokens import TokenCounter, resolve_tokenizer
+from promptkd.bounds.tokens import TokenCountFn, resolve_tokenizer
 from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.deviation import kernel_bound, mmd_confidence_interval
@@ -204,7 +204,7 @@ class BoundEstimator:
         else:
             self.Phi_ = math.sqrt(kernel_bound(E, kernel=self.kernel, bandwidth=self.bandwidth_))
         self._token_cache: dict[tuple[Any, ...], int] = {}
-        self._counters: dict[Any, TokenCounter] = {}
+        self._counters: dict[Any, TokenCountFn] = {}
         self.target_ = None if target is None else self._resolve_target(target, weights)
         return self
 
@@ -322,18 +322,35 @@ class BoundEstimator:
         X = self.embeddings_[list(rows)]
         return mmd2(X, target.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_, weights_y=target.weights)
 
-    def _candidates(self, target: Target, size: int) -> np.ndarray:
+    def _mask(self, allowed: Any) -> np.ndarray | None:
+        if allowed is None:
+            return None
+        mask = np.asarray(allowed)
+        if mask.dtype != bool or mask.shape != (self.n_demos_,):
+            raise InvalidInputError(
+                f"allowed must be a boolean mask over the pool (shape ({self.n_demos_},)), got {mask.dtype} {mask.shape}."
+            )
+        if not mask.any():
+            raise InvalidInputError("allowed excludes every demonstration; loosen the filter.")
+        return mask
+
+    def _candidates(self, target: Target, size: int, mask: np.ndarray | None = None) -> np.ndarray:
+        """Pool indices of the ``size`` most target-similar (allowed) demos, most similar first."""
         T = target.embeddings.astype(np.float32)
         T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
         q = (T.T @ target.weights.astype(np.float32)).astype(np.float32)
         sims = (self.embeddings_ @ q) * self.inv_norms_
-        m = min(size, self.n_demos_)
-        if m < self.n_demos_:
-            cand = np.argpartition(-sims, m - 1)[:m]
-            return cand[np.argsort(-sims[cand], kind="stable")]
-        return np.argsort(-sims, kind="stable")
+        pool = np.arange(self.n_demos_) if mask is None else np.flatnonzero(mask)
+        s = sims[pool]
+        m = min(size, len(pool))
+        if m < len(pool):
+            top = np.argpartition(-s, m - 1)[:m]
+            top = top[np.lexsort((pool[top], -s[top]))]
+        else:
+            top = np.lexsort((pool, -s))
+        return pool[top]
 
-    def _counter(self, tokenizer: Any) -> TokenCounter:
+    def _counter(self, tokenizer: Any) -> TokenCountFn:
         key = tokenizer if tokenizer is None or isinstance(tokenizer, str) else id(tokenizer)
         if key not in self._counters:
             self._counters[key] = resolve_tokenizer(tokenizer)
@@ -382,17 +399,10 @@ class BoundEstimator:
         """
         T = self._target(target)
         k_max = check_int(k_max, "k_max", minimum=1)
-        cand = self._candidates(T, max(self.candidates, k_max))
-        mask = None
-        if allowed is not None:
-            allowed = np.asarray(allowed, dtype=bool)
-            if allowed.shape != (self.n_demos_,):
-                raise InvalidInputError(f"allowed must be a boolean mask of length {self.n_demos_}.")
-            mask = allowed[cand]
-            if not mask.any():
-                raise InvalidInputError("no candidate demonstration is allowed; loosen the constraint.")
+        pool_mask = self._mask(allowed)
+        cand = self._candidates(T, max(self.candidates, k_max), pool_mask)
         C = np.asarray(self.embeddings_[cand], dtype=np.float32)
-        res = herd(C, T.embeddings, T.weights, k_max, kernel=self.kernel, bandwidth=self.bandwidth_, allowed=mask)
+        res = herd(C, T.embeddings, T.weights, k_max, kernel=self.kernel, bandwidth=self.bandwidth_)
         path = [int(cand[j]) for j in res.order]
         values = [self._mmd2(path[: t + 1], T) for t in range(len(path))]
         return path, values
@@ -492,6 +502,7 @@ class BoundEstimator:
         tokenizer: Any = None,
         template: Any = None,
         target_error: float | None = None,
+        allowed: Any = None,
     ) -> Budget:
         """Choose the number of demonstrations by minimising ``U(k)`` along the herding path.
 
@@ -515,6 +526,9 @@ class BoundEstimator:
         target_error
             Optional target error ``eps``; the budget then reports the largest
             acceptable MMD for it.
+        allowed
+            Optional boolean mask over the pool of demos that may be chosen
+            (e.g. a Selector's metadata filter).
 
         Returns
         -------
@@ -532,12 +546,13 @@ class BoundEstimator:
             max_tokens = check_int(max_tokens, "max_tokens", minimum=1)
         if target_error is not None:
             target_error = check_float(target_error, "target_error", minimum=0.0)
-        if k_max > self.n_demos_:
-            logger.debug("k_max=%d is larger than the pool; using %d", k_max, self.n_demos_)
-            k_max = self.n_demos_
-        cand = self._candidates(T, max(self.candidates, k_max))
+        mask = self._mask(allowed)
+        n_ok = self.n_demos_ if mask is None else int(mask.sum())
+        if k_max > n_ok:
+            logger.debug("k_max=%d is larger than the eligible pool; using %d", k_max, n_ok)
+            k_max = n_ok
+        cand = self._candidates(T, max(self.candidates, k_max), mask)
         cand_tokens = self.demo_tokens(cand, tokenizer=tokenizer, template=template)
-        allowed = None
         if max_tokens is not None:
             fits = cand_tokens <= max_tokens
             if not fits.any():
@@ -545,9 +560,10 @@ class BoundEstimator:
                     f"max_tokens={max_tokens} is smaller than every candidate demonstration (the shortest has "
                     f"{int(cand_tokens.min())} tokens); raise max_tokens to at least {int(cand_tokens.min())}."
                 )
-            allowed = np.zeros(self.n_demos_, dtype=bool)
-            allowed[cand[fits]] = True
-        path, values = self.herding_path(T, k_max, allowed=allowed)
+            mask = np.zeros(self.n_demos_, dtype=bool) if mask is None else mask.copy()
+            mask[:] = False
+            mask[cand[fits]] = True
+        path, values = self.herding_path(T, k_max, allowed=mask)
         tok_of = dict(zip(cand.tolist(), cand_tokens.tolist(), strict=True))
         A, C, intercept = self.A_, self.C_, self.intercept_
         points: list[BudgetPoint] = []
