@@ -1,0 +1,194 @@
+"""Attention probes on the real SmolLM2-135M-Instruct (session fixture ``smollm2``) plus fast unit tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from promptkd import Demo
+from promptkd.exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
+from promptkd.probes import AttentionProbe, ProbeReport, head_to_kv, load_lm, resolve_layers
+from promptkd.probes._text import token_spans
+from promptkd.rendering import PromptTemplate
+from promptkd.selection import Selection
+
+DEMOS = [
+    Demo(input="loved every minute", output="positive"),
+    Demo(input="a dull, tedious plot", output="negative"),
+    Demo(input="warm and funny", output="positive"),
+]
+QUERY = "boring and far too long"
+LAYERS = [0, 14, 29]
+
+
+@pytest.fixture(scope="module")
+def probe(smollm2):
+    return AttentionProbe(smollm2, layers=LAYERS)
+
+
+@pytest.fixture(scope="module")
+def report(probe):
+    return probe.probe(DEMOS, QUERY)
+
+
+# ---------------------------------------------------------------- real model
+
+
+def test_masses_nonnegative_and_sum_to_one_per_head(smollm2):
+    rep = AttentionProbe(smollm2, layers="all").probe(DEMOS, QUERY)
+    assert rep.demo_mass.shape == (30, 9, 3)
+    assert np.all(rep.demo_mass >= 0)
+    assert np.all(rep.query_mass >= -1e-6)
+    total = rep.demo_mass.sum(-1) + rep.query_mass
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)
+    # the masses are real attention: the query block holds a substantial part of it somewhere
+    assert rep.query_mass.max() > 0.1
+    assert np.all((rep.distillation_strength >= 0) & np.isfinite(rep.distillation_strength))
+
+
+def test_spans_match_rendered_prompt_exactly(smollm2, report):
+    template = PromptTemplate()
+    rendered = template.render_with_spans(DEMOS, QUERY)
+    assert (
+        report.text
+        == rendered.text
+        == Selection(indices=(0, 1, 2), demos=tuple(DEMOS), scores=(0.0,) * 3, mmd2=0.0).render(query=QUERY)
+    )
+    assert report.spans_exact
+    offsets = smollm2.tokenizer(report.text, return_offsets_mapping=True)["offset_mapping"]
+    assert len(offsets) == report.n_tokens
+    for demo, (a, b), (cs, ce) in zip(DEMOS, report.demo_token_spans, report.demo_char_spans, strict=True):
+        assert report.text[offsets[a][0] : offsets[b - 1][1]] == template.render_demo(demo)
+        assert report.text[cs:ce] == template.render_demo(demo)
+    qa, qb = report.query_token_span
+    assert report.text[offsets[qa][0] : offsets[qb - 1][1]] == "Input: boring and far too long\nOutput:"
+    assert report.readout == report.n_tokens - 1 == qb - 1
+
+
+def test_gqa_mapping_matches_the_model(smollm2, probe):
+    """Head h of SmolLM2 reads KV head h // 3: rebuilding o_proj's input from values proves it."""
+    import torch
+
+    from promptkd.probes.probe import layer_terms, run_capture
+
+    assert probe.spec.n_heads == 9 and probe.spec.n_kv_heads == 3
+    assert probe.head_to_kv.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    ids = smollm2.tokenizer("Input: fine film\nOutput: positive\n\nInput: meh\nOutput:")["input_ids"]
+    seen = {}
+    hook = probe.spec.attention[14].o_proj.register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0]))
+    try:
+        with torch.no_grad():
+            smollm2.model(torch.tensor([ids]))
+    finally:
+        hook.remove()
+    truth = seen["x"][0, -1]
+    cap, _ = run_capture(smollm2, probe.spec, [ids], [len(ids) - 1], [14])
+    member = torch.zeros((1, len(ids)))
+    w_o = probe.spec.attention[14].o_proj.weight
+
+    def rebuilt(mapping):
+        terms = layer_terms(cap.rows[14][0], cap.values[14][0], w_o, member, torch.as_tensor(mapping))
+        return terms["z_all"].reshape(-1)
+
+    assert torch.allclose(rebuilt(probe.head_to_kv), truth, atol=1e-5)
+    assert not torch.allclose(rebuilt(np.arange(9) % 3), truth, atol=1e-3)
+
+
+def test_loo_influence_of_empty_demo_is_zero(probe):
+    template = PromptTemplate(example="{input}{output}", query="{input}")
+    demos = [
+        Demo(input="Review: loved every minute\nSentiment:", output=" positive"),
+        Demo(input="", output=""),  # renders to the empty string
+        Demo(input="Review: a dull, tedious plot\nSentiment:", output=" negative"),
+    ]
+    rep = probe.probe(
+        demos, "Review: boring and far too long\nSentiment:", template, influence=True, answer=" negative"
+    )
+    assert rep.influence is not None and rep.influence.shape == (3,)
+    assert abs(rep.influence[1]) < 1e-4
+    assert np.all(rep.demo_mass[:, :, 1] == 0)
+    assert np.max(np.abs(rep.influence[[0, 2]])) > 1e-3  # real demos do move the answer
+    assert rep.answer == " negative" and rep.answer_logprob < 0
+
+
+def test_influence_default_answer_and_remove_mode(probe):
+    sel = Selection(indices=(0, 1), demos=tuple(DEMOS[:2]), scores=(0.5, 0.4), mmd2=0.1, query=QUERY)
+    rep = probe.probe(sel, influence="remove")
+    assert rep.text.endswith(QUERY + "\nOutput:")
+    assert isinstance(rep.answer, str) and rep.answer
+    assert rep.influence.shape == (2,) and np.all(np.isfinite(rep.influence))
+
+
+def test_report_aggregates_dict_and_plot(report, tmp_path):
+    agg = report.per_demo()
+    assert set(agg) == {"demo_mass", "mass_share", "contribution_norm", "layer_contribution_norm"}
+    np.testing.assert_allclose(agg["demo_mass"], report.demo_mass.mean(axis=(0, 1)))
+    np.testing.assert_allclose(agg["mass_share"].sum(), 1.0)
+    last = report.per_demo(layers=[29], exclude_sink=True)
+    assert last["demo_mass"][0] <= report.per_demo(layers=[29])["demo_mass"][0]
+    with pytest.raises(InvalidInputError, match="not probed"):
+        report.per_demo(layers=[5])
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["head_to_kv"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [x["output"] for x in d["demos"]] == ["positive", "negative", "positive"]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = report.plot()
+    ax.figure.savefig(tmp_path / "heat.png")
+    ax2 = report.plot("contribution_norm", layer=14)
+    assert len(ax2.get_yticklabels()) == 9
+    assert (tmp_path / "heat.png").stat().st_size > 0
+
+
+def test_probe_input_errors(probe):
+    with pytest.raises(InvalidInputError, match="query"):
+        probe.probe(DEMOS, None)
+    with pytest.raises(InvalidTypeError):
+        probe.probe("not demos", QUERY)
+    with pytest.raises(InvalidInputError, match="influence"):
+        probe.probe(DEMOS, QUERY, influence="maybe")
+
+
+# ---------------------------------------------------------------- fast units
+
+
+def test_head_to_kv_and_layers():
+    assert head_to_kv(4, 4).tolist() == [0, 1, 2, 3]
+    with pytest.raises(InvalidInputError):
+        head_to_kv(9, 4)
+    assert resolve_layers(range(2), 5) == (0, 1)
+    assert resolve_layers(-1, 5) == (4,)
+    with pytest.raises(InvalidInputError):
+        resolve_layers([7], 5)
+    with pytest.raises(InvalidInputError):
+        resolve_layers("some", 5)
+    with pytest.raises(InvalidTypeError):
+        resolve_layers(1.5, 5)
+
+
+def test_token_spans_assign_each_token_once():
+    offsets = [(0, 0), (0, 4), (4, 6), (6, 10)]  # a special token, then a token straddling 5
+    spans, exact = token_spans(offsets, [(0, 5), (5, 10)])
+    assert spans == [(1, 3), (3, 4)] and not exact
+    spans, exact = token_spans(offsets, [(0, 6), (6, 10)])
+    assert spans == [(1, 3), (3, 4)] and exact
+
+
+def test_load_lm_errors():
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_lm("./no/such/model", device="cpu")
+    with pytest.raises(InvalidInputError, match="device"):
+        load_lm(device="tpu")
+    with pytest.raises(InvalidInputError, match="dtype"):
+        load_lm(device="cpu", dtype="int3")
+    with pytest.raises(InvalidTypeError):
+        load_lm(3.5)
+
+
+def test_report_for_docs_roundtrip():
+    rep = ProbeReport.empty_for_docs()
+    np.testing.assert_allclose(rep.demo_mass.sum(-1) + rep.query_mass, 1.0)
+    assert rep.per_demo(exclude_sink=True)["demo_mass"][0] == pytest.approx(0.3 - 0.2)
