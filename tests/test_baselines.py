@@ -61,8 +61,16 @@ def test_every_baseline_returns_a_valid_selection(cls, hashing_pool):
     np.testing.assert_allclose(s.scores, cosine_to(hashing_pool, q)[list(s.indices)], atol=1e-5)
     X = hashing_pool.embeddings[list(s.indices)]
     expected = mmd2(X, q[None, :], kernel="rbf", bandwidth=sel.bandwidth_)
-    assert s.mmd2 == pytest.approx(expected, abs=1e-6)
+    assert s.mmd2 == pytest.approx(expected, rel=1e-5)
     assert len(s.mmd2_path) == 5 and s.mmd2_path[-1] == pytest.approx(s.mmd2, abs=1e-6)
+    in_selection_order = [i for _, i in sorted(zip(s.selection_rank, s.indices, strict=True))]
+    for t in range(1, 6):
+        prefix = hashing_pool.embeddings[in_selection_order[:t]]
+        assert s.mmd2_path[t - 1] == pytest.approx(mmd2(prefix, q[None, :], bandwidth=sel.bandwidth_), rel=1e-5)
+    # the public helper gives the same number for another target (no stale reuse)
+    other = sel._target("science news: the galaxy")
+    direct = mmd2(X, other.embeddings, bandwidth=sel.bandwidth_)
+    assert sel.target_mmd2(list(s.indices), other) == pytest.approx(direct, rel=1e-5)
     assert s.gains is None and s.query == query
     assert s.to_dict()["demos"][0]["running_mmd2"] is not None
     assert "MMD2" in s.explain()

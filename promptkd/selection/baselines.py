@@ -108,6 +108,7 @@ class _BaselineSelector(BaseSelector):
         super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
 
     def _fit_extra(self) -> None:
+        self._last_mmd2 = threading.local()
         self._fit_baseline()
 
     def _fit_baseline(self) -> None:
@@ -122,25 +123,35 @@ class _BaselineSelector(BaseSelector):
         return top_indices(sims, min(max(m, k), self.n_demos_))
 
     def _path(self, chosen: Sequence[int], target: Target) -> list[float]:
-        """Biased weighted MMD2 of every prefix of ``chosen`` (selection order)."""
+        """Biased weighted MMD2 of every prefix of ``chosen`` (selection order), from one kernel call."""
         if not chosen:
             return []
         fn = get_kernel(self.kernel)
+        m = len(chosen)
         X = np.asarray(self.embeddings_[list(chosen)], dtype=np.float32)
-        T = np.asarray(target.embeddings, dtype=np.float32)
+        Z = np.concatenate([X, np.asarray(target.embeddings, dtype=np.float32)])
+        K = np.asarray(fn(Z, Z, bandwidth=self.bandwidth_), dtype=np.float64)
         w = np.asarray(target.weights, dtype=np.float64)
-        kss = np.asarray(fn(X, X, bandwidth=self.bandwidth_), dtype=np.float64)
-        kst = np.asarray(fn(X, T, bandwidth=self.bandwidth_), dtype=np.float64) @ w
-        ktt = float(w @ np.asarray(fn(T, T, bandwidth=self.bandwidth_), dtype=np.float64) @ w)
-        path = []
-        block = 0.0
-        cross = 0.0
-        for t in range(len(chosen)):
-            block += 2.0 * float(kss[t, :t].sum()) + float(kss[t, t])
-            cross += float(kst[t])
-            n = t + 1
-            path.append(max(block / n**2 - 2.0 * cross / n + ktt, 0.0))
-        return path
+        kst = K[:m, m:] @ w
+        ktt = float(w @ K[m:, m:] @ w)
+        block = np.diagonal(K[:m, :m].cumsum(axis=0).cumsum(axis=1))  # sum of the leading t x t block, every t
+        t = np.arange(1, m + 1, dtype=np.float64)
+        path = np.maximum(block / t**2 - 2.0 * np.cumsum(kst) / t + ktt, 0.0)
+        values = [float(x) for x in path]
+        self._last_mmd2.value = (tuple(int(i) for i in chosen), target, values[-1])
+        return values
+
+    def target_mmd2(self, indices: Sequence[int], target: Target) -> float:
+        """Biased weighted MMD2 between pool rows ``indices`` and the target.
+
+        Reuses the value :meth:`_path` just computed for the same selection in
+        this thread (same kernel, same bandwidth), instead of evaluating the
+        kernels a second time.
+        """
+        last = getattr(self._last_mmd2, "value", None)
+        if last is not None and last[1] is target and last[0] == tuple(int(i) for i in indices):
+            return last[2]
+        return super().target_mmd2(indices, target)
 
 
 class RandomSelector(_BaselineSelector):

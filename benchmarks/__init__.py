@@ -1,0 +1,1 @@
+"""Benchmark scripts (run them as files or with ``python -m benchmarks.<name>``); not part of the package."""
