@@ -1,15 +1,19 @@
 """The ``promptkd`` command line.
 
-Every command prints human-readable output by default and JSON with ``--json``.
-Errors are one line on stderr with the fix, and a non-zero exit code:
-2 for bad input, 1 for other failures.
+Commands: ``pool build``, ``pool info``, ``select``, ``bound``, and (when their
+modules are installed) ``probe`` and ``eval``. Every command prints
+human-readable output by default and JSON with ``--json``. Errors are one line
+on stderr that says how to fix the input, with exit code 2 for bad input and 1
+for other failures.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -23,31 +27,173 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Choose and order in-context-learning demonstrations by kernel MMD.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+pool_app = typer.Typer(
+    no_args_is_help=True,
+    help="Build a saved demonstration pool from JSONL/CSV, or describe one.",
+    rich_markup_mode=None,
+)
+app.add_typer(pool_app, name="pool")
+
+logger = logging.getLogger("promptkd")
+
+DEFAULT_TEMPLATE = "Input: {input}\nOutput: {output}"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from promptkd import __version__
+
+        typer.echo(f"promptkd {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress and every selection/bound (INFO) to stderr.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Choose and order in-context-learning demonstrations by kernel MMD."""
+    if verbose:
+        from promptkd.integrations.hooks import LoggingHook, register_hook
+
+        logging.getLogger("promptkd").setLevel(logging.INFO)
+        register_hook(LoggingHook())
 
 
+# ---------------------------------------------------------------------- shared helpers
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one error line and exit."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
-def load_pool_arg(path: Path, input_key: str = "input", output_key: str = "output") -> Any:
-    """Load a pool from a saved directory or a JSONL file."""
-    from promptkd.pool import DemoPool, read_jsonl
+def _records_from_csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [dict(r) for r in csv.DictReader(fh, delimiter=delimiter)]
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(f"{path} is not valid UTF-8 ({err.reason}); re-encode the file as UTF-8.") from err
+    except csv.Error as err:
+        raise InvalidInputError(f"{path}: malformed CSV ({err}); check quoting and the delimiter.") from err
+    rows = [{k: v for k, v in r.items() if k is not None} for r in rows if any((v or "").strip() for v in r.values())]
+    if not rows:
+        raise InvalidInputError(f"{path} holds no rows; a pool needs a header line and at least one demo.")
+    return rows
 
+
+def read_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
+    """Read demo records from a JSONL, CSV or TSV file."""
+    from promptkd.pool import read_jsonl
+
+    if not path.is_file():
+        raise InvalidInputError(f"{path} does not exist or is not a file; check the path.")
+    if fmt == "auto":
+        suffix = path.suffix.lower()
+        fmt = {".csv": "csv", ".tsv": "tsv"}.get(suffix, "jsonl")
+    if fmt == "jsonl":
+        return read_jsonl(path)
+    if fmt in ("csv", "tsv"):
+        return _records_from_csv(path, "," if fmt == "csv" else "\t")
+    raise InvalidInputError(f"--format {fmt!r} is not known; use auto, jsonl, csv or tsv.")
+
+
+def make_embedder(name: str | None, *, dim: int = 256, cache_dir: Path | None = None, device: str | None = None) -> Any:
+    """Build the embedder named on the command line, optionally wrapped in the on-disk cache."""
+    from promptkd.embeddings import CachedEmbedder, HashingEmbedder, SentenceTransformerEmbedder
+
+    if name is None or name.lower() in ("minilm", "default", "all-minilm-l6-v2"):
+        emb: Any = SentenceTransformerEmbedder(device=device)
+    elif name.lower() == "hashing":
+        emb = HashingEmbedder(dim=dim)
+    else:
+        emb = SentenceTransformerEmbedder(name, device=device)
+    if cache_dir is not None:
+        emb = CachedEmbedder(emb, Path(cache_dir) / "embeddings.sqlite")
+    return emb
+
+
+def load_pool_arg(path: Path, input_key: str = "input", output_key: str = "output", embedder: str | None = None) -> Any:
+    """Load a pool from a saved directory or a JSONL/CSV file."""
+    from promptkd.pool import DemoPool
+
+    emb = None if embedder is None else make_embedder(embedder)
     if path.is_dir():
-        return DemoPool.load(path)
+        return DemoPool.load(path, embedder=emb)
     if not path.exists():
-        raise InvalidInputError(f"--pool {path} does not exist; pass a JSONL file or a saved pool directory.")
-    records = read_jsonl(path)
+        raise InvalidInputError(f"--pool {path} does not exist; pass a JSONL/CSV file or a saved pool directory.")
+    records = read_records(path)
     id_key = "id" if all("id" in r for r in records) else None
-    return DemoPool.from_records(records, input_key=input_key, output_key=output_key, id_key=id_key)
+    return DemoPool.from_records(records, input_key=input_key, output_key=output_key, id_key=id_key, embedder=emb)
+
+
+def read_queries(path: Path, key: str = "input") -> list[str]:
+    """Queries from a file: JSONL records (field ``key``, else ``query``/``input``/``text``) or one per line."""
+    if not path.is_file():
+        raise InvalidInputError(f"--queries-file {path} does not exist; pass a text or JSONL file of queries.")
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        from promptkd.pool import read_jsonl
+
+        out = []
+        for i, rec in enumerate(read_jsonl(path), start=1):
+            field = next((k for k in (key, "query", "input", "text") if k in rec), None)
+            if field is None or not isinstance(rec[field], str):
+                raise InvalidInputError(
+                    f"{path}: record {i} has no text field {key!r}; pass --query-key with the field name."
+                )
+            out.append(rec[field])
+    else:
+        try:
+            out = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as err:
+            raise InvalidInputError(f"{path} is not valid UTF-8; re-encode it as UTF-8.") from err
+    if not out:
+        raise InvalidInputError(f"{path} holds no queries; put one query per line (or JSONL records).")
+    return out
+
+
+def parse_k(value: str) -> int | str:
+    """``"auto"`` or a positive integer."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(value)
+    except ValueError:
+        raise InvalidInputError(f"--k must be a positive integer or 'auto', got {value!r}.") from None
+    if k < 1:
+        raise InvalidInputError(f"--k must be at least 1, got {k}.")
+    return k
+
+
+def parse_bandwidth(value: str | None) -> Any:
+    """``"median"``, a float, or a comma-separated list of floats."""
+    if value is None or value == "median":
+        return value
+    try:
+        parts = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise InvalidInputError(
+            f"--bandwidth must be 'median', a number or numbers joined by commas, got {value!r}."
+        ) from None
+    return parts[0] if len(parts) == 1 else parts
+
+
+def parse_where(items: Sequence[str] | None) -> dict[str, Any] | None:
+    """``key=value`` pairs (a value with ``|`` matches any of its parts)."""
+    if not items:
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--where expects key=value, got {item!r}.")
+        out[key] = value.split("|") if "|" in value else value
+    return out
 
 
 def random_mmd2(selector: Any, target: Any, k: int, trials: int, seed: int) -> tuple[float, float]:
@@ -60,56 +206,399 @@ def random_mmd2(selector: Any, target: Any, k: int, trials: int, seed: int) -> t
     return float(np.mean(values)), float(np.std(values))
 
 
+def _echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# ---------------------------------------------------------------------- pool
+@pool_app.command("build")
+def pool_build(
+    source: Annotated[Path, typer.Argument(help="JSONL, CSV or TSV file of demonstrations.")],
+    out: Annotated[Path, typer.Argument(help="Directory to save the embedded pool to.")],
+    input_key: Annotated[str, typer.Option(help="Field holding the demo input.")] = "input",
+    output_key: Annotated[str, typer.Option(help="Field holding the demo output (label or answer).")] = "output",
+    id_key: Annotated[
+        str | None, typer.Option(help="Field holding a unique id (default: 'id' if every row has one).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto (by extension), jsonl, csv or tsv.")] = "auto",
+    embedder: Annotated[
+        str, typer.Option(help="'minilm' (offline all-MiniLM-L6-v2), 'hashing', or a sentence-transformers path.")
+    ] = "minilm",
+    dim: Annotated[int, typer.Option(help="Dimension of the hashing embedder.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Texts per model call.")] = 32,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Embedding cache folder [default: the user cache dir for promptkd].")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar while embedding.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Embed a JSONL/CSV file of demonstrations and save it as a pool directory.
+
+    Embeddings are cached on disk (keyed by model and text), so rebuilding after
+    editing a few rows only embeds the changed ones.
+    """
+    import platformdirs
+
+    from promptkd.pool import DemoPool
+
+    records = read_records(source, fmt)
+    if id_key is None and all("id" in r for r in records):
+        id_key = "id"
+    cache = None if no_cache else (cache_dir or Path(platformdirs.user_cache_dir("promptkd")))
+    emb = make_embedder(embedder, dim=dim, cache_dir=cache, device=device)
+    pool = DemoPool.from_records(records, input_key=input_key, output_key=output_key, id_key=id_key, embedder=emb)
+    X = pool.embed(show_progress_bar=progress, batch_size=batch_size)
+    path = pool.save(out)
+    summary = {
+        "path": str(path),
+        "n_demos": len(pool),
+        "dim": int(X.shape[1]),
+        "embedder": pool.embedder_id,
+        "labels": len(pool.labels),
+        "cache": None if cache is None else str(Path(cache) / "embeddings.sqlite"),
+        "cache_hits": getattr(emb, "hits", None),
+        "cache_misses": getattr(emb, "misses", None),
+    }
+    if as_json:
+        _echo_json(summary)
+    else:
+        hits = "" if cache is None else f" (cache: {summary['cache_hits']} hits, {summary['cache_misses']} embedded)"
+        typer.echo(f"saved {len(pool)} demos ({X.shape[1]}-d, {pool.embedder_id}) to {path}{hits}")
+
+
+@pool_app.command("info")
+def pool_info(
+    path: Annotated[Path, typer.Argument(help="A saved pool directory (or a JSONL/CSV file).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Describe a pool: size, labels, embedder, embedding shape, metadata fields."""
+    pool = load_pool_arg(path)
+    counts: dict[str, int] = {}
+    for out in pool.outputs:
+        counts[out] = counts.get(out, 0) + 1
+    meta_keys = sorted({k for d in pool.demos for k in d.metadata})
+    lengths = [len(t) for t in pool.inputs]
+    snap = pool.snapshot()
+    info = {
+        "path": str(path),
+        "n_demos": len(pool),
+        "labels": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "embedder": pool.embedder_id,
+        "embedded": pool.has_embeddings,
+        "embedding_shape": None if snap.embeddings is None else list(snap.embeddings.shape),
+        "embedding_dtype": None if snap.embeddings is None else str(snap.embeddings.dtype),
+        "metadata_keys": meta_keys,
+        "input_chars": {"min": min(lengths), "mean": float(np.mean(lengths)), "max": max(lengths)},
+    }
+    if as_json:
+        _echo_json(info)
+        return
+    typer.echo(f"pool: {path}")
+    typer.echo(f"demos: {info['n_demos']}")
+    shape = (
+        "not embedded"
+        if snap.embeddings is None
+        else f"{snap.embeddings.shape[0]} x {snap.embeddings.shape[1]} {snap.embeddings.dtype}"
+    )
+    typer.echo(f"embedder: {info['embedder']}  ({shape})")
+    typer.echo(f"labels ({len(counts)}): " + ", ".join(f"{k}={v}" for k, v in info["labels"].items()))
+    typer.echo("metadata keys: " + (", ".join(meta_keys) if meta_keys else "(none)"))
+    c = info["input_chars"]
+    typer.echo(f"input length (chars): min {c['min']}, mean {c['mean']:.1f}, max {c['max']}")
+
+
+# ---------------------------------------------------------------------- select
+def _selector_options(**given: Any) -> dict[str, Any]:
+    return {k: v for k, v in given.items() if v is not None}
+
+
 @app.command("select")
 def select_cmd(
-    pool: Annotated[Path, typer.Option("--pool", help="JSONL file of demos or a saved pool directory.")],
-    query: Annotated[list[str], typer.Option("--query", "-q", help="Query text; repeat for several queries.")],
-    k: Annotated[int, typer.Option(help="Number of demonstrations.")] = 4,
-    kernel: Annotated[str, typer.Option(help="rbf, laplacian, imq, cosine or linear.")] = "rbf",
-    candidates: Annotated[int, typer.Option(help="Candidate set size for the greedy.")] = 256,
-    order: Annotated[str, typer.Option(help="Ordering policy.")] = "similarity",
-    template: Annotated[
-        str, typer.Option(help="Example pattern with {input} and {output}.")
-    ] = "Input: {input}\nOutput: {output}",
+    pool: Annotated[Path, typer.Option("--pool", help="JSONL/CSV file of demos or a saved pool directory.")],
+    query: Annotated[
+        list[str] | None, typer.Option("--query", "-q", metavar="TEXT", help="Query text; repeat for several queries.")
+    ] = None,
+    queries_file: Annotated[
+        Path | None, typer.Option(help="File of queries (one per line, or JSONL): writes JSONL selections.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write JSONL here instead of stdout.")] = None,
+    selector: Annotated[
+        str, typer.Option(help="promptkd (MMD herding), random, topk, mmr, dpp, votek or bm25.")
+    ] = "promptkd",
+    k: Annotated[str, typer.Option(help="Number of demonstrations, or 'auto' (bound-derived budget).")] = "4",
+    kernel: Annotated[str | None, typer.Option(help="rbf, laplacian, imq, cosine or linear [default: rbf].")] = None,
+    bandwidth: Annotated[
+        str | None, typer.Option(help="'median', a number, or numbers joined by commas [default: median].")
+    ] = None,
+    candidates: Annotated[int | None, typer.Option(help="Candidate set size for the greedy [default: 256].")] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Ordering policy, e.g. similarity, herding, interleave [default: similarity].")
+    ] = None,
+    swaps: Annotated[int | None, typer.Option(help="Swap-refinement exchanges after the greedy.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Token budget for the rendered demonstrations.")] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Tokenizer name/path for --max-tokens, or 'whitespace' [default: whitespace].")
+    ] = None,
+    label_balance: Annotated[str | None, typer.Option(help="cover or stratified.")] = None,
+    dedup_threshold: Annotated[
+        float | None, typer.Option(help="No two demos with cosine similarity at or above this.")
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Metadata filter key=value (a|b for any of); repeatable."),
+    ] = None,
+    context: Annotated[
+        list[str] | None, typer.Option(metavar="TEXT", help="Expected-query text that joins every target; repeatable.")
+    ] = None,
+    template: Annotated[str, typer.Option(help="Example pattern with {input} and {output}.")] = DEFAULT_TEMPLATE,
     joint: Annotated[bool, typer.Option("--joint", help="Treat all queries as one target distribution.")] = False,
-    random_trials: Annotated[int, typer.Option(help="Random subsets to compare MMD against.")] = 200,
-    input_key: Annotated[str, typer.Option(help="Record key of the demo input in a JSONL pool.")] = "input",
-    output_key: Annotated[str, typer.Option(help="Record key of the demo output in a JSONL pool.")] = "output",
+    random_trials: Annotated[
+        int | None, typer.Option(help="Random subsets to compare MMD against [default: 200; 0 with --queries-file].")
+    ] = None,
+    input_key: Annotated[str, typer.Option(help="Record key of the demo input in a JSONL/CSV pool.")] = "input",
+    output_key: Annotated[str, typer.Option(help="Record key of the demo output in a JSONL/CSV pool.")] = "output",
+    query_key: Annotated[str, typer.Option(help="Field of the query in a JSONL --queries-file.")] = "input",
+    embedder: Annotated[
+        str | None, typer.Option(help="Embedder for a JSONL pool / queries: minilm, hashing or a path.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")] = False,
 ) -> None:
-    """Select demonstrations for one or more queries and show the rendered prompt."""
-    from promptkd.selection import Selector
+    """Select demonstrations for one or more queries and show the rendered prompt.
 
-    demo_pool = load_pool_arg(pool, input_key, output_key)
-    selector = Selector(k=k, kernel=kernel, candidates=candidates, order=order, seed=seed).fit(demo_pool)
+    With --queries-file every query gets its own selection, written as one JSON
+    line each (to --out or stdout).
+    """
+    from promptkd.integrations.hooks import emit
+    from promptkd.integrations.registry import make_selector
+
+    if not query and queries_file is None:
+        fail("pass --query TEXT (repeatable) or --queries-file FILE.")
+    if query and queries_file is not None:
+        fail("pass either --query or --queries-file, not both.")
+    k_value = parse_k(k)
+    options = _selector_options(
+        kernel=kernel,
+        bandwidth=parse_bandwidth(bandwidth),
+        candidates=candidates,
+        order=order,
+        swaps=swaps,
+        max_tokens=max_tokens,
+        tokenizer=tokenizer,
+        label_balance=label_balance,
+        dedup_threshold=dedup_threshold,
+        where=parse_where(where),
+    )
+    if max_tokens is not None:
+        options["template"] = template
+        if tokenizer is None or tokenizer == "whitespace":
+            from promptkd.bounds.tokens import whitespace_tokens
+
+            options["tokenizer"] = whitespace_tokens
+    demo_pool = load_pool_arg(pool, input_key, output_key, embedder)
+    sel = make_selector(selector, k=k_value, seed=seed, **options).fit(demo_pool)
+    ctx = list(context) if context else None
+
+    if queries_file is not None:
+        queries = read_queries(queries_file, query_key)
+        trials = 0 if random_trials is None else random_trials
+        _select_file(sel, queries, out, template, ctx, trials, seed, joint)
+        return
+
+    trials = 200 if random_trials is None else random_trials
+    assert query is not None
     targets = [list(query)] if joint else [[q] for q in query]
-    for group in targets:
-        target = selector._target(group if len(group) > 1 else group[0])
-        selection = selector._build(target, selector._resolve_k(None))
-        rand_mean, rand_std = random_mmd2(selector, target, selection.k, random_trials, seed)
-        prompt = selection.render(template, group[-1])
-        if as_json:
-            row = selection.to_dict()
-            row.update({"random_mmd2_mean": rand_mean, "random_mmd2_std": rand_std, "prompt": prompt})
-            typer.echo(json.dumps(row, ensure_ascii=False))
-            continue
-        typer.echo("=" * 78)
-        typer.echo("target: " + " | ".join(group))
-        typer.echo(selection.explain())
-        ratio = selection.mmd2 / rand_mean if rand_mean > 0 else float("nan")
-        typer.echo(
-            f"MMD2 of the selection: {selection.mmd2:.5f}   random {selection.k}-subsets: "
-            f"{rand_mean:.5f} +/- {rand_std:.5f} (n={random_trials}); ratio {ratio:.2f}"
+    sink = open(out, "w", encoding="utf-8") if out is not None else None  # noqa: SIM115
+    try:
+        for group in targets:
+            q: Any = group if len(group) > 1 else group[0]
+            selection = sel.select(q, context=ctx)
+            emit("on_select", selection, source="cli")
+            target = sel.make_target(q, context=ctx)
+            rand_mean, rand_std = random_mmd2(sel, target, selection.k, trials, seed) if trials else (float("nan"),) * 2
+            prompt = selection.render(template, group[-1])
+            if as_json or sink is not None:
+                row = selection.to_dict()
+                if trials:
+                    row.update({"random_mmd2_mean": rand_mean, "random_mmd2_std": rand_std})
+                row["prompt"] = prompt
+                line = json.dumps(row, ensure_ascii=False, default=_json_default)
+                if sink is not None:
+                    sink.write(line + "\n")
+                else:
+                    typer.echo(line)
+                continue
+            typer.echo("=" * 78)
+            typer.echo("target: " + " | ".join(group))
+            typer.echo(selection.explain())
+            if trials:
+                ratio = selection.mmd2 / rand_mean if rand_mean > 0 else float("nan")
+                typer.echo(
+                    f"MMD2 of the selection: {selection.mmd2:.5f}   random {selection.k}-subsets: "
+                    f"{rand_mean:.5f} +/- {rand_std:.5f} (n={trials}); ratio {ratio:.2f}"
+                )
+            typer.echo("-" * 78 + "\nrendered prompt:\n" + prompt)
+    finally:
+        if sink is not None:
+            sink.close()
+    if sink is not None:
+        typer.echo(f"wrote {len(targets)} selection(s) to {out}", err=True)
+
+
+def _select_file(
+    sel: Any,
+    queries: list[str],
+    out: Path | None,
+    template: str,
+    context: list[str] | None,
+    trials: int,
+    seed: int,
+    joint: bool,
+) -> None:
+    from tqdm.auto import tqdm
+
+    from promptkd.integrations.hooks import emit
+
+    sink = open(out, "w", encoding="utf-8") if out is not None else sys.stdout  # noqa: SIM115
+    n = 0
+    try:
+        groups: list[Sequence[str]] = [queries] if joint else list(_chunks(queries, 256))
+        bar = tqdm(
+            total=1 if joint else len(queries), desc="selecting", unit="query", disable=out is None, file=sys.stderr
         )
-        typer.echo("-" * 78 + "\nrendered prompt:\n" + prompt)
+        for chunk in groups:
+            selections = (
+                [sel.select(list(chunk), context=context)] if joint else sel.select_batch(list(chunk), context=context)
+            )
+            for i, selection in enumerate(selections):
+                emit("on_select", selection, source="cli")
+                query = chunk[-1] if joint else chunk[i]
+                row = {"query": query if not joint else list(chunk), **selection.to_dict()}
+                if trials:
+                    target = sel.make_target(list(chunk) if joint else query, context=context)
+                    row["random_mmd2_mean"], row["random_mmd2_std"] = random_mmd2(
+                        sel, target, selection.k, trials, seed
+                    )
+                row["prompt"] = selection.render(template, query)
+                sink.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+                n += 1
+            bar.update(1 if joint else len(chunk))
+        bar.close()
+    finally:
+        if out is not None:
+            sink.close()
+        else:
+            sink.flush()
+    if out is not None:
+        typer.echo(f"wrote {n} selection(s) to {out}", err=True)
 
 
+# ---------------------------------------------------------------------- bound
+@app.command("bound")
+def bound_cmd(
+    pool: Annotated[Path, typer.Option("--pool", help="JSONL/CSV file of demos or a saved pool directory.")],
+    query: Annotated[
+        list[str] | None,
+        typer.Option("--query", "-q", metavar="TEXT", help="Target query; repeat: all queries form one target."),
+    ] = None,
+    queries_file: Annotated[Path | None, typer.Option(help="File of target queries (one per line, or JSONL).")] = None,
+    k_max: Annotated[int, typer.Option(help="Largest number of demonstrations considered.")] = 16,
+    png: Annotated[Path | None, typer.Option(help="Write the budget / MMD / bound figure to this PNG.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Token budget for the demonstrations.")] = None,
+    token_cost: Annotated[float, typer.Option(help="Price of one token in U(k) (lambda).")] = 0.0,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer name/path for token counts.")] = None,
+    target_error: Annotated[
+        float | None, typer.Option(help="Report the largest acceptable MMD for this target error.")
+    ] = None,
+    permutations: Annotated[int, typer.Option(help="Permutations for the MMD p-value (0: no test).")] = 200,
+    kernel: Annotated[str, typer.Option(help="rbf, laplacian, imq, cosine or linear.")] = "rbf",
+    bandwidth: Annotated[str, typer.Option(help="'median', a number, or numbers joined by commas.")] = "median",
+    delta: Annotated[float, typer.Option(help="Failure probability of the bound.")] = 0.05,
+    c: Annotated[float, typer.Option("--C", help="Coefficient of the MMD term.")] = 1.0,
+    a: Annotated[float | None, typer.Option("--A", help="Budget constant [default: from the theory, ~4.05].")] = None,
+    template: Annotated[str, typer.Option(help="Example pattern for token counts.")] = DEFAULT_TEMPLATE,
+    input_key: Annotated[str, typer.Option(help="Record key of the demo input in a JSONL/CSV pool.")] = "input",
+    output_key: Annotated[str, typer.Option(help="Record key of the demo output in a JSONL/CSV pool.")] = "output",
+    query_key: Annotated[str, typer.Option(help="Field of the query in a JSONL --queries-file.")] = "input",
+    embedder: Annotated[str | None, typer.Option(help="Embedder for a JSONL pool / queries.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Report the KD bound and the bound-derived budget k* for a target, with an optional PNG.
+
+    The budget U(k) = A/sqrt(k) + C*MMD(S_k, T) + lambda*tokens is evaluated
+    along the herding path; the bound is reported term by term at k*.
+    """
+    from promptkd.bounds import report
+    from promptkd.integrations.hooks import emit
+
+    if not query and queries_file is None:
+        fail("pass --query TEXT (repeatable) or --queries-file FILE.")
+    queries = list(query or []) + (read_queries(queries_file, query_key) if queries_file is not None else [])
+    if png is not None and png.suffix.lower() not in (".png", ".svg", ".pdf"):
+        fail(f"--png {png} must end in .png (or .svg/.pdf).")
+    demo_pool = load_pool_arg(pool, input_key, output_key, embedder)
+    if png is not None:
+        from promptkd._optional import require
+
+        require("matplotlib", "plot", purpose="--png")
+    budget, bound = report(
+        demo_pool,
+        queries if len(queries) > 1 else queries[0],
+        k_max=min(k_max, len(demo_pool)),
+        out_png=png,
+        max_tokens=max_tokens,
+        token_cost=token_cost,
+        tokenizer=tokenizer,
+        template=template,
+        target_error=target_error,
+        permutation_test=permutations > 0,
+        n_permutations=max(permutations, 1),
+        kernel=kernel,
+        bandwidth=parse_bandwidth(bandwidth),
+        delta=delta,
+        C=c,
+        A=a,
+        seed=seed,
+    )
+    emit("on_budget", budget, source="cli")
+    emit("on_bound", bound, source="cli")
+    if as_json:
+        _echo_json({"budget": budget.to_dict(), "bound": bound.to_dict(), "png": None if png is None else str(png)})
+        return
+    typer.echo(str(budget))
+    typer.echo(str(bound))
+    ids = [demo_pool[i].id for i in budget.selected]
+    typer.echo(f"demos at k*={budget.k_star}: " + ", ".join(ids))
+    if png is not None:
+        typer.echo(f"wrote {png}")
+
+
+# ---------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning library errors into one line."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except PromptKDError as err:
@@ -119,12 +608,21 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as err:
+        typer.echo(f"error: {err}; check the path and permissions.", err=True)
+        sys.exit(1)
     except Exception as err:
         # usage errors from typer's bundled click: report them in one line too
+        if type(err).__name__ == "NoArgsIsHelpError":
+            typer.echo(err.format_message(), err=True)  # type: ignore[attr-defined]
+            sys.exit(2)
         if hasattr(err, "format_message") and hasattr(err, "exit_code"):
             typer.echo(f"error: {err.format_message()}", err=True)
             sys.exit(err.exit_code)
         raise
+    # with standalone_mode=False click returns the code of a typer.Exit instead of raising it
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
