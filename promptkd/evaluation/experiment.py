@@ -1,0 +1,770 @@
+"""Experiment grid: every (task, selector, k, seed, test item), resumable from a JSONL file.
+
+One row is written per scored item and flushed immediately, so an interrupted run
+continues where it stopped; rows already in the results file are never redone.
+Every LM row also records the *vote* of its demonstrations (their majority label,
+no LM), so "the LM learned from the demos" can be told apart from "retrieval found
+same-label neighbours".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptkd._validation import check_int
+from promptkd.embeddings.base import default_show_progress_bar
+from promptkd.evaluation.scoring import ICLClassifier
+from promptkd.evaluation.tasks import Task, load_task
+from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError
+from promptkd.kernels.functions import median_bandwidth
+from promptkd.kernels.mmd import mmd2 as mmd2_fn
+
+__all__ = [
+    "ExperimentResult",
+    "SelectorSpec",
+    "majority_vote",
+    "read_rows",
+    "run_experiment",
+    "standard_selectors",
+]
+
+logger = logging.getLogger("promptkd")
+
+ZERO_SHOT = "zero-shot"
+
+
+@dataclass(frozen=True)
+class SelectorSpec:
+    """How to build and query one selector in the grid.
+
+    Parameters
+    ----------
+    name
+        Name in results and tables.
+    factory
+        ``factory(k, seed) -> BaseSelector`` (unfitted); None means zero-shot (no demos).
+    seeded
+        Run once per seed (otherwise once, with seed 0).
+    neighbours
+        When > 0 the target is the query (weight ``query_weight``) plus its
+        ``neighbours`` nearest other test inputs (unlabelled).
+    query_weight
+        Target mass on the query when ``neighbours > 0``.
+    fixed_k
+        Run only at this k (e.g. ``"auto"``) instead of every k of the grid.
+    embedder
+        Key of the embedder the selector's pool uses (``"default"`` or one passed in ``embedders``).
+
+    Examples
+    --------
+    >>> SelectorSpec("zero-shot").factory is None
+    True
+    """
+
+    name: str
+    factory: Callable[[Any, int], Any] | None = None
+    seeded: bool = False
+    neighbours: int = 0
+    query_weight: float = 0.5
+    fixed_k: int | str | None = None
+    embedder: str = "default"
+
+
+def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: Any) -> list[SelectorSpec]:
+    """The selectors of the quality benchmark, by name.
+
+    Names: ``zero-shot``, ``random``, ``topk``, ``mmr``, ``dpp``, ``votek``,
+    ``bm25``, ``promptkd`` (per-query target), ``promptkd-nbhd`` (query plus 8
+    nearest test inputs), ``promptkd-lm`` (promptkd on the ``"lm"`` embedder)
+    and ``promptkd-auto`` (``k="auto"``). ``promptkd_kwargs`` go to every
+    promptkd :class:`~promptkd.Selector`.
+
+    Examples
+    --------
+    >>> [s.name for s in standard_selectors(["zero-shot", "topk", "promptkd"])]
+    ['zero-shot', 'topk', 'promptkd']
+    """
+    from promptkd.selection import Selector
+    from promptkd.selection import baselines as b
+
+    def pk(**extra: Any) -> Callable[[Any, int], Any]:
+        def make(k: Any, seed: int) -> Any:
+            return Selector(k=k, seed=seed, **{**promptkd_kwargs, **extra})
+
+        return make
+
+    def base(cls: Any) -> Callable[[Any, int], Any]:
+        return lambda k, seed: cls(k=k, seed=seed)
+
+    table = {
+        ZERO_SHOT: SelectorSpec(ZERO_SHOT),
+        "random": SelectorSpec("random", base(b.RandomSelector), seeded=True),
+        "topk": SelectorSpec("topk", base(b.TopKSelector)),
+        "mmr": SelectorSpec("mmr", base(b.MMRSelector)),
+        "dpp": SelectorSpec("dpp", base(b.DPPSelector)),
+        "votek": SelectorSpec("votek", base(b.VoteKSelector)),
+        "bm25": SelectorSpec("bm25", base(b.BM25Selector)),
+        "promptkd": SelectorSpec("promptkd", pk()),
+        "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
+        "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
+        "promptkd-auto": SelectorSpec("promptkd-auto", pk(), fixed_k="auto"),
+    }
+    if names is None:
+        names = list(table)
+    out = []
+    for n in names:
+        if n not in table:
+            raise InvalidInputError(f"unknown selector {n!r}; choose from {sorted(table)} or pass a SelectorSpec.")
+        out.append(table[n])
+    return out
+
+
+def majority_vote(labels: Sequence[str], weights: Sequence[float] | None = None) -> str | None:
+    """Most common label; ties go to the label with the larger summed weight (similarity).
+
+    Examples
+    --------
+    >>> majority_vote(["a", "b", "b"])
+    'b'
+    >>> majority_vote(["a", "b"], [0.9, 0.1])
+    'a'
+    >>> majority_vote([]) is None
+    True
+    """
+    if not labels:
+        return None
+    counts = Counter(labels)
+    w: dict[str, float] = {}
+    for i, lab in enumerate(labels):
+        w[lab] = w.get(lab, 0.0) + (float(weights[i]) if weights is not None else 0.0)
+    return max(counts, key=lambda lab: (counts[lab], w[lab]))
+
+
+def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str, str, int, int]:
+    return (str(row["lm"]), str(row["task"]), str(row["selector"]), str(row["k"]), int(row["seed"]), int(row["item"]))
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a results file; a truncated last line (interrupted write) is ignored.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.jsonl"
+    >>> _ = p.write_text('{"a": 1}\\n{"a": ')
+    >>> read_rows(p)
+    [{'a': 1}]
+    """
+    p = Path(path)
+    if not p.exists():
+        return []
+    rows = []
+    with p.open(encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if n == len(lines) - 1:
+                logger.warning("ignoring a truncated last line in %s", p)
+                continue
+            raise PersistenceError(f"{p}:{n + 1} is not valid JSON ({err.msg}); remove that line to resume.") from err
+    return rows
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class CellSummary:
+    """Accuracy of one (lm, task, selector, k) cell.
+
+    ``accuracy`` is the mean over seeds; ``seed_std``/``seed_min``/``seed_max``
+    its spread over seeds; ``ci_low``/``ci_high`` a 95% bootstrap interval over
+    test items (items resampled, seeds averaged per item).
+    """
+
+    lm: str
+    task: str
+    selector: str
+    k: str
+    n_items: int
+    n_seeds: int
+    accuracy: float
+    seed_std: float
+    seed_min: float
+    seed_max: float
+    ci_low: float
+    ci_high: float
+    vote_accuracy: float | None
+    tokens: float
+    n_demos: float
+    select_ms: float
+    mmd2: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Paired bootstrap of ``a`` minus ``b`` accuracy, macro-averaged over tasks (points = percent)."""
+
+    a: str
+    b: str
+    k: str
+    lm: str
+    diff: float
+    ci_low: float
+    ci_high: float
+    n_items: int
+    n_tasks: int
+    per_task: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form."""
+        return dict(self.__dict__)
+
+
+def _bootstrap_ci(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    if values.size == 0:
+        return float("nan"), float("nan")
+    idx = rng.integers(0, values.size, size=(n_boot, values.size))
+    means = values[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _per_item(rows: Iterable[Mapping[str, Any]], field_name: str = "correct") -> dict[int, float]:
+    acc: dict[int, list[float]] = {}
+    for r in rows:
+        v = r.get(field_name)
+        if v is None:
+            continue
+        acc.setdefault(int(r["item"]), []).append(float(v))
+    return {i: float(np.mean(v)) for i, v in acc.items()}
+
+
+@dataclass
+class ExperimentResult:
+    """All rows of a run plus summaries, comparisons and plots.
+
+    Examples
+    --------
+    >>> rows = [{"lm": "m", "task": "t", "selector": "s", "k": 4, "seed": 0, "item": i, "correct": i % 2 == 0,
+    ...          "vote_correct": True, "tokens": 10, "n_demos": 4, "select_s": 0.001, "mmd2": 0.1} for i in range(4)]
+    >>> ExperimentResult(rows).summary()[0].accuracy
+    0.5
+    """
+
+    rows: list[dict[str, Any]]
+    results_path: Path | None = None
+
+    def cells(self) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
+        """Rows grouped by (lm, task, selector, k)."""
+        out: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+        for r in self.rows:
+            out.setdefault((str(r["lm"]), str(r["task"]), str(r["selector"]), str(r["k"])), []).append(r)
+        return out
+
+    def summary(self, *, n_boot: int = 1000, seed: int = 0) -> list[CellSummary]:
+        """One :class:`CellSummary` per (lm, task, selector, k), sorted."""
+        rng = np.random.default_rng(seed)
+        out = []
+        for (lm, task, sel, k), rows in sorted(self.cells().items()):
+            by_seed: dict[int, list[float]] = {}
+            for r in rows:
+                by_seed.setdefault(int(r["seed"]), []).append(float(r["correct"]))
+            seed_acc = np.array([np.mean(v) for v in by_seed.values()])
+            items = np.array(list(_per_item(rows).values()))
+            lo, hi = _bootstrap_ci(items, n_boot, rng)
+            votes = _per_item(rows, "vote_correct")
+            mmds = [float(r["mmd2"]) for r in rows if r.get("mmd2") is not None]
+            out.append(
+                CellSummary(
+                    lm=lm,
+                    task=task,
+                    selector=sel,
+                    k=k,
+                    n_items=len(items),
+                    n_seeds=len(by_seed),
+                    accuracy=float(seed_acc.mean()),
+                    seed_std=float(seed_acc.std(ddof=1)) if len(seed_acc) > 1 else 0.0,
+                    seed_min=float(seed_acc.min()),
+                    seed_max=float(seed_acc.max()),
+                    ci_low=lo,
+                    ci_high=hi,
+                    vote_accuracy=float(np.mean(list(votes.values()))) if votes else None,
+                    tokens=float(np.mean([r["tokens"] for r in rows])),
+                    n_demos=float(np.mean([r["n_demos"] for r in rows])),
+                    select_ms=1000.0 * float(np.mean([r["select_s"] for r in rows])),
+                    mmd2=float(np.mean(mmds)) if mmds else None,
+                )
+            )
+        return out
+
+    def paired(
+        self,
+        a: str,
+        b: str,
+        *,
+        k: Any,
+        lm: str | None = None,
+        k_b: Any = None,
+        tasks: Sequence[str] | None = None,
+        n_boot: int = 2000,
+        seed: int = 0,
+    ) -> PairedComparison:
+        """Paired bootstrap of accuracy(``a``) - accuracy(``b``) in points, macro-averaged over tasks.
+
+        Items are resampled within each task (stratified); per item the
+        correctness is first averaged over seeds. ``k_b`` defaults to ``k``
+        (``0`` for zero-shot).
+        """
+        lm = lm if lm is not None else self._only_lm()
+        k_b = (0 if b == ZERO_SHOT else k) if k_b is None else k_b
+        k_a = 0 if a == ZERO_SHOT else k
+        cells = self.cells()
+        diffs: dict[str, np.ndarray] = {}
+        all_tasks = sorted({t for (m, t, _, _) in cells if m == lm})
+        for task in tasks or all_tasks:
+            ra = _per_item(cells.get((lm, task, a, str(k_a)), []))
+            rb = _per_item(cells.get((lm, task, b, str(k_b)), []))
+            common = sorted(set(ra) & set(rb))
+            if common:
+                diffs[task] = np.array([ra[i] - rb[i] for i in common])
+        if not diffs:
+            raise InvalidInputError(f"no common items for {a!r} and {b!r} at k={k} with lm={lm!r}.")
+        rng = np.random.default_rng(seed)
+        boots = np.zeros(n_boot)
+        for d in diffs.values():
+            idx = rng.integers(0, d.size, size=(n_boot, d.size))
+            boots += d[idx].mean(axis=1)
+        boots /= len(diffs)
+        point = float(np.mean([d.mean() for d in diffs.values()]))
+        return PairedComparison(
+            a=a,
+            b=b,
+            k=str(k),
+            lm=lm,
+            diff=100 * point,
+            ci_low=100 * float(np.percentile(boots, 2.5)),
+            ci_high=100 * float(np.percentile(boots, 97.5)),
+            n_items=int(sum(d.size for d in diffs.values())),
+            n_tasks=len(diffs),
+            per_task={t: 100 * float(d.mean()) for t, d in diffs.items()},
+        )
+
+    def _only_lm(self) -> str:
+        lms = sorted({str(r["lm"]) for r in self.rows})
+        if len(lms) != 1:
+            raise InvalidInputError(f"the results hold several LMs {lms}; pass lm=.")
+        return lms[0]
+
+    def calibration_records(self, *, lm: str | None = None) -> list[dict[str, Any]]:
+        """``{"k", "mmd", "error", ...}`` per (task, selector, k, seed) cell, for ``BoundEstimator.calibrate``.
+
+        ``k`` is the mean number of demos, ``mmd`` the mean over items of
+        ``sqrt(MMD2)`` between the chosen demos and the query, ``error`` is
+        1 - accuracy. Zero-shot rows are left out.
+        """
+        groups: dict[tuple[str, str, str, str, int], list[dict[str, Any]]] = {}
+        for r in self.rows:
+            if r["selector"] == ZERO_SHOT or r.get("mmd2") is None or (lm is not None and r["lm"] != lm):
+                continue
+            groups.setdefault((r["lm"], r["task"], r["selector"], str(r["k"]), int(r["seed"])), []).append(r)
+        out = []
+        for (m, task, sel, _k, s), rows in sorted(groups.items()):
+            out.append(
+                {
+                    "k": float(np.mean([r["n_demos"] for r in rows])),
+                    "mmd": float(np.mean([np.sqrt(max(float(r["mmd2"]), 0.0)) for r in rows])),
+                    "error": 1.0 - float(np.mean([float(r["correct"]) for r in rows])),
+                    "lm": m,
+                    "task": task,
+                    "selector": sel,
+                    "seed": s,
+                    "n_items": len(rows),
+                }
+            )
+        return out
+
+    def mean_over_tasks(self, summary: Sequence[CellSummary] | None = None) -> dict[tuple[str, str, str], float]:
+        """Mean accuracy over tasks per (lm, selector, k), only over tasks every such selector has."""
+        summary = list(summary) if summary is not None else self.summary(n_boot=10)
+        acc: dict[tuple[str, str, str], list[float]] = {}
+        for c in summary:
+            acc.setdefault((c.lm, c.selector, c.k), []).append(c.accuracy)
+        return {key: float(np.mean(v)) for key, v in acc.items()}
+
+    def to_markdown(self, summary: Sequence[CellSummary] | None = None) -> str:
+        """The summary as a Markdown table (accuracy in %)."""
+        summary = list(summary) if summary is not None else self.summary()
+        head = (
+            "| LM | task | selector | k | items | seeds | accuracy | seed range | 95% CI (items) | vote | "
+            "tokens/prompt | demos | select ms | MMD2 |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        )
+        lines = [head]
+        for c in summary:
+            vote = "" if c.vote_accuracy is None else f"{100 * c.vote_accuracy:.1f}"
+            rng = f"{100 * c.seed_min:.1f}-{100 * c.seed_max:.1f}" if c.n_seeds > 1 else ""
+            mmd = "" if c.mmd2 is None else f"{c.mmd2:.3f}"
+            lines.append(
+                f"| {c.lm} | {c.task} | {c.selector} | {c.k} | {c.n_items} | {c.n_seeds} | {100 * c.accuracy:.1f} | "
+                f"{rng} | {100 * c.ci_low:.1f}-{100 * c.ci_high:.1f} | {vote} | {c.tokens:.0f} | {c.n_demos:.1f} | "
+                f"{c.select_ms:.1f} | {mmd} |"
+            )
+        return "\n".join(lines)
+
+    def plot(self, out_dir: str | os.PathLike[str], *, prefix: str = "quality") -> list[Path]:
+        """Write the accuracy-by-selector and accuracy-vs-MMD plots; returns their paths."""
+        from promptkd.evaluation.plots import plot_accuracy_by_selector, plot_accuracy_vs_mmd
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = self.summary()
+        paths = []
+        for lm in sorted({c.lm for c in summary}):
+            tag = lm.lower().replace("/", "-").replace(" ", "-")
+            cells = [c for c in summary if c.lm == lm]
+            paths.append(plot_accuracy_by_selector(cells, out / f"{prefix}_{tag}_accuracy.png", title=lm))
+            paths.append(plot_accuracy_vs_mmd(cells, out / f"{prefix}_{tag}_mmd.png", title=lm))
+        return paths
+
+
+# ---------------------------------------------------------------------- the runner
+def _resolve_tasks(
+    tasks: Sequence[Any], data_root: Any, max_chars: int | None, pool_size: int | None, sample_seed: int
+) -> list[tuple[Task, Task]]:
+    out = []
+    if isinstance(tasks, (str, Task)):
+        tasks = [tasks]
+    for t in tasks:
+        if isinstance(t, tuple) and len(t) == 2 and all(isinstance(x, Task) for x in t):
+            train, test = t
+        elif isinstance(t, (str, os.PathLike)):
+            train = load_task(t, "train", data_root=data_root, max_chars=max_chars)
+            test = load_task(t, "test", data_root=data_root, max_chars=max_chars, label_words=train.label_words)
+        else:
+            raise InvalidTypeError(
+                f"tasks must hold task names/folders or (train Task, test Task) pairs, got {type(t).__name__}."
+            )
+        if pool_size is not None and len(train) > pool_size:
+            train = train.subset(train.sample_indices(pool_size, seed=sample_seed))
+        out.append((train, test))
+    return out
+
+
+def _resolve_specs(selectors: Sequence[Any]) -> list[SelectorSpec]:
+    if isinstance(selectors, (str, SelectorSpec)):
+        selectors = [selectors]
+    specs = []
+    for s in selectors:
+        if isinstance(s, SelectorSpec):
+            specs.append(s)
+        elif isinstance(s, str):
+            specs.extend(standard_selectors([s]))
+        else:
+            raise InvalidTypeError(f"selectors must be names or SelectorSpec objects, got {type(s).__name__}.")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"selector names must be unique, got {names}.")
+    return specs
+
+
+def _default_embedder() -> Any:
+    from promptkd.embeddings import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+def run_experiment(
+    selectors: Sequence[Any],
+    tasks: Sequence[Any],
+    k_values: Sequence[int] = (4, 8),
+    seeds: Sequence[int] = (0, 1, 2),
+    n_test: int | None = 300,
+    lm: Any = None,
+    results_path: str | os.PathLike[str] | None = None,
+    *,
+    lm_name: str | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    embedder: Any = None,
+    embedders: Mapping[str, Any] | None = None,
+    calibrate: bool = False,
+    length_normalize: bool = False,
+    batch_size: int = 8,
+    chunk: int = 32,
+    sample_seed: int = 0,
+    pool_size: int | None = None,
+    max_chars: int | None = None,
+    show_progress_bar: bool | None = None,
+) -> ExperimentResult:
+    """Run every (task, selector, k, seed) on a seeded sample of test items.
+
+    Parameters
+    ----------
+    selectors
+        Selector names (see :func:`standard_selectors`) or :class:`SelectorSpec` objects.
+    tasks
+        Task names under ``data_root``, task folders, or ``(train, test)`` :class:`Task` pairs.
+    k_values, seeds
+        Demo counts and seeds (seeds apply to seeded selectors only).
+    n_test
+        Test items per task (a fixed sample drawn with ``sample_seed``), None for all.
+    lm
+        A :class:`~promptkd.probes.LoadedLM`, a ``(model, tokenizer)`` pair, or
+        None for the default model.
+    results_path
+        JSONL results file; rows already present are skipped (resume), new rows
+        are appended and flushed as they are scored.
+    lm_name
+        Name stored in rows (default: the LM's name; ``+cc`` is appended when calibrating).
+    embedder, embedders
+        Embedder of the default pool (default: the sentence-transformers
+        MiniLM), and extra named embedders for specs with ``embedder=<name>``.
+    calibrate, length_normalize, batch_size
+        Passed to :class:`~promptkd.evaluation.ICLClassifier`.
+    chunk
+        Items selected, then scored, per step (also the flush granularity).
+    pool_size
+        Subsample the train split to this many demos (seeded), None for all.
+    max_chars
+        Truncate task texts to this many characters.
+
+    Returns
+    -------
+    ExperimentResult
+        Every row of the results file that matches this grid's LM, plus this run's.
+
+    Examples
+    --------
+    >>> from promptkd.evaluation.scoring import _toy_lm
+    >>> from promptkd.embeddings import HashingEmbedder
+    >>> from promptkd.rendering import PromptTemplate
+    >>> tr = Task("toy", "train", ("good", "bad", "great", "awful"), None, ("pos", "neg", "pos", "neg"),
+    ...           ("neg", "pos"), PromptTemplate())
+    >>> res = run_experiment(["zero-shot", "topk"], [(tr, tr)], k_values=[2], seeds=[0], n_test=None,
+    ...                      lm=_toy_lm(), embedder=HashingEmbedder())
+    >>> sorted({r["selector"] for r in res.rows}), len(res.rows)
+    (['topk', 'zero-shot'], 8)
+    """
+    specs = _resolve_specs(selectors)
+    k_values = [check_int(k, "k_values[]", minimum=1) for k in k_values]
+    seeds = [check_int(s, "seeds[]", minimum=0) for s in seeds]
+    if n_test is not None:
+        check_int(n_test, "n_test", minimum=1)
+    check_int(chunk, "chunk", minimum=1)
+    pairs = _resolve_tasks(tasks, data_root, max_chars, pool_size, sample_seed)
+    emb_map: dict[str, Any] = dict(embedders or {})
+    emb_map.setdefault("default", embedder if embedder is not None else None)
+    for s in specs:
+        if s.factory is not None and s.embedder not in emb_map:
+            raise InvalidInputError(f"selector {s.name!r} needs embedder {s.embedder!r}; pass embedders={{...}}.")
+
+    if lm is None:
+        from promptkd.probes import load_lm
+
+        lm = load_lm()
+    path = Path(results_path) if results_path is not None else None
+    existing = read_rows(path) if path is not None else []
+    done = {_row_key(r) for r in existing}
+    new_rows: list[dict[str, Any]] = []
+    fh = None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a", encoding="utf-8")
+
+    # work plan: count items to do for the progress bar
+    plan: list[tuple[tuple[Task, Task], list[int], SelectorSpec, Any, int]] = []
+    lm_key = None
+    for train, test in pairs:
+        items = test.sample_indices(n_test, seed=sample_seed)
+        for spec in specs:
+            ks: list[Any] = [0] if spec.factory is None else ([spec.fixed_k] if spec.fixed_k is not None else k_values)
+            for k in ks:
+                for seed in seeds if spec.seeded else [0]:
+                    plan.append(((train, test), items, spec, k, seed))
+
+    bar = None
+    try:
+        classifier_cache: dict[str, ICLClassifier] = {}
+        task_state: dict[str, dict[str, Any]] = {}
+        for (train, test), items, spec, k, seed in plan:
+            clf = classifier_cache.get(train.name)
+            if clf is None:
+                clf = ICLClassifier(
+                    lm,
+                    template=train.template,
+                    labels=train.label_words,
+                    calibrate=calibrate,
+                    length_normalize=length_normalize,
+                    batch_size=batch_size,
+                    show_progress_bar=False,
+                )
+                classifier_cache.clear()  # one task at a time keeps memory flat
+                classifier_cache[train.name] = clf
+            if lm_key is None:
+                lm_key = (lm_name or clf.lm_name) + ("+cc" if calibrate else "")
+                total = sum(
+                    1
+                    for (tr, _te), its, sp, kk, sd in plan
+                    for i in its
+                    if (lm_key, tr.name, sp.name, str(kk), sd, i) not in done
+                )
+                if default_show_progress_bar(show_progress_bar) and total:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(total=total, desc="ICL grid", unit="item")
+            todo = [i for i in items if (lm_key, train.name, spec.name, str(k), seed, i) not in done]
+            if not todo:
+                continue
+            state = task_state.setdefault(train.name, {})
+            if spec.factory is None:
+                selector = None
+                pool = None
+            else:
+                pool = _pool_for(state, train, spec.embedder, emb_map)
+                t0 = time.perf_counter()
+                selector = spec.factory(k, seed).fit(pool)
+                logger.info(
+                    "fitted %s (k=%s, seed=%s) on %s in %.2fs", spec.name, k, seed, train.name, time.perf_counter() - t0
+                )
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                rows = _run_chunk(clf, selector, spec, k, seed, state, train, test, items, part, pool, lm_key)
+                for r in rows:
+                    done.add(_row_key(r))
+                    if fh is not None:
+                        fh.write(json.dumps(r) + "\n")
+                new_rows.extend(rows)
+                if fh is not None:
+                    fh.flush()
+                if bar is not None:
+                    bar.update(len(part))
+    finally:
+        if fh is not None:
+            fh.close()
+        if bar is not None:
+            bar.close()
+    keep = {(lm_key, tr.name) for tr, _ in pairs}
+    rows = [r for r in existing if (r["lm"], r["task"]) in keep] + new_rows
+    return ExperimentResult(rows, path)
+
+
+def _pool_for(state: dict[str, Any], train: Task, key: str, emb_map: Mapping[str, Any]) -> Any:
+    pools = state.setdefault("pools", {})
+    if key not in pools:
+        emb = emb_map.get(key)
+        if emb is None:
+            emb = _default_embedder()
+        pool = train.pool(emb)
+        t0 = time.perf_counter()
+        pool.embed(show_progress_bar=False)
+        logger.info("embedded %d %s demos with %s in %.1fs", len(pool), train.name, key, time.perf_counter() - t0)
+        pools[key] = pool
+        X = np.asarray(pool.embeddings, dtype=np.float32)
+        state.setdefault("bandwidth", {})[key] = median_bandwidth(X, seed=0)
+    return pools[key]
+
+
+def _test_embeddings(state: dict[str, Any], key: str, pool: Any, test: Task, items: list[int]) -> np.ndarray:
+    cache = state.setdefault("test_emb", {})
+    if key not in cache:
+        inputs = test.inputs
+        cache[key] = np.asarray(pool.encode_texts([inputs[i] for i in items]), dtype=np.float32)
+    return cache[key]
+
+
+def _neighbours(state: dict[str, Any], key: str, E: np.ndarray, n: int) -> np.ndarray:
+    cache = state.setdefault("nbrs", {})
+    if (key, n) not in cache:
+        U = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+        S = U @ U.T
+        np.fill_diagonal(S, -np.inf)
+        n_eff = min(n, max(len(E) - 1, 0))
+        cache[(key, n)] = np.argsort(-S, axis=1, kind="stable")[:, :n_eff] if n_eff else np.zeros((len(E), 0), int)
+    return cache[(key, n)]
+
+
+def _run_chunk(
+    clf: ICLClassifier,
+    selector: Any,
+    spec: SelectorSpec,
+    k: Any,
+    seed: int,
+    state: dict[str, Any],
+    train: Task,
+    test: Task,
+    items: list[int],
+    part: list[int],
+    pool: Any,
+    lm_key: str,
+) -> list[dict[str, Any]]:
+    inputs = test.inputs
+    position = {item: j for j, item in enumerate(items)}
+    selections: list[Any] = []
+    times: list[float] = []
+    E = None
+    if selector is not None:
+        E = _test_embeddings(state, spec.embedder, pool, test, items)
+        nbrs = _neighbours(state, spec.embedder, E, spec.neighbours) if spec.neighbours else None
+        for item in part:
+            t0 = time.perf_counter()
+            if nbrs is not None:
+                ctx = E[nbrs[position[item]]]
+                sel = selector.select(inputs[item], context=ctx, query_weight=spec.query_weight)
+            else:
+                sel = selector.select(inputs[item])
+            times.append(time.perf_counter() - t0)
+            selections.append(sel)
+    else:
+        selections = [None] * len(part)
+        times = [0.0] * len(part)
+    demo_lists = [list(s.demos) if s is not None else [] for s in selections]
+    prompts = [clf.template.render(d, inputs[i]) for d, i in zip(demo_lists, part, strict=True)]
+    scores = clf.scores_batch([(d, inputs[i]) for d, i in zip(demo_lists, part, strict=True)])
+    rows = []
+    bw = state.get("bandwidth", {}).get(spec.embedder)
+    for j, item in enumerate(part):
+        sel = selections[j]
+        pred = clf.labels[int(np.argmax(scores[j]))]
+        label = test.labels[item]
+        vote = majority_vote([d.output for d in demo_lists[j]], list(sel.scores) if sel is not None else None)
+        mmd = None
+        if sel is not None and E is not None and len(sel.indices):
+            X = np.asarray(pool.embeddings[list(sel.indices)], dtype=np.float32)
+            mmd = float(mmd2_fn(X, E[position[item]][None, :], kernel="rbf", bandwidth=bw))
+        rows.append(
+            {
+                "lm": lm_key,
+                "task": train.name,
+                "selector": spec.name,
+                "k": k,
+                "seed": seed,
+                "item": int(item),
+                "label": label,
+                "pred": pred,
+                "correct": bool(pred == label),
+                "vote": vote,
+                "vote_correct": None if vote is None else bool(vote == label),
+                "n_demos": len(demo_lists[j]),
+                "tokens": clf.count_tokens(prompts[j]),
+                "mmd2": mmd,
+                "select_s": round(times[j], 6),
+                "demo_rows": [int(d.metadata.get("row", -1)) for d in demo_lists[j]],
+                "scores": [round(float(x), 4) for x in scores[j]],
+            }
+        )
+    return rows
