@@ -85,7 +85,8 @@ class _Columns:
     def __init__(self, candidates: np.ndarray, kernel: str | KernelFn, bandwidth: Bandwidth) -> None:
         self.fn = get_kernel(kernel)
         self.bw = bandwidth
-        self.C = np.asarray(candidates, dtype=np.float32)
+        # float64: distances of nearby points lose digits to cancellation in float32
+        self.C = np.asarray(candidates, dtype=np.float64)
         self.fast = self.fn in _PROFILES or self.fn is cosine or self.fn is linear
         if self.fn is cosine:
             self.U = self.C / np.maximum(np.linalg.norm(self.C, axis=1, keepdims=True), 1e-12)
@@ -93,7 +94,7 @@ class _Columns:
             self.sq = np.einsum("ij,ij->i", self.C, self.C)
 
     def _profile(self, d2: np.ndarray) -> np.ndarray:
-        d2 = np.maximum(d2.astype(np.float64), 0.0)
+        d2 = np.maximum(d2, 0.0)
         profile = _PROFILES[self.fn]
         if isinstance(self.bw, tuple):
             return sum(profile(d2, float(b)) for b in self.bw) / len(self.bw)
@@ -101,7 +102,7 @@ class _Columns:
 
     def cross(self, Y: np.ndarray) -> np.ndarray:
         """``k(C, Y)`` as float64 (M, n)."""
-        Y = np.asarray(Y, dtype=np.float32)
+        Y = np.asarray(Y, dtype=np.float64)
         if not self.fast:
             return np.asarray(self.fn(self.C, Y, bandwidth=self.bw), dtype=np.float64)
         if self.fn is cosine:

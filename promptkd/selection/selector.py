@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from promptkd.selection.tokens import as_token_counter
 __all__ = ["Selector"]
 
 logger = logging.getLogger("promptkd")
+_AUTO_LOCK = threading.Lock()
 
 
 class Selector(BaseSelector):
@@ -262,8 +264,10 @@ class Selector(BaseSelector):
         value = self.k if k is None else k
         if value != "auto":
             return self._resolve_k(value), None
-        if getattr(self, "estimator_", None) is None:
-            self.estimator_ = self._make_estimator().fit(self.pool_)
+        if getattr(self, "estimator_", None) is None:  # k='auto' asked per call of a fixed-k selector
+            with _AUTO_LOCK:
+                if getattr(self, "estimator_", None) is None:
+                    self.estimator_ = self._make_estimator().fit(self.pool_)
         budget = self.estimator_.budget(
             target,
             k_max=min(self.k_max, len(self.eligible_idx_)),

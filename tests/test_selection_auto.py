@@ -1,0 +1,46 @@
+"""k='auto': the Selector asks promptkd.bounds.BoundEstimator for the budget along the herding path."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptkd import DemoPool, Selector
+from promptkd.bounds import BoundEstimator
+from promptkd.exceptions import InvalidInputError
+
+
+def test_auto_k_uses_the_budget(hashing_pool: DemoPool) -> None:
+    sel = Selector(k="auto", k_max=8, candidates=30).fit(hashing_pool)
+    s = sel.select("the coach and the team")
+    assert s.budget is not None and 1 <= s.budget.k_star <= 8
+    assert len(s) == s.budget.k_star
+    # without constraints the selection is the budget's herding prefix
+    assert set(s.indices) == set(s.budget.indices[: s.budget.k_star])
+    assert s.to_dict()["budget"]["k_star"] == s.budget.k_star
+    assert f"budget: k*={s.budget.k_star}" in s.explain()
+    batch = sel.select_batch(["the coach and the team", "profit at the bank"])
+    assert batch[0].indices == s.indices and len(batch[1]) == batch[1].budget.k_star
+
+
+def test_auto_k_with_a_token_budget_and_a_configured_estimator(hashing_pool: DemoPool) -> None:
+    def words(text: str) -> int:
+        return len(text.split())
+
+    est = BoundEstimator(C=5.0, candidates=30)
+    sel = Selector(k="auto", k_max=8, max_tokens=45, tokenizer=words, token_cost=0.01, bound_estimator=est)
+    s = sel.fit(hashing_pool).select("the coach and the team")
+    assert len(s) <= s.budget.k_star and s.tokens <= 45
+    assert sel.estimator_ is est
+
+
+def test_auto_k_errors(hashing_pool: DemoPool) -> None:
+    with pytest.raises(InvalidInputError, match="'auto'"):
+        Selector(k="many").fit(hashing_pool)
+    from promptkd.selection.baselines import TopKSelector
+
+    with pytest.raises(InvalidInputError, match="k='auto' is not supported by TopKSelector"):
+        TopKSelector(k=3).fit(hashing_pool).select("a goal", k="auto")
+    # a fixed-k Selector answers a per-call k='auto' by fitting its estimator on demand
+    sel = Selector(k=3).fit(hashing_pool)
+    s = sel.select("a goal", k="auto")
+    assert len(s) == s.budget.k_star
