@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promptkd.exceptions import InvalidInputError
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
 
 _KNOWN_PREFIXES = ("cpu", "cuda", "mps")
 
@@ -29,7 +29,9 @@ def resolve_device(device: str | None) -> str:
             return "mps"
         return "cpu"
     if not isinstance(device, str):
-        raise InvalidInputError(f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__}.")
+        raise InvalidTypeError(
+            f"device must be a string such as 'auto', 'cpu' or 'cuda', got {type(device).__name__} ({device!r})."
+        )
     kind, _, index = device.partition(":")
     if kind not in _KNOWN_PREFIXES or (index and not index.isdigit()):
         raise InvalidInputError(
@@ -38,6 +40,11 @@ def resolve_device(device: str | None) -> str:
     if kind == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError(
             f"device={device!r} was requested but CUDA is not available; use device='cpu' or 'auto'."
+        )
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise InvalidInputError(
+            f"device={device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) are visible; "
+            "use 'cuda' or a smaller index."
         )
     if kind == "mps":
         mps = getattr(torch.backends, "mps", None)

@@ -23,10 +23,12 @@ def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     3
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidTypeError(f"{name} must be an integer, got {type(value).__name__} ({value!r}).")
+        raise InvalidTypeError(
+            f"{name} must be an integer, got {type(value).__name__} ({value!r:.60}); pass a whole number."
+        )
     value = int(value)
     if minimum is not None and value < minimum:
-        raise InvalidInputError(f"{name} must be >= {minimum}, got {value}.")
+        raise InvalidInputError(f"{name} must be >= {minimum}, got {value}; pass an integer of at least {minimum}.")
     return value
 
 
@@ -46,15 +48,15 @@ def check_float(
     0.5
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__} ({value!r}).")
+        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__} ({value!r:.60}); pass a float.")
     value = float(value)
     if not np.isfinite(value):
-        raise InvalidInputError(f"{name} must be finite, got {value}.")
+        raise InvalidInputError(f"{name} must be a finite number, got {value}; pass a finite value.")
     if minimum is not None and (value <= minimum if strict_min else value < minimum):
         op = ">" if strict_min else ">="
-        raise InvalidInputError(f"{name} must be {op} {minimum}, got {value}.")
+        raise InvalidInputError(f"{name} must be {op} {minimum}, got {value}; pass a value {op} {minimum}.")
     if maximum is not None and value > maximum:
-        raise InvalidInputError(f"{name} must be <= {maximum}, got {value}.")
+        raise InvalidInputError(f"{name} must be <= {maximum}, got {value}; pass a value <= {maximum}.")
     return value
 
 
@@ -136,10 +138,10 @@ def check_weights(weights: Any, n: int, name: str) -> np.ndarray:
     except (TypeError, ValueError) as err:
         raise InvalidTypeError(f"{name} must be a sequence of numbers: {err}") from err
     if w.shape[0] != n:
-        raise InvalidInputError(f"{name} has {w.shape[0]} entries but there are {n} rows.")
+        raise InvalidInputError(f"{name} has {w.shape[0]} entries but there are {n} rows; pass one weight per row.")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise InvalidInputError(f"{name} must be finite and non-negative.")
+        raise InvalidInputError(f"{name} must be finite and non-negative; remove NaN, inf and negative weights.")
     total = w.sum()
     if total <= 0:
-        raise InvalidInputError(f"{name} must have a positive sum.")
+        raise InvalidInputError(f"{name} must have a positive sum; give at least one row a positive weight.")
     return w / total

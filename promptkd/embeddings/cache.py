@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from promptkd.embeddings.base import Embedder, check_output, check_texts
-from promptkd.exceptions import PersistenceError
+from promptkd.exceptions import InvalidTypeError, PersistenceError
 
 __all__ = ["CachedEmbedder", "EmbeddingCache"]
 
@@ -54,6 +54,17 @@ class EmbeddingCache:
         """Return cached vectors (None where missing) and the indices of the misses."""
         keys = [_text_key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
+        try:
+            self._lookup(model, keys, normalize, found)
+        except sqlite3.Error as err:
+            raise PersistenceError(
+                f"the embedding cache at {self.path} cannot be read ({err}); delete the file to rebuild it."
+            ) from err
+        vectors = [found.get(k) for k in keys]
+        misses = [i for i, v in enumerate(vectors) if v is None]
+        return vectors, misses
+
+    def _lookup(self, model: str, keys: list[str], normalize: bool, found: dict[str, np.ndarray]) -> None:
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
@@ -63,12 +74,11 @@ class EmbeddingCache:
                     (model, int(normalize), *chunk),
                 ).fetchall()
                 for key, dim, blob in rows:
+                    if not isinstance(blob, bytes) or len(blob) % 4:
+                        continue  # a damaged entry counts as a miss and is re-embedded
                     vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape[0] == dim:
+                    if vec.shape[0] == dim and np.all(np.isfinite(vec)):
                         found[key] = vec
-        vectors = [found.get(k) for k in keys]
-        misses = [i for i, v in enumerate(vectors) if v is None]
-        return vectors, misses
 
     def put(self, model: str, texts: Sequence[str], vectors: np.ndarray, *, normalize: bool) -> None:
         """Store one vector per text."""
@@ -76,9 +86,14 @@ class EmbeddingCache:
             (model, _text_key(t), int(normalize), int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
             for t, v in zip(texts, vectors, strict=False)
         ]
-        with self._lock:
-            self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?, ?)", rows)
-            self._conn.commit()
+        try:
+            with self._lock:
+                self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?, ?)", rows)
+                self._conn.commit()
+        except sqlite3.Error as err:
+            raise PersistenceError(
+                f"the embedding cache at {self.path} cannot be written ({err}); check disk space or pass another path."
+            ) from err
 
     def __len__(self) -> int:
         with self._lock:
@@ -104,6 +119,12 @@ class CachedEmbedder:
     """
 
     def __init__(self, embedder: Embedder, cache: EmbeddingCache | str | Path) -> None:
+        if not isinstance(embedder, Embedder):
+            raise InvalidTypeError(
+                f"embedder must implement encode(texts, ...) and id (an Embedder), got {type(embedder).__name__}."
+            )
+        if not isinstance(cache, (EmbeddingCache, str, Path)):
+            raise InvalidTypeError(f"cache must be an EmbeddingCache or a file path, got {type(cache).__name__}.")
         self.embedder = embedder
         self.cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
         self.hits = 0
@@ -124,6 +145,10 @@ class CachedEmbedder:
     ) -> np.ndarray:
         """Embed ``texts``, calling the model only for texts not in the cache."""
         items = check_texts(texts)
+        if not items:  # no lookup; the wrapped embedder knows the output width
+            empty = self.embedder.encode([], batch_size=batch_size, show_progress_bar=False, normalize=normalize)
+            empty = np.asarray(empty, dtype=np.float32)
+            return empty if empty.ndim == 2 else empty.reshape(0, 0)
         vectors, misses = self.cache.get(self.id, items, normalize=normalize)
         self.hits += len(items) - len(misses)
         self.misses += len(misses)
@@ -138,8 +163,6 @@ class CachedEmbedder:
             self.cache.put(self.id, [items[i] for i in misses], new, normalize=normalize)
             for j, i in enumerate(misses):
                 vectors[i] = new[j]
-        if not items:
-            return np.zeros((0, 0), dtype=np.float32)
         return np.stack(vectors).astype(np.float32, copy=False)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from promptkd._device import resolve_device
 from promptkd._validation import check_int
 from promptkd.embeddings.base import check_output, check_texts, default_show_progress_bar
-from promptkd.exceptions import InvalidInputError, ModelLoadError
+from promptkd.exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 
 __all__ = ["DEFAULT_MODEL_PACKAGE", "SentenceTransformerEmbedder", "default_model_path"]
 
@@ -61,21 +61,41 @@ class SentenceTransformerEmbedder:
         Unknown strings raise :class:`~promptkd.exceptions.InvalidInputError`.
     batch_size
         Default batch size for :meth:`encode`.
+    trust_remote_code
+        Allow a model folder to run its own Python code. Off by default; turn it
+        on only for models you trust.
 
     Examples
     --------
+    The model loads on the first :meth:`encode` call (shape ``(n, 384)`` for
+    the default), so constructing an embedder is cheap:
+
     >>> emb = SentenceTransformerEmbedder(device="cpu")
-    >>> X = emb.encode(["a great movie", "an awful movie"])
-    >>> X.shape
+    >>> emb.id
+    'sentence-transformers:all-MiniLM-L6-v2'
+    >>> X = emb.encode(["a great movie", "an awful movie"])  # doctest: +SKIP
+    >>> X.shape  # doctest: +SKIP
     (2, 384)
     """
 
     def __init__(
-        self, model: str | os.PathLike[str] | None = None, *, device: str | None = None, batch_size: int = 32
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        trust_remote_code: bool = False,
     ) -> None:
         if model is not None and not isinstance(model, (str, os.PathLike)):
-            raise InvalidInputError(f"model must be a model name or a path, got {type(model).__name__}.")
+            raise InvalidTypeError(
+                f"model must be a sentence-transformers model name or a local path, got {type(model).__name__}."
+            )
+        if isinstance(model, str) and not model.strip():
+            raise InvalidInputError("model is an empty string; pass a model name or path, or None for the default.")
+        if not isinstance(trust_remote_code, bool):
+            raise InvalidTypeError(f"trust_remote_code must be True or False, got {type(trust_remote_code).__name__}.")
         self.model = model
+        self.trust_remote_code = trust_remote_code
         self.device = resolve_device(device)
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self._model: Any = None
@@ -101,7 +121,8 @@ class SentenceTransformerEmbedder:
 
             target = str(default_model_path()) if self.model is None else str(self.model)
             try:
-                self._model = SentenceTransformer(target, device=self.device)
+                # remote code is never executed unless the caller opted in explicitly
+                self._model = SentenceTransformer(target, device=self.device, trust_remote_code=self.trust_remote_code)
             except Exception as err:  # sentence-transformers raises many kinds
                 hint = (
                     "check the path, or that the model is cached locally (no hub access at run time)"
@@ -131,10 +152,12 @@ class SentenceTransformerEmbedder:
 
         Examples
         --------
-        >>> SentenceTransformerEmbedder(device="cpu").encode(["hi"]).dtype.name
+        >>> SentenceTransformerEmbedder(device="cpu").encode(["hi"]).dtype.name  # doctest: +SKIP
         'float32'
         """
         items = check_texts(texts)
+        if batch_size is not None:
+            check_int(batch_size, "batch_size", minimum=1)
         model = self._load()
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)

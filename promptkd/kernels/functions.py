@@ -17,6 +17,7 @@ from typing import Any, TypeAlias, Union
 
 import numpy as np
 
+from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 
 Array: TypeAlias = Any  # numpy.ndarray or torch.Tensor
@@ -51,7 +52,37 @@ def _xp(x: Any) -> Any:
     return np
 
 
+def _check_finite(A: Array, name: str) -> None:
+    finite = bool(A.isfinite().all()) if _is_torch(A) else bool(np.all(np.isfinite(A)))
+    if not finite:
+        raise InvalidInputError(
+            f"{name} contains NaN or infinite values; clean or re-embed it before computing kernels."
+        )
+
+
+def _as_numeric(A: Any, name: str) -> Array:
+    """Return ``A`` as a real floating numpy array or torch tensor, or raise a promptkd error."""
+    if A is None:
+        raise InvalidTypeError(f"{name} must be a 2-D array of numbers (rows x dimensions), got None.")
+    if _is_torch(A):
+        if A.is_complex():
+            raise InvalidTypeError(f"{name} must hold real numbers, got a tensor of dtype {A.dtype}.")
+        if not A.is_floating_point() or A.dtype.itemsize < 4:
+            A = A.float()
+        return A
+    try:
+        arr = np.asarray(A)
+    except (TypeError, ValueError) as err:
+        raise InvalidTypeError(f"{name} must be a 2-D array of numbers (rows x dimensions): {err}") from err
+    if arr.dtype.kind not in "biuf":
+        raise InvalidTypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}.")
+    return arr
+
+
 def _prepare(X: Array, Y: Array | None) -> tuple[Array, Array]:
+    X = _as_numeric(X, "X")
+    if Y is not None:
+        Y = _as_numeric(Y, "Y")
     if _is_torch(X):
         if Y is None:
             Y = X
@@ -59,29 +90,31 @@ def _prepare(X: Array, Y: Array | None) -> tuple[Array, Array]:
             import torch
 
             Y = torch.as_tensor(np.asarray(Y), device=X.device)
-        if not X.is_floating_point() or X.dtype.itemsize < 4:
-            X = X.float()
         if not Y.is_floating_point() or Y.dtype.itemsize < 4:
             Y = Y.float()
         if Y.dtype != X.dtype:
             Y = Y.to(X.dtype)
     else:
-        X = np.asarray(X)
-        Y = X if Y is None else np.asarray(Y)
-        if _is_torch(Y):  # pragma: no cover - mixed inputs are unusual
+        if Y is None:
+            Y = X
+        elif _is_torch(Y):  # mixed numpy / torch: follow X (numpy)
             Y = Y.detach().cpu().numpy()
         dtype = np.result_type(X.dtype, Y.dtype, np.float32)
         X = X.astype(dtype, copy=False)
         Y = Y.astype(dtype, copy=False)
     if X.ndim != 2 or Y.ndim != 2:
         raise InvalidInputError(
-            f"kernels take 2-D arrays (rows x dimensions); got shapes {tuple(X.shape)} and {tuple(Y.shape)}."
+            f"kernels take 2-D arrays (rows x dimensions); got shapes {tuple(X.shape)} and {tuple(Y.shape)}. "
+            "Reshape a single vector with x[None, :]."
         )
     if X.shape[1] != Y.shape[1]:
         raise InvalidInputError(
             f"X and Y must have the same dimension; got {X.shape[1]} and {Y.shape[1]}. "
             "Embed both with the same embedder."
         )
+    _check_finite(X, "X")
+    if Y is not X:
+        _check_finite(Y, "Y")
     return X, Y
 
 
@@ -102,8 +135,10 @@ def sq_distances(X: Array, Y: Array | None = None) -> Array:
     d2 = xp.clip(d2, 0.0, None)
     if same and d2.shape[0] == d2.shape[1]:
         # exact zeros on the diagonal (the expansion leaves rounding noise there)
-        n = d2.shape[0]
-        d2[xp.arange(n), xp.arange(n)] = 0.0
+        if xp is np:
+            np.fill_diagonal(d2, 0.0)
+        else:
+            d2.fill_diagonal_(0.0)
     return d2
 
 
@@ -125,7 +160,9 @@ def median_bandwidth(
     >>> round(median_bandwidth(X), 6)  # median squared distance 4 -> sigma = sqrt(2)
     1.414214
     """
-    Z = X if Y is None else (_concat(X, Y))
+    max_samples = check_int(max_samples, "max_samples", minimum=2)
+    X, Y2 = _prepare(X, Y)
+    Z = X if Y is None else _concat(X, Y2)
     n = Z.shape[0]
     if n < 2:
         return 1.0
@@ -177,6 +214,8 @@ def resolve_bandwidth(bandwidth: Bandwidth, X: Array, Y: Array | None = None) ->
         if not np.isfinite(value) or value <= 0:
             raise InvalidInputError(f"bandwidth must be a positive finite number, got {bandwidth!r}.")
         return value
+    if isinstance(bandwidth, np.ndarray) and bandwidth.ndim == 1:
+        bandwidth = bandwidth.tolist()
     if isinstance(bandwidth, Sequence) and len(bandwidth) > 0:
         values = tuple(float(resolve_bandwidth(b, X, Y)) for b in bandwidth)  # type: ignore[arg-type]
         return values
@@ -321,14 +360,14 @@ def kernel_diag(X: Array, *, kernel: str | KernelFn = "rbf", bandwidth: Bandwidt
     [25.0]
     """
     fn = get_kernel(kernel)
+    X, _ = _prepare(X, None)
     xp = _xp(X)
     if fn in (rbf, laplacian, imq, cosine):
         n = X.shape[0]
         if xp is np:
-            return np.ones(n, dtype=np.result_type(np.asarray(X).dtype, np.float32))
-        return xp.ones(n, dtype=X.dtype if X.is_floating_point() else None, device=X.device)
+            return np.ones(n, dtype=X.dtype)
+        return xp.ones(n, dtype=X.dtype, device=X.device)
     if fn is linear:
-        X, _ = _prepare(X, X)
         return (X * X).sum(1)
     # generic callable: evaluate row by row against itself
     rows = [fn(X[i : i + 1], X[i : i + 1], bandwidth=bandwidth)[0, 0] for i in range(X.shape[0])]

@@ -16,11 +16,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from promptkd._validation import check_int, check_weights
-from promptkd.exceptions import InvalidInputError
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.kernels.functions import (
     Array,
     Bandwidth,
     KernelFn,
+    _as_numeric,
     _concat,
     _is_torch,
     _prepare,
@@ -34,28 +35,38 @@ __all__ = ["PermutationTestResult", "mmd2", "mmd2_from_kernels", "mmd2_linear", 
 def _to_numpy64(a: Any) -> np.ndarray:
     if _is_torch(a):
         return a.detach().cpu().double().numpy()
-    return np.asarray(a, dtype=np.float64)
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidTypeError(f"expected an array of numbers (a Gram matrix or sample): {err}") from err
 
 
 def _check_pair(X: Array, Y: Array) -> tuple[Array, Array]:
     if X is None or Y is None:
-        raise InvalidInputError("mmd2 needs two samples X and Y; got None.")
-    if not _is_torch(X):
-        X = np.asarray(X)
-    if not _is_torch(Y):
-        Y = np.asarray(Y)
+        raise InvalidTypeError("mmd2 needs two samples X and Y (2-D arrays of embeddings); got None.")
+    X = _as_numeric(X, "X")
+    Y = _as_numeric(Y, "Y")
     if X.ndim == 1:
         X = X[None, :]
     if Y.ndim == 1:
         Y = Y[None, :]
-    X, Y = _prepare(X, Y)
     if X.shape[0] == 0 or Y.shape[0] == 0:
-        raise InvalidInputError(f"mmd2 needs non-empty samples; got {X.shape[0]} and {Y.shape[0]} rows.")
-    for name, A in (("X", X), ("Y", Y)):
-        finite = bool(A.isfinite().all()) if _is_torch(A) else bool(np.all(np.isfinite(A)))
-        if not finite:
-            raise InvalidInputError(f"{name} contains NaN or infinite values; clean the sample first.")
+        raise InvalidInputError(
+            f"mmd2 needs non-empty samples; got {X.shape[0]} and {Y.shape[0]} rows. Pass at least one row in each."
+        )
+    X, Y = _prepare(X, Y)
     return X, Y
+
+
+def _check_gram(K: Any, shape: tuple[int, int], name: str) -> np.ndarray:
+    A = _to_numpy64(K)
+    if A.shape != shape:
+        raise InvalidInputError(
+            f"{name} has shape {A.shape} but {shape} was expected from K_xy; pass the Gram matrices of the same samples."
+        )
+    if not np.all(np.isfinite(A)):
+        raise InvalidInputError(f"{name} contains NaN or infinite values; check the kernel and its inputs.")
+    return A
 
 
 def mmd2_from_kernels(
@@ -75,8 +86,13 @@ def mmd2_from_kernels(
     >>> mmd2_from_kernels(K, K, K)
     0.0
     """
-    K_xx, K_yy, K_xy = (_to_numpy64(K) for K in (K_xx, K_yy, K_xy))
+    K_xy = _to_numpy64(K_xy)
+    if K_xy.ndim != 2:
+        raise InvalidInputError(f"K_xy must be a 2-D Gram matrix, got shape {K_xy.shape}.")
     m, n = K_xy.shape
+    K_xy = _check_gram(K_xy, (m, n), "K_xy")
+    K_xx = _check_gram(K_xx, (m, m), "K_xx")
+    K_yy = _check_gram(K_yy, (n, n), "K_yy")
     if unbiased:
         if weights_x is not None or weights_y is not None:
             raise InvalidInputError("the unbiased estimator takes no weights; pass unbiased=False to use weights.")
@@ -215,6 +231,7 @@ def mmd_permutation_test(
     True
     """
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
     X, Y = _check_pair(X, Y)
     bw = resolve_bandwidth(bandwidth, X, Y)
     Z = _concat(X, Y)

@@ -6,7 +6,9 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
 
 __all__ = ["Demo", "content_id"]
 
@@ -21,6 +23,25 @@ def content_id(input: str, output: str) -> str:
     """
     payload = json.dumps([input, output], ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def _demo_error(err: ValidationError) -> InvalidInputError:
+    """Turn pydantic's error into a promptkd error naming the field and the fix."""
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "demo"
+    kind = str(first.get("type", ""))
+    got = first.get("input")
+    got_text = f"{type(got).__name__} {got!r:.60}"
+    if kind == "extra_forbidden":
+        return InvalidInputError(
+            f"Demo got an unknown field {field!r}; use input, output, id and metadata (put extra keys in metadata)."
+        )
+    if kind == "missing":
+        return InvalidInputError(f"Demo needs the field {field!r}; pass {field}=... (a string).")
+    if kind.endswith("_type"):
+        want = "a dict" if field.startswith("metadata") else "a string"
+        return InvalidTypeError(f"Demo field {field!r} must be {want}, got {got_text}.")
+    return InvalidInputError(f"Demo field {field!r} is invalid: {first.get('msg')} (got {got_text}).")
 
 
 class Demo(BaseModel):
@@ -44,6 +65,12 @@ class Demo(BaseModel):
     output: str = Field(..., description="The expected output (label or answer).")
     id: str = Field(default="", description="Stable identifier; derived from content when empty.")
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise _demo_error(err) from err
 
     @field_validator("input", "output", mode="before")
     @classmethod

@@ -10,6 +10,15 @@ The manifest is the commit point: data files are written under fresh names and
 flushed first, then ``manifest.json`` is replaced with one atomic ``os.replace``.
 A crash at any moment leaves either the old manifest (pointing at the old, intact
 files) or the new one; files no manifest refers to are removed on the next save.
+Concurrent saves to one directory are serialised with an advisory lock file
+(``.lock``, POSIX ``flock``), so one save's clean-up never removes another's files.
+Readers never need the lock: a reader that races a save retries with the new
+manifest.
+
+Loading never unpickles anything: the manifest and demos are JSON, embeddings are
+read with ``np.load(..., allow_pickle=False)`` after their ``.npy`` header has been
+checked against the manifest and the file size, and every file name in the
+manifest must be a plain name inside the pool directory.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import json
 import os
 import secrets
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +43,26 @@ __all__ = ["FORMAT", "SCHEMA_VERSION", "read_pool_dir", "write_pool_dir"]
 FORMAT = "promptkd.pool"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+_OWN_PREFIXES = ("demos-", "embeddings-", ".manifest-")
+
+
+@contextlib.contextmanager
+def _dir_lock(root: Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``root/.lock`` for the duration of a save."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
+        yield
+        return
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _sha256(path: Path) -> str:
@@ -72,87 +103,184 @@ def write_pool_dir(
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise PoolFormatError(f"cannot save a pool to {root}: it exists and is not a directory; choose another path.")
-    if root.is_dir() and (root / MANIFEST).exists() is False and any(root.iterdir()):
-        raise PoolFormatError(
-            f"cannot save a pool to {root}: the directory is not empty and holds no {MANIFEST}; "
-            "choose an empty or new directory."
-        )
+    if root.is_dir() and not (root / MANIFEST).exists():
+        foreign = [e.name for e in root.iterdir() if e.name != LOCK and not e.name.startswith(_OWN_PREFIXES)]
+        if foreign:
+            raise PoolFormatError(
+                f"cannot save a pool to {root}: the directory is not empty and holds no {MANIFEST} "
+                f"(found {sorted(foreign)[:3]}); choose an empty or new directory."
+            )
     root.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(6)
-    demos_name = f"demos-{token}.jsonl"
     lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
-    _write_file(root / demos_name, lines.encode("utf-8"))
-    files = {"demos": {"name": demos_name, "sha256": _sha256(root / demos_name)}}
-    dim = None
-    if embeddings is not None:
-        emb_name = f"embeddings-{token}.npy"
-        with open(root / emb_name, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(embeddings), allow_pickle=False)
+    data = lines.encode("utf-8")
+    with _dir_lock(root):
+        token = secrets.token_hex(6)
+        demos_name = f"demos-{token}.jsonl"
+        _write_file(root / demos_name, data)
+        files: dict[str, dict[str, Any]] = {"demos": {"name": demos_name, "sha256": hashlib.sha256(data).hexdigest()}}
+        dim = None
+        if embeddings is not None:
+            emb_name = f"embeddings-{token}.npy"
+            with open(root / emb_name, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(embeddings), allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            files["embeddings"] = {
+                "name": emb_name,
+                "sha256": _sha256(root / emb_name),
+                "dtype": str(embeddings.dtype),
+                "shape": list(embeddings.shape),
+            }
+            dim = int(embeddings.shape[1])
+        manifest = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "count": len(records),
+            "embedder": {"id": embedder_id, "dim": dim},
+            "files": files,
+        }
+        fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=root)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
-        files["embeddings"] = {
-            "name": emb_name,
-            "sha256": _sha256(root / emb_name),
-            "dtype": str(embeddings.dtype),
-            "shape": list(embeddings.shape),
-        }
-        dim = int(embeddings.shape[1])
-    manifest = {
-        "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "count": len(records),
-        "embedder": {"id": embedder_id, "dim": dim},
-        "files": files,
-    }
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=root)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / MANIFEST)  # the commit point
-    _fsync_dir(root)
-    keep = {MANIFEST} | {f["name"] for f in files.values()}
-    for entry in root.iterdir():
-        if entry.name not in keep and (
-            entry.name.startswith(("demos-", "embeddings-")) or entry.name.startswith(".manifest-")
-        ):
-            with contextlib.suppress(OSError):  # best-effort clean-up of stale files
-                entry.unlink()
+        _fsync_dir(root)  # the data files' directory entries are durable before the commit
+        os.replace(tmp, root / MANIFEST)  # the commit point
+        _fsync_dir(root)
+        keep = {MANIFEST} | {f["name"] for f in files.values()}
+        for entry in root.iterdir():
+            if entry.name not in keep and entry.name.startswith(_OWN_PREFIXES):
+                with contextlib.suppress(OSError):  # best-effort clean-up of stale files
+                    entry.unlink()
     return root
 
 
 def _safe_member(root: Path, name: Any, what: str) -> Path:
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+    """Resolve a file name from the manifest; it must be a plain file directly inside ``root``."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or "\\" in name
+        or name in (".", "..")
+        or "\x00" in name
+        or os.path.isabs(name)
+    ):
         raise PoolFormatError(
             f"{root / MANIFEST}: the {what} file name {name!r} is not a plain file name in the pool directory."
         )
     member = root / name
-    if member.resolve().parent != root.resolve():
+    try:
+        inside = member.resolve().parent == root.resolve()
+        exists = member.is_file()
+    except (OSError, ValueError) as err:
+        raise PoolFormatError(f"{root / MANIFEST}: the {what} file {name!r} cannot be opened ({err}).") from err
+    if not inside:
         raise PoolFormatError(f"{root / MANIFEST}: the {what} file {name!r} points outside the pool directory.")
-    if not member.is_file():
+    if not exists:
         raise PoolFormatError(f"{member}: the {what} file named by the manifest is missing; the pool is damaged.")
     return member
 
 
+def _parse_json(raw: str, where: str) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError as err:
+        raise PoolFormatError(f"{where}: JSON nested too deeply; the file is damaged.") from err
+    except ValueError as err:  # JSONDecodeError, and over-long integer literals
+        raise PoolFormatError(f"{where}: invalid JSON ({err}); the file is damaged.") from err
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """Read and check a ``.npy`` header without loading data: (shape, dtype, fortran_order, data offset)."""
+    from numpy.lib import format as npy_format
+
+    try:
+        with open(path, "rb") as fh:
+            version = npy_format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = npy_format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = npy_format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = fh.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, OverflowError, MemoryError) as err:
+        raise PoolFormatError(f"{path}: not a readable .npy array ({err}).") from err
+    return tuple(int(x) for x in shape), np.dtype(dtype), bool(fortran), offset
+
+
+def _read_embeddings(emb_path: Path, count: int, dim: Any, mmap: bool) -> np.ndarray:
+    shape, dtype, _fortran, offset = _npy_header(emb_path)
+    if dtype.hasobject or dtype not in (np.dtype(np.float32), np.dtype(np.float16)):
+        raise PoolFormatError(f"{emb_path}: dtype {dtype} is not float32 or float16; re-save the pool.")
+    if len(shape) != 2 or shape[0] != count:
+        raise PoolFormatError(f"{emb_path}: shape {shape} does not match the manifest's count {count}.")
+    if dim is not None and shape[1] != dim:
+        raise PoolFormatError(f"{emb_path}: dimension {shape[1]} differs from the manifest's {dim}.")
+    expected = offset + shape[0] * shape[1] * dtype.itemsize
+    size = emb_path.stat().st_size
+    if size != expected:
+        raise PoolFormatError(f"{emb_path}: file has {size} bytes but its header implies {expected}; it was truncated.")
+    try:
+        embeddings = np.load(emb_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise PoolFormatError(f"{emb_path}: not a readable .npy array ({err}).") from err
+    for start in range(0, embeddings.shape[0], 65536):  # chunked, so a memory map is not read at once
+        if not np.all(np.isfinite(embeddings[start : start + 65536])):
+            raise PoolFormatError(f"{emb_path}: contains NaN or infinite values; re-embed and re-save the pool.")
+    return embeddings
+
+
 def read_pool_dir(
-    path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True
+    path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True, retries: int = 3
 ) -> tuple[list[dict[str, Any]], np.ndarray | None, str | None]:
-    """Read and validate a pool directory; return (records, embeddings, embedder id)."""
+    """Read and validate a pool directory; return (records, embeddings, embedder id).
+
+    Every problem raises :class:`~promptkd.exceptions.PoolFormatError` naming the
+    file. When a concurrent save replaces the manifest while it is being read,
+    the read is retried (up to ``retries`` times) against the new manifest.
+    """
     root = Path(path)
+    for attempt in range(retries + 1):
+        before = _manifest_stamp(root)
+        try:
+            return _read_pool_dir_once(root, mmap=mmap, verify=verify)
+        except PoolFormatError:
+            if attempt == retries or before is None or _manifest_stamp(root) == before:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _manifest_stamp(root: Path) -> tuple[int, int, int] | None:
+    try:
+        st = (root / MANIFEST).stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _read_pool_dir_once(
+    root: Path, *, mmap: bool, verify: bool
+) -> tuple[list[dict[str, Any]], np.ndarray | None, str | None]:
     manifest_path = root / MANIFEST
     if not root.is_dir():
         raise PoolFormatError(f"{root} is not a directory; DemoPool.load expects a directory written by DemoPool.save.")
     if not manifest_path.is_file():
         raise PoolFormatError(f"{manifest_path} is missing: {root} is not a saved promptkd pool.")
     try:
-        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PoolFormatError(f"{manifest_path} is not valid UTF-8 JSON ({err}); the pool is damaged.") from err
+        text = manifest_path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PoolFormatError(f"{manifest_path} is not valid UTF-8 ({err}); the pool is damaged.") from err
+    except OSError as err:
+        raise PoolFormatError(f"{manifest_path} cannot be read ({err}).") from err
+    manifest = _parse_json(text, str(manifest_path))
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise PoolFormatError(f"{manifest_path} is not a promptkd pool manifest (format is not {FORMAT!r}).")
     version = manifest.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise PoolFormatError(f"{manifest_path}: schema_version is missing or not an integer.")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PoolFormatError(f"{manifest_path}: schema_version is missing or not a positive integer.")
     if version > SCHEMA_VERSION:
         raise PoolFormatError(
             f"{manifest_path}: schema version {version} is newer than this promptkd supports "
@@ -161,13 +289,25 @@ def read_pool_dir(
     files = manifest.get("files")
     count = manifest.get("count")
     embedder = manifest.get("embedder") or {}
-    if not isinstance(files, dict) or not isinstance(files.get("demos"), dict) or not isinstance(count, int):
+    if (
+        not isinstance(files, dict)
+        or not isinstance(files.get("demos"), dict)
+        or not isinstance(count, int)
+        or isinstance(count, bool)
+        or count < 0
+    ):
         raise PoolFormatError(f"{manifest_path}: the 'files' or 'count' entries are missing or malformed.")
     if not isinstance(embedder, dict):
         raise PoolFormatError(f"{manifest_path}: the 'embedder' entry is malformed.")
+    dim = embedder.get("dim")
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        raise PoolFormatError(f"{manifest_path}: the embedder dimension {dim!r} is not a positive integer.")
 
     demos_path = _safe_member(root, files["demos"].get("name"), "demos")
-    raw = demos_path.read_bytes()
+    try:
+        raw = demos_path.read_bytes()
+    except OSError as err:
+        raise PoolFormatError(f"{demos_path}: cannot be read ({err}).") from err
     if verify and hashlib.sha256(raw).hexdigest() != files["demos"].get("sha256"):
         raise PoolFormatError(f"{demos_path}: checksum mismatch; the file was truncated or modified.")
     try:
@@ -175,13 +315,10 @@ def read_pool_dir(
     except UnicodeDecodeError as err:
         raise PoolFormatError(f"{demos_path}: not valid UTF-8 ({err}).") from err
     records: list[dict[str, Any]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise PoolFormatError(f"{demos_path}:{lineno}: invalid JSON ({err}).") from err
+        rec = _parse_json(line, f"{demos_path}:{lineno}")
         if not isinstance(rec, dict):
             raise PoolFormatError(f"{demos_path}:{lineno}: expected a JSON object, got {type(rec).__name__}.")
         records.append(rec)
@@ -194,18 +331,12 @@ def read_pool_dir(
         if not isinstance(spec, dict):
             raise PoolFormatError(f"{manifest_path}: the embeddings entry is malformed.")
         emb_path = _safe_member(root, spec.get("name"), "embeddings")
-        if verify and _sha256(emb_path) != spec.get("sha256"):
-            raise PoolFormatError(f"{emb_path}: checksum mismatch; the file was truncated or modified.")
         try:
-            embeddings = np.load(emb_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise PoolFormatError(f"{emb_path}: not a readable .npy array ({err}).") from err
-        if embeddings.ndim != 2 or embeddings.shape[0] != count:
-            raise PoolFormatError(f"{emb_path}: shape {embeddings.shape} does not match the manifest's count {count}.")
-        if embeddings.dtype not in (np.float32, np.float16):
-            raise PoolFormatError(f"{emb_path}: dtype {embeddings.dtype} is not float32 or float16.")
-        dim = embedder.get("dim")
-        if dim is not None and embeddings.shape[1] != dim:
-            raise PoolFormatError(f"{emb_path}: dimension {embeddings.shape[1]} differs from the manifest's {dim}.")
+            digest = _sha256(emb_path) if verify else None
+        except OSError as err:
+            raise PoolFormatError(f"{emb_path}: cannot be read ({err}).") from err
+        if verify and digest != spec.get("sha256"):
+            raise PoolFormatError(f"{emb_path}: checksum mismatch; the file was truncated or modified.")
+        embeddings = _read_embeddings(emb_path, count, dim, mmap)
     emb_id = embedder.get("id")
     return records, embeddings, emb_id if isinstance(emb_id, str) else None

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
-from pydantic import ValidationError
 
 from promptkd._validation import as_matrix, check_int
-from promptkd.embeddings.base import Embedder, check_output
+from promptkd.embeddings.base import Embedder, check_output, check_texts
 from promptkd.embeddings.registry import embedder_from_id
-from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError
+from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError, PoolFormatError
 from promptkd.pool.demo import Demo
 from promptkd.pool.persistence import read_pool_dir, write_pool_dir
 
@@ -42,12 +41,14 @@ def _as_demo(item: Any, position: int) -> Demo:
     if isinstance(item, Mapping):
         try:
             return Demo(**item)
-        except ValidationError as err:
-            raise InvalidInputError(
-                f"demos[{position}] is not a valid demo: {err.errors()[0]['msg']} ({dict(item)!r:.120})."
+        except InvalidTypeError as err:
+            raise InvalidTypeError(f"demos[{position}] is not a valid demo: {err}") from err
+        except InvalidInputError as err:
+            raise InvalidInputError(f"demos[{position}] is not a valid demo: {err}") from err
+        except TypeError as err:  # e.g. non-string keys in the mapping
+            raise InvalidTypeError(
+                f"demos[{position}] is not a valid demo: {err}; keys must be input, output, id, metadata."
             ) from err
-        except TypeError as err:
-            raise InvalidInputError(f"demos[{position}] is not a valid demo: {err}.") from err
     raise InvalidTypeError(
         f"demos[{position}] must be a Demo or a mapping with 'input' and 'output', got {type(item).__name__}."
     )
@@ -74,9 +75,8 @@ def _check_unique(demos: Sequence[Demo], existing: Iterable[str] = ()) -> None:
 
 
 def _check_embeddings(embeddings: Any, n: int, name: str = "embeddings") -> np.ndarray:
-    arr = np.asarray(embeddings) if not hasattr(embeddings, "detach") else embeddings
-    keep16 = getattr(arr, "dtype", None) == np.float16
-    mat = as_matrix(arr, name, allow_empty=True, dtype=None if keep16 else np.float32)
+    keep16 = getattr(embeddings, "dtype", None) == np.float16
+    mat = as_matrix(embeddings, name, allow_empty=True, dtype=None if keep16 else np.float32)
     if mat.shape[0] != n:
         raise InvalidInputError(f"{name} has {mat.shape[0]} rows but there are {n} demos; pass one row per demo.")
     return mat
@@ -360,9 +360,10 @@ class DemoPool:
         >>> pool.encode_texts(["query"]).shape
         (1, 8)
         """
+        items = check_texts(texts)
         embedder = self.embedder
-        X = embedder.encode(list(texts), batch_size=batch_size, show_progress_bar=show_progress_bar, normalize=True)
-        return check_output(X, len(texts), embedder.id)
+        X = embedder.encode(items, batch_size=batch_size, show_progress_bar=show_progress_bar, normalize=True)
+        return check_output(X, len(items), embedder.id)
 
     # ------------------------------------------------------------------ mutation and views
     def add(self, demos: Demo | Mapping[str, Any] | Iterable[Demo | Mapping[str, Any]], embeddings: Any = None) -> None:
@@ -492,7 +493,9 @@ class DemoPool:
                 None if snap.embeddings is None else np.asarray(snap.embeddings),
                 self._embedder_id,
             )
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
+            if isinstance(err, PersistenceError):
+                raise
             raise InvalidInputError(
                 f"a demo's metadata is not JSON-serialisable ({err}); keep metadata to JSON types."
             ) from err
@@ -524,13 +527,21 @@ class DemoPool:
         verify
             Check the manifest checksums (detects truncated or modified files).
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(f"path must be a directory path, got {type(path).__name__}.")
+        if embedder is not None and not isinstance(embedder, Embedder):
+            raise InvalidTypeError(f"embedder must implement encode(texts, ...) and id, got {type(embedder).__name__}.")
         records, embeddings, embedder_id = read_pool_dir(path, mmap=mmap, verify=verify)
+        demos = []
+        for lineno, rec in enumerate(records, start=1):
+            try:
+                demos.append(Demo(**rec))
+            except (InvalidInputError, TypeError) as err:
+                raise PoolFormatError(f"{path}: demo record {lineno} is malformed ({err}).") from err
         try:
-            demos = [Demo(**r) for r in records]
-        except (ValidationError, TypeError) as err:
-            from promptkd.exceptions import PoolFormatError
-
-            raise PoolFormatError(f"{path}: a demo record is malformed ({err}).") from err
+            _check_unique(demos)
+        except InvalidInputError as err:
+            raise PoolFormatError(f"{path}: {err}") from err
         if embedder is not None and embedder_id not in (None, PRECOMPUTED) and embedder.id != embedder_id:
             raise InvalidInputError(
                 f"embedder {embedder.id!r} differs from the one that embedded this pool ({embedder_id!r}); "
@@ -569,8 +580,19 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidTypeError(f"path must be a file path, got {type(path).__name__}.")
     p = Path(path)
-    if not p.is_file():
+    try:
+        is_file = p.is_file()
+    except (OSError, ValueError) as err:
+        raise InvalidInputError(f"{path!r} is not a usable file path ({err}); check the path.") from err
+    if not is_file:
         raise InvalidInputError(f"{p} does not exist or is not a file; check the path.")
+    try:
+        return _read_jsonl_records(p)
+    except OSError as err:
+        raise PersistenceError(f"{p}: cannot be read ({err}); check the file's permissions.") from err
+
+
+def _read_jsonl_records(p: Path) -> list[dict[str, Any]]:
     records = []
     with open(p, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
@@ -584,9 +606,11 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 continue
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError as err:
+            except RecursionError as err:
+                raise InvalidInputError(f"{p}:{lineno}: JSON nested too deeply; flatten the record.") from err
+            except ValueError as err:  # JSONDecodeError, and over-long integer literals
                 raise InvalidInputError(
-                    f"{p}:{lineno}: invalid JSON ({err.msg}); one JSON object per line is expected."
+                    f"{p}:{lineno}: invalid JSON ({getattr(err, 'msg', err)}); one JSON object per line is expected."
                 ) from err
             if not isinstance(rec, dict):
                 raise InvalidInputError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,11 +83,23 @@ class PromptTemplate:
     prefix: str = ""
     separator: str = "\n\n"
 
+    def __post_init__(self) -> None:
+        for name in ("example", "query", "prefix", "separator"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise InvalidTypeError(f"PromptTemplate {name} must be a string, got {type(value).__name__}.")
+        if "{input}" not in self.query:
+            raise InvalidInputError(
+                f"the query pattern {self.query!r} has no {{input}} field, so the query would be dropped; add {{input}}."
+            )
+
     @classmethod
     def from_string(cls, example: str, *, prefix: str = "", separator: str = "\n\n") -> PromptTemplate:
         """Build a template from one example pattern; the query pattern is the part before ``{output}``."""
-        if not isinstance(example, str) or "{input}" not in example:
-            raise InvalidInputError(f"a template string needs an {{input}} field, got {example!r}.")
+        if not isinstance(example, str):
+            raise InvalidTypeError(f"a template must be a string pattern, got {type(example).__name__}.")
+        if "{input}" not in example:
+            raise InvalidInputError(f"a template string needs an {{input}} field, got {example!r}; add {{input}}.")
         if "{output}" in example:
             query = example.split("{output}", 1)[0].rstrip(" ")
         else:
@@ -110,6 +122,8 @@ class PromptTemplate:
         """
         if not isinstance(query, str):
             raise InvalidTypeError(f"query must be a string, got {type(query).__name__}.")
+        if demos is None or isinstance(demos, (str, bytes, Demo)) or not isinstance(demos, Iterable):
+            raise InvalidTypeError(f"demos must be a list of Demo objects, got {type(demos).__name__}.")
         parts: list[str] = []
         spans: list[tuple[int, int]] = []
         pos = 0
