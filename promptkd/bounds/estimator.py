@@ -350,8 +350,16 @@ class BoundEstimator:
             top = np.lexsort((pool, -s))
         return pool[top]
 
+    @staticmethod
+    def _tokenizer_key(tokenizer: Any) -> Any:
+        try:
+            hash(tokenizer)
+        except TypeError:
+            return ("id", id(tokenizer))
+        return tokenizer  # keeps the object alive, so the key cannot be reused by another object
+
     def _counter(self, tokenizer: Any) -> TokenCountFn:
-        key = tokenizer if tokenizer is None or isinstance(tokenizer, str) else id(tokenizer)
+        key = self._tokenizer_key(tokenizer)
         if key not in self._counters:
             self._counters[key] = resolve_tokenizer(tokenizer)
         return self._counters[key]
@@ -370,7 +378,7 @@ class BoundEstimator:
         self._check_fitted()
         tmpl: PromptTemplate = as_template(template)
         count = self._counter(tokenizer)
-        tkey = tokenizer if tokenizer is None or isinstance(tokenizer, str) else id(tokenizer)
+        tkey = self._tokenizer_key(tokenizer)
         out = np.empty(len(indices), dtype=np.int64)
         for pos, i in enumerate(indices):
             key = (tkey, tmpl, int(i))
@@ -560,9 +568,8 @@ class BoundEstimator:
                     f"max_tokens={max_tokens} is smaller than every candidate demonstration (the shortest has "
                     f"{int(cand_tokens.min())} tokens); raise max_tokens to at least {int(cand_tokens.min())}."
                 )
-            mask = np.zeros(self.n_demos_, dtype=bool) if mask is None else mask.copy()
-            mask[:] = False
-            mask[cand[fits]] = True
+            mask = np.zeros(self.n_demos_, dtype=bool)
+            mask[cand[fits]] = True  # cand already respects `allowed`
         path, values = self.herding_path(T, k_max, allowed=mask)
         tok_of = dict(zip(cand.tolist(), cand_tokens.tolist(), strict=True))
         A, C, intercept = self.A_, self.C_, self.intercept_
