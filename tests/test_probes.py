@@ -192,3 +192,57 @@ def test_report_for_docs_roundtrip():
     rep = ProbeReport.empty_for_docs()
     np.testing.assert_allclose(rep.demo_mass.sum(-1) + rep.query_mass, 1.0)
     assert rep.per_demo(exclude_sink=True)["demo_mass"][0] == pytest.approx(0.3 - 0.2)
+
+
+# ---------------------------------------------------------------- distilled weights and ordering
+
+
+def test_distilled_weights_equal_probe_demo_part(smollm2, probe):
+    """The cached-prefix action equals the demo part of a full forward pass, per query and layer."""
+    import torch
+
+    from promptkd.probes import distilled_weights
+    from promptkd.probes.probe import layer_terms, run_capture
+
+    queries = ["boring and far too long", "a delight"]
+    dw = distilled_weights(probe, DEMOS, queries, layers=[14, 29], explicit=True, n_features=64)
+    assert dw.action.shape == (2, 2, 576) and dw.residual.shape == (2, 2, 576)
+    kv = torch.as_tensor(probe.head_to_kv)
+    for qi, q in enumerate(queries):
+        enc = probe.encode(DEMOS, q)
+        cap, _ = run_capture(smollm2, probe.spec, [enc.input_ids], [len(enc.input_ids) - 1], [14, 29])
+        member = torch.zeros((3, len(enc.input_ids)))
+        for i, (a, b) in enumerate(enc.demo_token_spans):
+            member[i, a:b] = 1.0
+        for li, layer in enumerate([14, 29]):
+            w_o = probe.spec.attention[layer].o_proj.weight
+            terms = layer_terms(cap.rows[layer][0], cap.values[layer][0], w_o, member, kv)
+            np.testing.assert_allclose(dw.action[qi, li], terms["z_demo"].reshape(-1).numpy(), atol=1e-4)
+            np.testing.assert_allclose(dw.demo_mass[qi, li], terms["mass"].sum(-1).numpy(), atol=1e-5)
+    assert dw.distance(dw).tolist() == [0.0, 0.0]
+    other = distilled_weights(smollm2, DEMOS[:1], queries, layers=[14, 29])
+    assert np.all(dw.distance(other) > 0)
+    assert dw.rf_weights[0].shape == (9, 64, 64) and dw.rf_relative_error.shape == (2,)
+
+
+def test_probe_guided_order_in_selector(probe, hashing_pool):
+    from promptkd.probes import ProbeGuidedOrder
+    from promptkd.selection import Selector
+
+    policy = ProbeGuidedOrder(probe, max_candidates=3)
+    sel = Selector(k=3, order=policy).fit(hashing_pool).select("sports news: the coach and the team")
+    assert sorted(sel.indices) == sorted(set(sel.indices)) and len(sel) == 3
+    assert 1 <= len(policy.last_scores) <= 3
+    best = min(policy.last_scores.values())
+    assert all(0.0 <= s <= 1.0 for s in policy.last_scores.values())
+    assert best == min(policy.last_scores.values())
+
+
+def test_mmd_weights_prefers_target_like_demos():
+    from promptkd.probes import mmd_weights
+
+    rng = np.random.default_rng(1)
+    target = rng.standard_normal((20, 3))
+    demos = np.vstack([target[:2] + 0.05, rng.standard_normal((1, 3)) + 6.0])
+    w = mmd_weights(demos, target)
+    assert w.sum() == pytest.approx(1.0) and w[2] < 0.05 and np.all(w >= 0)

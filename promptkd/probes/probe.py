@@ -306,6 +306,49 @@ class AttentionProbe:
             sink_demo=sink_demo,
         )
 
+    def demo_masses(
+        self,
+        prompts: Sequence[tuple[Sequence[Demo], str]],
+        template: PromptTemplate | str | None = None,
+        *,
+        exclude_sink: bool = True,
+        batch_size: int = 8,
+    ) -> list[np.ndarray]:
+        """Per-demo attention mass for many prompts, batched: one (L, H, m) array per prompt.
+
+        Cheaper than :meth:`probe` (no values, no output projection); used by
+        :class:`~promptkd.probes.ProbeGuidedOrder` to compare candidate orders.
+
+        Parameters
+        ----------
+        prompts
+            ``(demos, query)`` pairs.
+        template
+            As in :meth:`probe`.
+        exclude_sink
+            Do not count the attention sink (token 0) in the demo that holds it.
+        batch_size
+            Prompts per forward pass.
+        """
+        import torch
+
+        check_int(batch_size, "batch_size", minimum=1)
+        encoded = [self.encode(tuple(d), q, template) for d, q in prompts]
+        out: list[np.ndarray] = []
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            readouts = [self._readout_index(len(e.input_ids)) for e in chunk]
+            cap, _ = run_capture(self.lm, self.spec, [e.input_ids for e in chunk], readouts, self.layers, values=False)
+            rows = torch.stack([cap.rows[layer] for layer in self.layers], 1)  # (B, L, H, T)
+            for b, enc in enumerate(chunk):
+                member = torch.zeros((len(enc.demo_token_spans), rows.shape[-1]), device=rows.device)
+                for i, (a, e) in enumerate(enc.demo_token_spans):
+                    member[i, a:e] = 1.0
+                if exclude_sink:
+                    member[:, 0] = 0.0
+                out.append((rows[b] @ member.T).cpu().double().numpy())
+        return out
+
     def _influence(
         self,
         enc: EncodedPrompt,
