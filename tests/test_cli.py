@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from promptkd import DemoPool, Selector
@@ -141,6 +142,8 @@ def test_errors_are_one_line_with_conventional_exit_codes(saved_pool, tmp_path, 
         (["select", "--pool", str(saved_pool), "-q", "x", "--k", "999"], 2, "larger than the pool"),
         (["select", "--pool", str(saved_pool), "-q", "x", "--selector", "topk", "--swaps", "1"], 2, "accepts"),
         (["bound", "--pool", str(saved_pool), "-q", "x", "--png", str(tmp_path / "b.txt")], 2, ".png"),
+        (["probe", "--pool", str(saved_pool), "-q", "x", "--layers", "first"], 2, "--layers"),
+        (["eval", "--task", "t", "--selectors", "topk", "--seeds", "a,b"], 2, "--seeds"),
     ]
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -155,15 +158,59 @@ def test_errors_are_one_line_with_conventional_exit_codes(saved_pool, tmp_path, 
 
 def test_help_for_every_command_and_version(capsys):
     top = run("--help").stdout
-    for cmd in ("select", "bound", "pool"):
+    for cmd in ("select", "bound", "pool", "probe", "eval"):
         assert cmd in top
     for args, needle in [
         (("pool", "build", "--help"), "--embedder"),
         (("pool", "info", "--help"), "--json"),
         (("select", "--help"), "--queries-file"),
         (("bound", "--help"), "--png"),
+        (("probe", "--help"), "--influence"),
+        (("eval", "--help"), "--selectors"),
     ]:
         rc, out, _ = run_inprocess(capsys, *args)
         assert rc == 0 and needle in out
     rc, out, _ = run_inprocess(capsys, "--version")
     assert rc == 0 and out.startswith("promptkd ")
+
+
+@pytest.mark.slow
+def test_probe_reports_attention_and_writes_heatmap(saved_pool, tmp_path):
+    """``probe`` on the real SmolLM2 (one layer, two demos, to keep it quick)."""
+    png = tmp_path / "heat.png"
+    query = "Which river flows through Cairo?"
+    args = ["probe", "--pool", str(saved_pool), "-q", query, "--k", "2", "--layers", "-1", "--png", str(png)]
+    data = json.loads(run(*args, "--influence", "--answer", " location", "--json").stdout)
+    expected = Selector(k=2).fit(DemoPool.load(saved_pool)).select(query)
+    assert [d["id"] for d in data["demos"]] == list(expected.ids)
+    assert data["text"] == expected.render(None, query) and data["layers"] == [29]
+    masses = np.asarray(data["demo_mass"])  # (layers, heads, demos)
+    assert masses.shape == (1, data["n_heads"], 2)
+    total = masses.sum(-1) + np.asarray(data["query_mass"])
+    assert np.allclose(total, 1.0, atol=1e-4)  # attention rows sum to one over demos + rest
+    assert data["answer"] == " location" and data["answer_logprob"] < 0
+    assert all(d["influence"] is not None for d in data["demos"])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_eval_harness_on_a_toy_task(tmp_path):
+    """``eval`` with the real SmolLM2 on a 4-item task folder; results resume from the JSONL file."""
+    task = tmp_path / "toy"
+    task.mkdir()
+    pos = ["a wonderful, moving film", "great acting and a clever plot", "I loved every minute"]
+    neg = ["a dull, lifeless film", "terrible acting and a silly plot", "I hated every minute"]
+    train = [{"text": t, "label": "positive"} for t in pos] + [{"text": t, "label": "negative"} for t in neg]
+    test = [{"text": "a charming, clever movie", "label": "positive"}, {"text": "a tedious film", "label": "negative"}]
+    (task / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    (task / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    results = tmp_path / "rows.jsonl"
+    args = ["eval", "--task", str(task), "--selectors", "zero-shot,topk,promptkd", "--k", "2", "--n-test", "2"]
+    args += ["--embedder", "hashing", "--results", str(results), "--no-progress", "--json"]
+    data = json.loads(run(*args).stdout)
+    cells = {c["selector"]: c for c in data["cells"]}
+    assert set(cells) == {"zero-shot", "topk", "promptkd"}
+    assert all(c["n_items"] == 2 and 0.0 <= c["accuracy"] <= 1.0 for c in cells.values())
+    assert cells["promptkd"]["n_demos"] == 2.0 and cells["zero-shot"]["n_demos"] == 0.0
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) == 3 * 2 and {r["selector"] for r in rows} == set(cells)
