@@ -124,3 +124,32 @@ def test_async_select(hashing_pool: DemoPool) -> None:
     one, many = asyncio.run(run())
     same(one, sel.select("the coach", context=["the team"]))
     same(many[1], sel.select("the bank"))
+
+
+def test_torch_similarity_stage_matches_numpy(big_pool: DemoPool) -> None:
+    Q = unit(np.random.default_rng(4).normal(size=(15, 24)))
+    numpy_sel = Selector(k=5, device=None).fit(big_pool)
+    torch_sel = Selector(k=5, device="cpu", batch_chunk=4).fit(big_pool)
+    assert numpy_sel.device_ == "numpy" and torch_sel.device_ == "cpu"
+    for a, b in zip(numpy_sel.select_batch(Q), torch_sel.select_batch(Q), strict=True):
+        same(a, b)
+    half = DemoPool(big_pool.demos, embeddings=big_pool.embeddings.astype(np.float16))
+    for a, b in zip(
+        Selector(k=5, device=None).fit(half).select_batch(Q),
+        Selector(k=5, device="cpu").fit(half).select_batch(Q),
+        strict=True,
+    ):
+        same(a, b)
+    import torch
+
+    if not torch.cuda.is_available():  # "auto" keeps numpy on a CPU-only machine
+        assert Selector(k=5).fit(big_pool).device_ == "numpy"
+    with pytest.raises(InvalidInputError, match="device"):
+        Selector(k=5, device="tpu").fit(big_pool)
+
+
+def test_progress_bar_and_large_per_call_k(big_pool: DemoPool, capsys: pytest.CaptureFixture) -> None:
+    sel = Selector(k=3, candidates=4, index="exact", ann_threshold=0).fit(big_pool)
+    out = sel.select_batch(unit(np.random.default_rng(5).normal(size=(3, 24))), k=9, show_progress_bar=True)
+    assert [len(s) for s in out] == [9, 9, 9]  # more than the ANN hits: the exact fallback fills k
+    assert "select_batch" in capsys.readouterr().err

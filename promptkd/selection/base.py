@@ -18,12 +18,14 @@ can serve ``select`` calls from several threads at once.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from promptkd._validation import check_int
+from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.mmd import mmd2
@@ -42,6 +44,7 @@ from promptkd.selection.target import (
 __all__ = ["BaseSelector"]
 
 _POOL_BLOCK = 65536  # rows of a float16 pool converted to float32 at a time
+_AUTO_DEVICE_MIN_POOL = 20_000  # device="auto" loads torch for pools at least this large (or if already loaded)
 
 
 class BaseSelector:
@@ -67,6 +70,9 @@ class BaseSelector:
     """
 
     method = "base"
+    #: Where the similarity GEMM runs: None = numpy on the CPU; "auto" = CUDA (or MPS)
+    #: when available, else numpy; "cpu", "cuda", "cuda:N", "mps" = torch on that device.
+    device: str | None = None
     #: True when ``_choose``'s ``mmd2_path`` ends with the exact MMD2 of the whole
     #: chosen set (uniform weights), so it need not be recomputed.
     _path_is_exact = False
@@ -129,8 +135,31 @@ class BaseSelector:
         else:
             self.bandwidth_ = resolve_bandwidth(self.bandwidth, self.embeddings_[:1])
         self.ordering_ = get_ordering(self.order)
+        self._fit_device()
         self._fit_extra()
         return self
+
+    def _fit_device(self) -> None:
+        """Put the pool on the GPU when ``device`` asks for torch (see the ``device`` attribute)."""
+        self.device_ = "numpy"
+        self.torch_embeddings_ = None
+        device = self.device
+        if device is None:
+            return
+        if device == "auto" and "torch" not in sys.modules and self.n_demos_ < _AUTO_DEVICE_MIN_POOL:
+            return  # small pool and torch not loaded: numpy is as fast and avoids importing torch
+        from promptkd._device import resolve_device
+
+        resolved = resolve_device(device)
+        if device == "auto" and resolved == "cpu":
+            return
+        import torch
+
+        dtype = torch.float16 if self.embeddings_.dtype == np.float16 else torch.float32
+        E = torch.as_tensor(np.ascontiguousarray(self.embeddings_), device=resolved, dtype=dtype)
+        self.torch_embeddings_ = E
+        self.torch_inv_norms_ = torch.as_tensor(self.inv_norms_, device=resolved)
+        self.device_ = resolved
 
     def _store_embeddings(self, emb: np.ndarray) -> np.ndarray:
         """How the pool embeddings are kept (float32, or float16 as given)."""
@@ -173,6 +202,8 @@ class BaseSelector:
     def _similarity_rows(self, directions: np.ndarray) -> np.ndarray:
         """(b, N) cosine similarity of every pool item to each direction: one GEMM."""
         D = np.asarray(directions, dtype=np.float32)
+        if self.torch_embeddings_ is not None:
+            return self._similarity_rows_torch(D)
         E = self.embeddings_
         if E.dtype == np.float32:
             S = D @ E.T
@@ -182,6 +213,21 @@ class BaseSelector:
                 S[:, s : s + _POOL_BLOCK] = D @ E[s : s + _POOL_BLOCK].astype(np.float32).T
         S *= self.inv_norms_[None, :]
         return S
+
+    def _similarity_rows_torch(self, D: np.ndarray) -> np.ndarray:
+        import torch
+
+        E = self.torch_embeddings_
+        with torch.no_grad():
+            Dt = torch.as_tensor(D, device=E.device)
+            if E.dtype == torch.float32:
+                S = Dt @ E.T
+            else:  # float16 pool: products in float32, one block of rows at a time
+                S = torch.empty((D.shape[0], E.shape[0]), dtype=torch.float32, device=E.device)
+                for s in range(0, E.shape[0], _POOL_BLOCK):
+                    S[:, s : s + _POOL_BLOCK] = Dt @ E[s : s + _POOL_BLOCK].float().T
+            S *= self.torch_inv_norms_[None, :]
+            return S.cpu().numpy()
 
     def similarities(self, target: Target) -> np.ndarray:
         """Weighted mean cosine similarity of every pool item to the target (one GEMV).
@@ -395,6 +441,7 @@ class BaseSelector:
         target_pool: Any = None,
         n_neighbors: int = 8,
         query_weight: float = 0.5,
+        show_progress_bar: bool | None = None,
     ) -> list[Selection]:
         """One :class:`Selection` per query (each query is its own target).
 
@@ -402,7 +449,8 @@ class BaseSelector:
         memory stays O(``batch_chunk`` x pool size); each result equals what
         :meth:`select` returns for that query. ``context`` and ``target_pool``
         work as in :meth:`select` (the context is shared by every query; the
-        neighbours are found per query).
+        neighbours are found per query). ``show_progress_bar`` (None: on when
+        promptkd logs at INFO) shows a bar over the queries.
 
         Examples
         --------
@@ -421,13 +469,24 @@ class BaseSelector:
             return []
         out: list[Selection] = []
         chunk = self.batch_chunk
-        for start in range(0, len(targets), chunk):
-            block = targets[start : start + chunk]
-            D = np.stack([t.direction() for t in block])
-            S = self._candidate_similarities(D)
-            for i, t in enumerate(block):
-                k_val, budget = self._resolve_k_for(t, k)
-                out.append(self._build(t, k_val, S[i], budget))
+        bar = None
+        if default_show_progress_bar(show_progress_bar):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(targets), desc=f"{type(self).__name__}.select_batch", unit="query")
+        try:
+            for start in range(0, len(targets), chunk):
+                block = targets[start : start + chunk]
+                D = np.stack([t.direction() for t in block])
+                S = self._candidate_similarities(D)
+                for i, t in enumerate(block):
+                    k_val, budget = self._resolve_k_for(t, k)
+                    out.append(self._build(t, k_val, S[i], budget))
+                if bar is not None:
+                    bar.update(len(block))
+        finally:
+            if bar is not None:
+                bar.close()
         return out
 
     async def aselect(self, query: Any, k: int | None = None, **kwargs: Any) -> Selection:

@@ -87,6 +87,13 @@ class Selector(BaseSelector):
     dtype
         Storage of the pool embeddings: None (as the pool has them),
         ``"float32"`` or ``"float16"`` (half the memory; products in float32).
+    device
+        Where the similarity stage (one GEMM per chunk) runs: ``"auto"``
+        (default) uses CUDA or MPS when available and otherwise numpy on the
+        CPU (for pools under 20,000 demos torch is only used if it is already
+        imported); ``"cuda"``, ``"cuda:N"``, ``"mps"``, ``"cpu"`` force torch on
+        that device; None forces numpy. Herding itself runs on the CPU over the
+        small candidate set.
     batch_chunk
         Queries per similarity GEMM in :meth:`select_batch`.
     k_max, token_cost, bound_estimator
@@ -135,6 +142,7 @@ class Selector(BaseSelector):
         nprobe: int = 16,
         ef_search: int = 128,
         dtype: str | None = None,
+        device: str | None = "auto",
         batch_chunk: int = 256,
         k_max: int = 32,
         token_cost: float = 0.0,
@@ -154,6 +162,7 @@ class Selector(BaseSelector):
         self.nprobe = nprobe
         self.ef_search = ef_search
         self.dtype = dtype
+        self.device = device
         self.k_max = k_max
         self.token_cost = token_cost
         self.bound_estimator = bound_estimator
@@ -305,20 +314,25 @@ class Selector(BaseSelector):
     def _candidate_set(self, sims: np.ndarray, k: int) -> np.ndarray:
         """Pool indices of the candidates, most similar first (ties: lower index first)."""
         s = sims if self.eligible_ is None else np.where(self.eligible_, sims, -np.inf)
-        n_elig = len(self.eligible_idx_)
-        m = min(max(self.candidates, k), n_elig)
-        if m < self.n_demos_:
-            cand = np.argpartition(-s, m - 1)[:m]
+        n = self.n_demos_
+        m = min(max(self.candidates, k), len(self.eligible_idx_))
+        if m < n:
+            cand = np.argpartition(s, n - m)[n - m :]
+            thr = s[cand].min()
+            if np.count_nonzero(s >= thr) > m:  # ties straddle the boundary: keep the lowest indices
+                tied = np.flatnonzero(s >= thr)
+                cand = tied[np.lexsort((tied, -s[tied]))][:m]
         else:
-            cand = np.arange(self.n_demos_)
-        cand = cand[np.isfinite(s[cand])]
+            cand = np.arange(n)
+        if self.eligible_ is not None or self.index_ is not None:
+            cand = cand[np.isfinite(s[cand])]
         if self.label_balance is not None:
             extra = []
             for lab in range(len(self.label_names_)):
                 members = self.eligible_idx_[self.label_codes_[self.eligible_idx_] == lab]
                 members = members[np.isfinite(s[members])]
                 if len(members) > k:
-                    members = members[np.argpartition(-s[members], k - 1)[:k]]
+                    members = members[np.lexsort((members, -s[members]))][:k]
                 extra.append(members)
             cand = np.unique(np.concatenate([cand, *extra]))
         return cand[np.lexsort((cand, -s[cand]))]
@@ -350,7 +364,7 @@ class Selector(BaseSelector):
     def _run(
         self, target: Target, k: int, cand: np.ndarray
     ) -> tuple[list[int], list[float], list[float], dict[str, float]]:
-        C = np.asarray(self.embeddings_[cand], dtype=np.float32)
+        C = self.embeddings_[cand].astype(np.float64)  # herding works in float64 (see herding._Columns)
         state = self._state(cand, k, C)
         result = herd(
             C,
@@ -366,6 +380,8 @@ class Selector(BaseSelector):
             why = state.violation()
             if why is not None:
                 raise Infeasible(why)
+        elif len(result.order) < k:  # fewer candidates than k (e.g. a per-call k above the ANN hits)
+            raise Infeasible(f"only {len(result.order)} candidates for k={k}")
         order, gains, path = list(result.order), list(result.gains), list(result.mmd2_path)
         phases = {"greedy": float(path[-1])}
         if self.swaps > 0:
