@@ -331,6 +331,36 @@ def _selector_options(**given: Any) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _accepted_options(name: str) -> list[str]:
+    import inspect
+
+    from promptkd.integrations.registry import selector_class
+
+    return list(inspect.signature(selector_class(name).__init__).parameters)
+
+
+class _RemappedSelector:
+    """A selector fitted on a filtered pool whose Selections report indices in the full pool."""
+
+    def __init__(self, selector: Any, index_map: np.ndarray) -> None:
+        self.selector = selector
+        self.index_map = index_map
+
+    def _fix(self, selection: Any) -> Any:
+        import dataclasses
+
+        return dataclasses.replace(selection, indices=tuple(int(self.index_map[i]) for i in selection.indices))
+
+    def select(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fix(self.selector.select(*args, **kwargs))
+
+    def select_batch(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return [self._fix(s) for s in self.selector.select_batch(*args, **kwargs)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.selector, name)
+
+
 @app.command("select")
 def select_cmd(
     pool: Annotated[Path, typer.Option("--pool", help="JSONL/CSV file of demos or a saved pool directory.")],
@@ -415,7 +445,17 @@ def select_cmd(
 
             options["tokenizer"] = whitespace_tokens
     demo_pool = load_pool_arg(pool, input_key, output_key, embedder)
+    index_map = None
+    if "where" in options and "where" not in _accepted_options(selector):
+        # selectors without a metadata filter run on the filtered pool; indices are mapped back below
+        index_map = np.flatnonzero(demo_pool.mask(where=options["where"]))
+        if index_map.size == 0:
+            fail(f"--where {where} matches no demo in the pool; check the metadata key and value.")
+        demo_pool = demo_pool.subset(index_map.tolist())
+        del options["where"]
     sel = make_selector(selector, k=k_value, seed=seed, **options).fit(demo_pool)
+    if index_map is not None:
+        sel = _RemappedSelector(sel, index_map)
     ctx = list(context) if context else None
 
     if queries_file is not None:

@@ -90,9 +90,14 @@ def test_select_queries_file_to_jsonl_with_baseline_and_constraints(saved_pool, 
     queries.write_text("".join(json.dumps({"question": q}) + "\n" for q in qs))
     out = tmp_path / "sel.jsonl"
     args = ["select", "--pool", str(saved_pool), "--queries-file", str(queries), "--query-key", "question"]
-    proc = run(*args, "--out", str(out), "--selector", "mmr", "--k", "4")
+    proc = run(*args, "--out", str(out), "--selector", "mmr", "--k", "4", "--where", "task=sentiment|news_topic")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["query"] for r in rows] == qs and all(r["method"] == "mmr" and r["k"] == 4 for r in rows)
+    # MMR has no metadata filter: the CLI runs it on the filtered pool and maps indices back to the full pool
+    full = DemoPool.load(saved_pool)
+    for r in rows:
+        assert all(d["metadata"]["task"] in ("sentiment", "news_topic") for d in r["demos"])
+        assert [full[i].id for i in r["indices"]] == [d["id"] for d in r["demos"]]
     assert f"wrote {len(qs)} selection(s)" in proc.stderr
     # the promptkd selector with hard constraints, to stdout
     constraints = ["--label-balance", "cover", "--max-tokens", "60", "--dedup-threshold", "0.95", "--swaps", "2"]
