@@ -593,3 +593,199 @@ def test_cli_select_bad_inputs_exit_nonzero_with_one_line(saved_pool: Path, tmp_
         record_count("bad_inputs")
         record_count("cli_bad_inputs")
     assert not failures, failures
+
+
+# ---------------------------------------------------------------------------- modules built on the foundation
+def _baselines() -> list[type]:
+    from promptkd.selection import BaseSelector, baselines
+
+    return [
+        obj
+        for name, obj in sorted(vars(baselines).items())
+        if isinstance(obj, type)
+        and issubclass(obj, BaseSelector)
+        and obj.__module__ == baselines.__name__
+        and not name.startswith("_")
+    ]
+
+
+def _baseline_cases() -> dict[str, Case]:
+    try:
+        classes = _baselines()
+    except ImportError:  # pragma: no cover - not landed
+        return {}
+    cases: dict[str, Case] = {}
+    for cls in classes:
+        n = cls.__name__
+        cases.update(
+            {
+                f"{n}-k-zero": (lambda c=cls: c(k=0).fit(small_pool()), InvalidInputError, "k"),
+                f"{n}-k-str": (lambda c=cls: c(k="two").fit(small_pool()), PromptKDError, "k"),
+                f"{n}-fit-None": (lambda c=cls: c(k=2).fit(None), InvalidTypeError, "DemoPool"),
+                f"{n}-fit-empty": (
+                    lambda c=cls: c(k=2).fit(DemoPool([], embedder=HashingEmbedder())),
+                    InvalidInputError,
+                    "empty",
+                ),
+                f"{n}-unfitted": (lambda c=cls: c(k=2).select("a"), NotFittedError, "fit"),
+                f"{n}-query-None": (lambda c=cls: c(k=2).fit(small_pool()).select(None), InvalidTypeError, "query"),
+                f"{n}-query-empty": (lambda c=cls: c(k=2).fit(small_pool()).select(""), InvalidInputError, "query"),
+                f"{n}-query-NaN": (
+                    lambda c=cls: c(k=2).fit(small_pool()).select(np.full(16, np.nan)),
+                    InvalidInputError,
+                    "NaN",
+                ),
+                f"{n}-query-dim": (
+                    lambda c=cls: c(k=2).fit(small_pool()).select(np.ones(3)),
+                    InvalidInputError,
+                    "dimension",
+                ),
+                f"{n}-k-too-large": (
+                    lambda c=cls: c(k=2).fit(small_pool()).select("a", k=50),
+                    InvalidInputError,
+                    "larger",
+                ),
+                f"{n}-batch-str": (
+                    lambda c=cls: c(k=2).fit(small_pool()).select_batch("abc"),
+                    InvalidTypeError,
+                    "select_batch",
+                ),
+            }
+        )
+    return cases
+
+
+def _bounds_cases() -> dict[str, Case]:
+    try:
+        from promptkd.bounds import BoundEstimator
+    except ImportError:  # pragma: no cover
+        return {}
+    return {
+        "Bound-delta-zero": (lambda: BoundEstimator(delta=0.0).fit(small_pool()), InvalidInputError, "delta"),
+        "Bound-delta-one": (lambda: BoundEstimator(delta=1.0).fit(small_pool()), InvalidInputError, "delta"),
+        "Bound-C-negative": (lambda: BoundEstimator(C=-1.0).fit(small_pool()), InvalidInputError, "C"),
+        "Bound-kernel-unknown": (lambda: BoundEstimator(kernel="poly").fit(small_pool()), InvalidInputError, "kernel"),
+        "Bound-fit-None": (lambda: BoundEstimator().fit(None), InvalidTypeError, "pool"),
+        "Bound-fit-empty": (
+            lambda: BoundEstimator().fit(DemoPool([], embedder=HashingEmbedder())),
+            InvalidInputError,
+            "empty",
+        ),
+        "Bound-unfitted-budget": (lambda: BoundEstimator().budget("a"), NotFittedError, "fit"),
+        "Bound-target-NaN": (
+            lambda: BoundEstimator().fit(small_pool(), np.full(16, np.nan)),
+            InvalidInputError,
+            "NaN",
+        ),
+        "Bound-target-dim": (lambda: BoundEstimator().fit(small_pool(), np.ones(3)), InvalidInputError, "dimension"),
+        "Bound-budget-k_max-zero": (
+            lambda: BoundEstimator().fit(small_pool()).budget("a", k_max=0),
+            InvalidInputError,
+            "k_max",
+        ),
+    }
+
+
+def _integration_cases() -> dict[str, Case]:
+    cases: dict[str, Case] = {}
+    try:
+        from promptkd.integrations import make_selector
+
+        cases.update(
+            {
+                "make_selector-unknown": (lambda: make_selector("nope"), InvalidInputError, "nope"),
+                "make_selector-int": (lambda: make_selector(5), PromptKDError, "selector"),
+            }
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from promptkd.integrations.langchain import PromptKDExampleSelector as LC
+
+        cases.update(
+            {
+                "langchain-selector-None": (lambda: LC(None, small_pool()), InvalidTypeError, "selector"),
+                "langchain-pool-list": (lambda: LC(Selector(k=2), [1]), InvalidTypeError, "pool"),
+                "langchain-from_examples-empty": (
+                    lambda: LC.from_examples([], HashingEmbedder()),
+                    InvalidInputError,
+                    "examples",
+                ),
+                "langchain-from_examples-str": (
+                    lambda: LC.from_examples("abc", HashingEmbedder()),
+                    InvalidTypeError,
+                    "examples",
+                ),
+                "langchain-add_example-None": (
+                    lambda: LC.from_examples([{"input": "a", "output": "b"}] * 1, HashingEmbedder(), k=1).add_example(
+                        None
+                    ),
+                    InvalidTypeError,
+                    "example",
+                ),
+                "langchain-select-None": (
+                    lambda: LC.from_examples(
+                        [{"input": "a", "output": "b"}, {"input": "c", "output": "d"}], HashingEmbedder(), k=1
+                    ).select_examples(None),
+                    InvalidTypeError,
+                    "input_variables",
+                ),
+                "langchain-select-empty": (
+                    lambda: LC.from_examples(
+                        [{"input": "a", "output": "b"}, {"input": "c", "output": "d"}], HashingEmbedder(), k=1
+                    ).select_examples({}),
+                    InvalidInputError,
+                    "input_variables",
+                ),
+            }
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from promptkd.integrations.dspy import MMDFewShot
+
+        cases.update(
+            {
+                "dspy-mode-unknown": (lambda: MMDFewShot(mode="bogus"), InvalidInputError, "mode"),
+                "dspy-target-unknown": (lambda: MMDFewShot(target="testset"), InvalidInputError, "target"),
+            }
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from promptkd.evaluation import load_task
+
+        cases.update(
+            {
+                "load_task-unknown": (lambda: load_task("no-such-task-xyz"), PromptKDError, "no-such-task-xyz"),
+                "load_task-None": (lambda: load_task(None), InvalidTypeError, "name"),
+            }
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from promptkd.probes import AttentionProbe, resolve_layers
+
+        cases.update(
+            {
+                "AttentionProbe-lm-int": (lambda: AttentionProbe(lm=5), InvalidTypeError, "lm"),
+                "AttentionProbe-device": (lambda: AttentionProbe(device="tpu"), InvalidInputError, "device"),
+                "resolve_layers-bogus": (lambda: resolve_layers("bogus", 12), InvalidInputError, "layers"),
+                "resolve_layers-out-of-range": (lambda: resolve_layers([99], 12), InvalidInputError, "99"),
+            }
+        )
+    except ImportError:  # pragma: no cover
+        pass
+    return cases
+
+
+LANDED_CASES = {**_baseline_cases(), **_bounds_cases(), **_integration_cases()}
+
+
+@pytest.mark.parametrize("case", list(LANDED_CASES), ids=list(LANDED_CASES))
+def test_bad_input_in_modules_built_on_the_foundation(case: str) -> None:
+    fn, expected, match = LANDED_CASES[case]
+    with pytest.raises(PromptKDError) as info:
+        fn()
+    check_error(info.value, expected, match)
+    record_count("bad_inputs")

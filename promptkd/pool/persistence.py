@@ -219,7 +219,10 @@ def _read_embeddings(emb_path: Path, count: int, dim: Any, mmap: bool) -> np.nda
     if dim is not None and shape[1] != dim:
         raise PoolFormatError(f"{emb_path}: dimension {shape[1]} differs from the manifest's {dim}.")
     expected = offset + shape[0] * shape[1] * dtype.itemsize
-    size = emb_path.stat().st_size
+    try:
+        size = emb_path.stat().st_size
+    except OSError as err:
+        raise PoolFormatError(f"{emb_path}: cannot be read ({err}).") from err
     if size != expected:
         raise PoolFormatError(f"{emb_path}: file has {size} bytes but its header implies {expected}; it was truncated.")
     try:
@@ -233,7 +236,7 @@ def _read_embeddings(emb_path: Path, count: int, dim: Any, mmap: bool) -> np.nda
 
 
 def read_pool_dir(
-    path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True, retries: int = 3
+    path: str | os.PathLike[str], *, mmap: bool = False, verify: bool = True, retries: int = 5
 ) -> tuple[list[dict[str, Any]], np.ndarray | None, str | None]:
     """Read and validate a pool directory; return (records, embeddings, embedder id).
 
