@@ -247,3 +247,21 @@ def test_pool_of_demo_objects_roundtrip(tmp_path):
     assert all(set(e) == {"text", "label"} for e in got)
     loaded = PromptKDExampleSelector.load(sel.save(tmp_path / "s"))
     assert loaded.select_examples({"text": "item 3"}) == got
+
+
+def test_k_auto_and_max_tokens_pass_through(tmp_path):
+    words = lambda text: len(text.split())  # noqa: E731 - a tiny token counter
+    sel = PromptKDExampleSelector.from_examples(
+        EXAMPLES, k=5, embedder=HashingEmbedder(dim=256), max_tokens=20, tokenizer=words, template="{input} {output}"
+    )
+    examples, selection = sel.select({"question": "Which striker scored the goal in the match?"})
+    assert selection.tokens is not None and selection.tokens <= 20
+    assert sum(words(f"{e['question']} {e['answer']}") for e in examples) == selection.tokens
+    with pytest.raises(PersistenceError, match="tokenizer"):
+        sel.save(tmp_path / "x")  # a callable cannot be saved as JSON; a tokenizer name can
+
+    auto = PromptKDExampleSelector.from_examples(EXAMPLES, k="auto", embedder=HashingEmbedder(dim=256), k_max=6)
+    examples, selection = auto.select({"question": "How far away is the nearest galaxy?"})
+    assert selection.budget is not None and len(examples) == selection.budget.k_star <= 6
+    loaded = PromptKDExampleSelector.load(auto.save(tmp_path / "auto"))
+    assert loaded.select_examples({"question": "How far away is the nearest galaxy?"}) == examples
