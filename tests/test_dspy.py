@@ -89,7 +89,7 @@ def test_compiled_program_runs_with_dummy_lm_and_prompts_contain_the_demos(train
         assert demo.text in sent
 
 
-def test_per_call_mode_selects_for_each_call_without_patching_forward(trainset):
+def test_per_call_mode_selects_for_each_call_without_patching_forward(trainset, tmp_path):
     tp = MMDFewShot(k=2, embedder=HashingEmbedder(dim=128), mode="per_call")
     student = dspy.Predict("text -> topic")
     compiled = tp.compile(student, trainset=trainset)
@@ -101,8 +101,13 @@ def test_per_call_mode_selects_for_each_call_without_patching_forward(trainset):
     with dspy.context(lm=lm):
         for ex in (trainset[1], trainset[8], trainset[15]):
             assert compiled(text=ex.text).topic == ex.topic
-    # outside a call, the demos are the shared set
+    # outside a call, the demos are the shared set, and the program saves/loads like any DSPy program
     assert list(compiled.demos) == [trainset[i] for i in tp.selection_.indices]
+    path = tmp_path / "program.json"
+    compiled.save(str(path))
+    fresh = dspy.Predict("text -> topic")
+    fresh.load(str(path))
+    assert [d["text"] for d in fresh.demos] == [d.text for d in compiled.demos]
 
 
 def test_per_call_matches_direct_selector_and_is_thread_and_task_local(trainset):
