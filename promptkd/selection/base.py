@@ -112,11 +112,15 @@ class BaseSelector:
             raise InvalidInputError("the pool is empty; add demonstrations before fitting a selector.")
         self._check_settings()
         snap = pool.snapshot()
-        emb = snap.embeddings if snap.embeddings is not None else pool.embed()
-        snap = pool.snapshot()
+        if snap.embeddings is None:
+            pool.embed()
+            snap = pool.snapshot()
+        if snap.embeddings is None or len(snap.demos) != snap.embeddings.shape[0]:  # pragma: no cover - defensive
+            raise InvalidInputError("the pool changed while it was being embedded; fit again.")
+        # demos and embeddings come from one snapshot, so a concurrent add() cannot misalign them
         self.pool_ = pool
         self.demos_ = snap.demos
-        self.embeddings_ = self._store_embeddings(np.asarray(emb))
+        self.embeddings_ = self._store_embeddings(np.asarray(snap.embeddings))
         self.n_demos_ = len(snap.demos)
         self.dim_ = int(self.embeddings_.shape[1])
         norms = np.concatenate(

@@ -212,7 +212,8 @@ class Selector(BaseSelector):
     def _fit_extra(self) -> None:
         n = self.n_demos_
         if self.where is not None:
-            self.eligible_ = self.pool_.mask(where=self.where)
+            # pools only grow by appending, so the first n_demos_ rows are the fitted snapshot's demos
+            self.eligible_ = self.pool_.mask(where=self.where)[:n]
             if not self.eligible_.any():
                 raise InvalidInputError(f"where={dict(self.where)!r} matches no demo in the pool; relax the filter.")
         else:
