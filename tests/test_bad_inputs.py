@@ -789,3 +789,57 @@ def test_bad_input_in_modules_built_on_the_foundation(case: str) -> None:
         fn()
     check_error(info.value, expected, match)
     record_count("bad_inputs")
+
+
+# ---------------------------------------------------------------------------- every CLI command, in process
+def cli_command_cases(saved: Path, tmp: Path) -> dict[str, list[str]]:
+    bad_utf8 = tmp / "bad.jsonl"
+    bad_utf8.write_bytes(b'{"input": "a", "output": "b"}\n\xff\xfe\n')
+    missing = str(tmp / "nope.jsonl")
+    return {
+        "select-missing-pool": ["select", "--pool", missing, "-q", "x"],
+        "select-k-too-large": ["select", "--pool", str(saved), "-q", "x", "--k", "99"],
+        "select-k-not-int": ["select", "--pool", str(saved), "-q", "x", "--k", "two"],
+        "select-missing-query": ["select", "--pool", str(saved)],
+        "select-unknown-option": ["select", "--pool", str(saved), "-q", "x", "--frobnicate"],
+        "bound-missing-pool": ["bound", "--pool", missing, "-q", "x"],
+        "bound-k-max-zero": ["bound", "--pool", str(saved), "-q", "x", "--k-max", "0"],
+        "bound-delta-two": ["bound", "--pool", str(saved), "-q", "x", "--delta", "2"],
+        "bound-bad-bandwidth": ["bound", "--pool", str(saved), "-q", "x", "--bandwidth", "wide"],
+        "bound-unknown-kernel": ["bound", "--pool", str(saved), "-q", "x", "--kernel", "poly"],
+        "probe-missing-pool": ["probe", "--pool", missing, "-q", "x"],
+        "probe-bad-utf8-pool": ["probe", "--pool", str(bad_utf8), "-q", "x"],
+        "probe-k-zero": ["probe", "--pool", str(saved), "-q", "x", "--k", "0"],
+        # eval validates its task and k only after loading the LM (reported), so only parse errors here
+        "eval-k-not-int": ["eval", "--task", "no-such-task-xyz", "--k", "two", "--data-root", str(tmp)],
+        "eval-missing-task": ["eval", "--data-root", str(tmp), "--bogus-flag"],
+        "pool-info-missing": ["pool", "info", missing],
+        "pool-info-bad-utf8": ["pool", "info", str(bad_utf8)],
+        "pool-build-missing-source": ["pool", "build", missing, str(tmp / "out")],
+        "pool-build-bad-utf8": ["pool", "build", str(bad_utf8), str(tmp / "out2")],
+        "pool-unknown-subcommand": ["pool", "frobnicate"],
+    }
+
+
+def test_every_cli_command_reports_bad_input_in_one_line(
+    saved_pool: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptkd.cli import main
+
+    failures = []
+    for name, argv in cli_command_cases(saved_pool, tmp_path).items():
+        capsys.readouterr()
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        else:
+            code = 0
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        ok = code not in (0, None) and len(lines) == 1 and "Traceback" not in err
+        if not ok:
+            failures.append((name, code, err[-400:]))
+        record_count("bad_inputs")
+        record_count("cli_bad_inputs")
+    assert not failures, failures
