@@ -94,7 +94,10 @@ class _Columns:
             self.sq = np.einsum("ij,ij->i", self.C, self.C)
 
     def _profile(self, d2: np.ndarray) -> np.ndarray:
-        d2 = np.maximum(d2, 0.0)
+        d2 = np.maximum(d2, 0.0, out=d2)
+        if self.fn is rbf and not isinstance(self.bw, tuple):
+            d2 *= -1.0 / (2.0 * float(self.bw) ** 2)  # type: ignore[arg-type]
+            return np.exp(d2, out=d2)
         profile = _PROFILES[self.fn]
         if isinstance(self.bw, tuple):
             return sum(profile(d2, float(b)) for b in self.bw) / len(self.bw)
@@ -117,6 +120,8 @@ class _Columns:
         """``v' K_YY v``."""
         if not self.fast:
             return float(weights @ np.asarray(self.fn(Y, Y, bandwidth=self.bw), dtype=np.float64) @ weights)
+        if Y.shape[0] == 1 and self.fn in _PROFILES:
+            return float(weights[0] ** 2)  # k(t, t) = 1
         K = _Columns(Y, self.fn, self.bw).cross(Y)
         if self.fn in _PROFILES:
             np.fill_diagonal(K, 1.0)
@@ -138,7 +143,10 @@ class _Columns:
             return (self.U @ self.U[j]).astype(np.float64)
         if self.fn is linear:
             return (self.C @ self.C[j]).astype(np.float64)
-        d2 = self.sq + self.sq[j] - 2.0 * (self.C @ self.C[j])
+        d2 = self.C @ self.C[j]
+        d2 *= -2.0
+        d2 += self.sq
+        d2 += self.sq[j]
         d2[j] = 0.0
         return self._profile(d2)
 
@@ -229,6 +237,8 @@ def herd(
     diag = columns_of.diag()
     redund = np.zeros(M, dtype=np.float64)
     blocked = np.zeros(M, dtype=bool) if allowed is None else ~np.asarray(allowed, dtype=bool)
+    two_rel = np.where(blocked, -np.inf, 2.0 * rel)  # relevance term of the score, -inf where blocked
+    penalty = diag.copy()  # k(x, x) + 2 * sum_{s in S} k(x, s)
     costs = None if constraints is None else constraints.costs
     order: list[int] = []
     gains: list[float] = []
@@ -245,16 +255,19 @@ def herd(
             helpful = feasible & (gain > 0)
             score = gain / np.maximum(costs, 0.5) if helpful.any() else gain.copy()
             score[~(helpful if helpful.any() else feasible)] = -np.inf
+        elif constraints is None:
+            # two_rel carries -inf at blocked items, so one fused expression scores the step
+            score = penalty * (-1.0 / (t + 1))
+            score += two_rel
         else:
-            score = 2.0 * rel - (diag + 2.0 * redund) / (t + 1)
-            score[blocked] = -np.inf
-            if constraints is not None:
-                score[~constraints.mask(t)] = -np.inf
+            score = two_rel - penalty / (t + 1)
+            score[~constraints.mask(t)] = -np.inf
         j = int(np.argmax(score))
         if not np.isfinite(score[j]):
             break
         order.append(j)
         blocked[j] = True
+        two_rel[j] = -np.inf
         if constraints is not None:
             constraints.add(j)
         sum_ss += diag[j] + 2.0 * redund[j]
@@ -266,6 +279,7 @@ def herd(
         if t + 1 < k or keep_columns:
             col = columns_of.column(j)
             redund += col
+            penalty += 2.0 * col
             if keep_columns:
                 cols.append(col)
     columns = np.stack(cols, 1) if keep_columns and cols else None
