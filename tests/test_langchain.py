@@ -265,3 +265,24 @@ def test_k_auto_and_max_tokens_pass_through(tmp_path):
     assert selection.budget is not None and len(examples) == selection.budget.k_star <= 6
     loaded = PromptKDExampleSelector.load(auto.save(tmp_path / "auto"))
     assert loaded.select_examples({"question": "How far away is the nearest galaxy?"}) == examples
+
+
+def test_selector_configs_roundtrip_and_refuse_foreign_classes(hashing_pool):
+    from promptkd.integrations.registry import (
+        make_selector,
+        selector_config,
+        selector_from_config,
+        selector_names,
+    )
+
+    for name in selector_names():
+        original = make_selector(name, k=3)
+        config = json.loads(json.dumps(selector_config(original)))  # through real JSON
+        rebuilt = selector_from_config(config)
+        assert type(rebuilt) is type(original) and config["name"] == name
+        q = "the stock market and the bank"
+        assert rebuilt.fit(hashing_pool).select(q).indices == original.fit(hashing_pool).select(q).indices
+    with pytest.raises(PersistenceError, match="not part of promptkd"):
+        selector_from_config({"name": "os:system", "params": {}})
+    with pytest.raises(PersistenceError, match="cannot rebuild"):
+        selector_from_config({"name": "promptkd", "params": {"no_such_setting": 1}})
