@@ -81,6 +81,36 @@ def _as_text(value: Any, key: str) -> str:
     raise InvalidTypeError(f"example value for key {key!r} must be text, got {type(value).__name__}.")
 
 
+def example_to_demo(example: Mapping[str, Any], input_keys: Sequence[str], output_key: str) -> Demo:
+    """A :class:`~promptkd.Demo` for a LangChain example; the example itself is kept in its metadata.
+
+    Examples
+    --------
+    >>> d = example_to_demo({"q": "2+2?", "a": "4", "src": "math"}, ["q"], "a")
+    >>> d.input, d.output, d.metadata["lc_example"]["src"]
+    ('2+2?', '4', 'math')
+    """
+    if not isinstance(example, Mapping):
+        raise InvalidTypeError(f"an example must be a dict of key to text, got {type(example).__name__}.")
+    missing = [k for k in [*input_keys, output_key] if k not in example]
+    if missing:
+        raise InvalidInputError(
+            f"example {dict(example)!r:.100} has no key(s) {missing}; every example needs "
+            f"{[*input_keys, output_key]} (set input_keys=/output_key= to match your data)."
+        )
+    record = {str(k): v for k, v in example.items()}
+    try:
+        json.dumps(record)
+    except TypeError as err:
+        raise InvalidTypeError(f"example values must be JSON types (text, numbers): {err}.") from err
+    return Demo(
+        input="\n".join(_as_text(example[k], k) for k in input_keys),
+        output=_as_text(example[output_key], output_key),
+        id=_example_id(record),
+        metadata={EXAMPLE_KEY: record},
+    )
+
+
 class PromptKDExampleSelector(BaseExampleSelector):
     """LangChain example selector that picks and orders examples by kernel MMD.
 
@@ -191,26 +221,7 @@ class PromptKDExampleSelector(BaseExampleSelector):
         return list(input_keys), output_key
 
     def _to_demo(self, example: Mapping[str, Any]) -> Demo:
-        if not isinstance(example, Mapping):
-            raise InvalidTypeError(f"an example must be a dict of key to text, got {type(example).__name__}.")
-        missing = [k for k in [*self.input_keys, self.output_key] if k not in example]
-        if missing:
-            raise InvalidInputError(
-                f"example {dict(example)!r:.100} has no key(s) {missing}; every example needs "
-                f"{[*self.input_keys, self.output_key]} (set input_keys=/output_key= to match your data)."
-            )
-        text = "\n".join(_as_text(example[k], k) for k in self.input_keys)
-        record = {str(k): v for k, v in example.items()}
-        try:
-            json.dumps(record)
-        except TypeError as err:
-            raise InvalidTypeError(f"example values must be JSON types (text, numbers): {err}.") from err
-        return Demo(
-            input=text,
-            output=_as_text(example[self.output_key], self.output_key),
-            id=_example_id(record),
-            metadata={EXAMPLE_KEY: record},
-        )
+        return example_to_demo(example, self.input_keys, self.output_key)
 
     @classmethod
     def from_examples(
@@ -260,12 +271,11 @@ class PromptKDExampleSelector(BaseExampleSelector):
         sel = selector if isinstance(selector, BaseSelector) else make_selector(selector, k=k, **selector_options)
         if isinstance(selector, BaseSelector) and selector_options:
             raise InvalidInputError("selector options were given with a selector instance; set them on the instance.")
-        out = cls.__new__(cls)
-        cls.__init__(out, sel, DemoPool([], embedder=embedder), input_keys=ikeys, output_key=okey,
-                     query_keys=query_keys, example_keys=example_keys, hooks=hooks)  # fmt: skip
-        out.pool = DemoPool([out._to_demo(e) for e in examples], embedder=embedder)
-        out._refit()
-        return out
+        ikeys = cls._check_keys(ikeys, "input_keys")
+        pool = DemoPool([example_to_demo(e, ikeys, okey) for e in examples], embedder=embedder)
+        return cls(
+            sel, pool, input_keys=ikeys, output_key=okey, query_keys=query_keys, example_keys=example_keys, hooks=hooks
+        )
 
     @classmethod
     def from_pool(
