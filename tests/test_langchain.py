@@ -103,6 +103,8 @@ def test_inside_few_shot_chat_template(hsel):
     expected = hsel.select_examples({"question": query})
     assert [m.content for m in messages[1:-1:2]] == [e["question"] for e in expected]
     assert [m.content for m in messages[2:-1:2]] == [e["answer"] for e in expected]
+    # the async path (aformat_messages -> aselect_examples) gives the same messages
+    assert asyncio.run(chat.ainvoke({"question": query})).to_messages() == messages
 
 
 def test_runnable_hook_composes_with_prompt_and_llm_and_traces(hsel):
