@@ -342,6 +342,10 @@ class PromptKDExampleSelector(BaseExampleSelector):
     def __len__(self) -> int:
         return len(self.pool)
 
+    def __bool__(self) -> bool:
+        # a selector is truthy even before it has examples (LangChain tests `if example_selector:`)
+        return True
+
     def __repr__(self) -> str:
         return (
             f"PromptKDExampleSelector(n={len(self.pool)}, selector={self._template!r}, "
