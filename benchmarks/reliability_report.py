@@ -36,7 +36,8 @@ TEST_FILES = [
 ]
 LABELS = {
     "bad_inputs": "bad inputs tried (all public entry points, incl. CLI)",
-    "cli_bad_inputs": "  of which `promptkd select` subprocess runs",
+    "cli_subprocess_runs": "of these, `promptkd select` runs as a subprocess",
+    "cli_in_process_runs": "of these, CLI runs in process (every command)",
     "crash_points": "crash points tried (SIGKILL during `save`)",
     "damaged_files": "truncated / bit-flipped files checked",
     "path_escapes": "manifest file names trying to leave the pool directory",

@@ -555,17 +555,11 @@ def saved_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cli_cases(saved: Path, tmp: Path) -> dict[str, list[str]]:
     bad_utf8 = tmp / "bad.jsonl"
     bad_utf8.write_bytes(b'{"input": "a", "output": "b"}\n\xff\xfe\n')
-    damaged = tmp / "damaged"
-    damaged.mkdir()
-    (damaged / "manifest.json").write_text("{not json")
     return {
         "missing-pool": ["select", "--pool", str(tmp / "nope.jsonl"), "-q", "x"],
         "bad-utf8-pool": ["select", "--pool", str(bad_utf8), "-q", "x"],
-        "damaged-pool-dir": ["select", "--pool", str(damaged), "-q", "x"],
-        "k-zero": ["select", "--pool", str(saved), "-q", "x", "--k", "0"],
         "k-too-large": ["select", "--pool", str(saved), "-q", "x", "--k", "99"],
         "unknown-kernel": ["select", "--pool", str(saved), "-q", "x", "--kernel", "poly"],
-        "empty-query": ["select", "--pool", str(saved), "-q", ""],
     }
 
 
@@ -591,7 +585,7 @@ def test_cli_select_bad_inputs_exit_nonzero_with_one_line(saved_pool: Path, tmp_
         if not ok:
             failures.append((name, proc.returncode, err[-500:]))
         record_count("bad_inputs")
-        record_count("cli_bad_inputs")
+        record_count("cli_subprocess_runs")
     assert not failures, failures
 
 
@@ -796,11 +790,17 @@ def cli_command_cases(saved: Path, tmp: Path) -> dict[str, list[str]]:
     bad_utf8 = tmp / "bad.jsonl"
     bad_utf8.write_bytes(b'{"input": "a", "output": "b"}\n\xff\xfe\n')
     missing = str(tmp / "nope.jsonl")
+    damaged = tmp / "damaged"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text("{not json")
     return {
         "select-missing-pool": ["select", "--pool", missing, "-q", "x"],
         "select-k-too-large": ["select", "--pool", str(saved), "-q", "x", "--k", "99"],
         "select-k-not-int": ["select", "--pool", str(saved), "-q", "x", "--k", "two"],
         "select-missing-query": ["select", "--pool", str(saved)],
+        "select-k-zero": ["select", "--pool", str(saved), "-q", "x", "--k", "0"],
+        "select-empty-query": ["select", "--pool", str(saved), "-q", ""],
+        "select-damaged-pool-dir": ["select", "--pool", str(damaged), "-q", "x"],
         "select-unknown-option": ["select", "--pool", str(saved), "-q", "x", "--frobnicate"],
         "bound-missing-pool": ["bound", "--pool", missing, "-q", "x"],
         "bound-k-max-zero": ["bound", "--pool", str(saved), "-q", "x", "--k-max", "0"],
@@ -841,5 +841,5 @@ def test_every_cli_command_reports_bad_input_in_one_line(
         if not ok:
             failures.append((name, code, err[-400:]))
         record_count("bad_inputs")
-        record_count("cli_bad_inputs")
+        record_count("cli_in_process_runs")
     assert not failures, failures

@@ -344,3 +344,15 @@ def test_sigkill_during_save_never_leaves_a_mix(tmp_path: Path) -> None:
     assert len(left) == 2, left
     # the crashes hit both before and after a commit point
     assert 0 in seen and (1 in seen or 2 in seen)
+
+
+def test_hostile_embedder_id_is_not_recreated(tmp_path: Path, hashing_pool: DemoPool) -> None:
+    from promptkd.exceptions import InvalidInputError
+
+    d = hashing_pool.save(tmp_path / "p")
+    m = manifest(d)
+    m["embedder"]["id"] = "hashing-v1:dim=99999999999"
+    (d / MANIFEST).write_text(json.dumps(m))
+    loaded = DemoPool.load(d)
+    with pytest.raises(InvalidInputError, match="cannot recreate"):
+        loaded.encode_texts(["q"])

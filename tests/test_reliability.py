@@ -283,11 +283,6 @@ class _PoolGrowingBetweenSnapshots(DemoPool):
         return snap
 
 
-@pytest.mark.xfail(
-    reason="reported to the selection owner: BaseSelector.fit reads pool.snapshot() twice, so an add() "
-    "between the reads gives demos_ with one more row than embeddings_",
-    strict=False,
-)
 def test_fit_sees_one_consistent_snapshot() -> None:
     pool = _PoolGrowingBetweenSnapshots(
         [{"input": f"demo {i}", "output": str(i % 2)} for i in range(6)], embedder=HashingEmbedder(dim=16)
