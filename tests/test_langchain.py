@@ -288,3 +288,13 @@ def test_selector_configs_roundtrip_and_refuse_foreign_classes(hashing_pool):
         selector_from_config({"name": "os:system", "params": {}})
     with pytest.raises(PersistenceError, match="cannot rebuild"):
         selector_from_config({"name": "promptkd", "params": {"no_such_setting": 1}})
+
+
+def test_start_empty_then_add_examples():
+    sel = PromptKDExampleSelector.from_pool(DemoPool([], embedder=HashingEmbedder()), k=1)
+    assert bool(sel) and len(sel) == 0
+    with pytest.raises(InvalidInputError, match="add_example"):
+        sel.select_examples({"input": "hello"})
+    sel.add_example({"input": "hello there", "output": "greet"})
+    sel.add_example({"input": "bye now", "output": "farewell"})
+    assert sel.select_examples({"input": "hello"}) == [{"input": "hello there", "output": "greet"}]
