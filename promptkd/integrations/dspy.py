@@ -44,7 +44,7 @@ from promptkd._optional import require
 from promptkd.embeddings.base import Embedder
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.integrations.hooks import check_hooks, emit
-from promptkd.integrations.registry import make_selector
+from promptkd.integrations.registry import clone_selector, make_selector
 from promptkd.pool import Demo, DemoPool
 from promptkd.selection import BaseSelector, Selection
 
@@ -294,7 +294,7 @@ class MMDFewShot(Teleprompter):
         self.input_keys_ = self._keys_of(trainset[0])
         self.pool_ = self._build_pool(trainset)
         sel = (
-            self.selector
+            clone_selector(self.selector)  # the caller's instance is not refitted
             if isinstance(self.selector, BaseSelector)
             else make_selector(self.selector, k=self.k, **self.selector_options)
         )
