@@ -199,9 +199,12 @@ def parse_where(items: Sequence[str] | None) -> dict[str, Any] | None:
 def random_mmd2(selector: Any, target: Any, k: int, trials: int, seed: int) -> tuple[float, float]:
     """Mean and standard deviation of MMD2 over random k-subsets of the pool."""
     rng = np.random.default_rng(seed)
+    eligible = getattr(selector, "eligible_idx_", None)  # demos a metadata filter leaves (promptkd Selector)
+    population: Any = selector.n_demos_
+    if eligible is not None and len(eligible) < selector.n_demos_:
+        population = np.asarray(eligible)
     values = [
-        selector.target_mmd2(rng.choice(selector.n_demos_, size=k, replace=False).tolist(), target)
-        for _ in range(trials)
+        selector.target_mmd2(rng.choice(population, size=k, replace=False).tolist(), target) for _ in range(trials)
     ]
     return float(np.mean(values)), float(np.std(values))
 
