@@ -339,6 +339,14 @@ def bench_pool(
     done, secs = time_single(sel.select, Q, budget)
     res.rows.append(Row("promptkd Selector.select", done, secs))
 
+    # the same single-query calls with numpy's BLAS limited to one thread (see the analysis in the doc)
+    if args.single_thread_rows:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            done, secs = time_single(sel.select, Q, budget)
+        res.rows.append(Row("promptkd Selector.select, BLAS 1 thread", done, secs))
+
     # TopK: end to end and the similarity stage alone
     top = TopKSelector(k=k, batch_chunk=chunk).fit(pool)
     top.select_batch(Q[:2])
@@ -415,6 +423,12 @@ def bench_pool(
         log("langchain select_examples")
         done, secs = time_single(lambda key: lc.select_examples({"input": key}), q_keys, budget)
         res.rows.append(Row("langchain-core SemanticSimilarityExampleSelector", done, secs))
+        if args.single_thread_rows:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                done, secs = time_single(lambda key: lc.select_examples({"input": key}), q_keys, budget / 2)
+            res.rows.append(Row("langchain-core SemanticSimilarityExampleSelector, BLAS 1 thread", done, secs))
         # sanity: same vectors, same cosine, so langchain's picks equal TopK's on the timed queries
         agree = 0
         for i in range(min(done, 20)):
@@ -533,6 +547,14 @@ def targets_section(results: list[PoolResult], roof: dict[str, float]) -> list[s
                 f"| Selector.select >= 50x faster per query than langchain at 10k ({res.name}) | "
                 f"{speed:.0f}x ({s.ms_per_query:.2f} vs {lc.ms_per_query:.1f} ms) | {'met' if speed >= 50 else '**missed**'} |"
             )
+        s1 = res.get("promptkd Selector.select, BLAS 1 thread")
+        lc1 = res.get("langchain-core SemanticSimilarityExampleSelector, BLAS 1 thread")
+        if s1 and lc1 and lc1.timed:
+            speed = lc1.ms_per_query / s1.ms_per_query
+            out.append(
+                f"| same, both with BLAS limited to 1 thread ({res.name}) | "
+                f"{speed:.0f}x ({s1.ms_per_query:.2f} vs {lc1.ms_per_query:.1f} ms) | {'met' if speed >= 50 else '**missed**'} |"
+            )
     mem = [
         (res.name, k, v)
         for res in results
@@ -562,6 +584,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--votek-max", type=int, default=20_000, help="largest pool for the O(n^2) vote-k graph")
     p.add_argument("--memory-min", type=int, default=10_000, help="measure select_batch memory from this pool size")
     p.add_argument("--no-langchain", action="store_true")
+    p.add_argument(
+        "--no-single-thread-rows",
+        dest="single_thread_rows",
+        action="store_false",
+        help="skip the single-query rows timed with numpy's BLAS limited to one thread",
+    )
     p.add_argument(
         "--cache",
         type=Path,
