@@ -92,16 +92,16 @@ def test_index_errors(pool: DemoPool) -> None:
 
 def test_fast_candidate_threshold_is_the_exact_top_m() -> None:
     rng = np.random.default_rng(5)
-    n = 20_000
+    n = 8_192  # the smallest pool that uses the sampled threshold
     E = rng.normal(size=(n, 8)).astype(np.float32)
-    E[100:300] = E[100]  # a block of exact ties
+    E[100:200] = E[100]  # a block of exact ties
     big = DemoPool([{"input": f"d{i}", "output": "y", "id": str(i)} for i in range(n)], embeddings=E)
-    sel = Selector(k=8, candidates=256).fit(big)
+    sel = Selector(k=8, candidates=64).fit(big)
     assert sel.probe_idx_ is not None
     Q = rng.normal(size=(30, 8)).astype(np.float32)
     Q[0] = E[100]  # the tied block straddles the candidate boundary
     S = sel._similarity_rows(Q)
     idx = np.arange(n)
     for row in S:
-        exact = idx[np.lexsort((idx, -row))][:256]
+        exact = idx[np.lexsort((idx, -row))][:64]
         assert np.array_equal(sel._candidate_set(row, 8), exact)
