@@ -64,6 +64,8 @@ def check_texts(texts: object, name: str = "texts") -> list[str]:
     """
     if isinstance(texts, str):
         raise InvalidTypeError(f"{name} must be a list of strings, got a single string; wrap it: [{texts[:30]!r}].")
+    if isinstance(texts, np.ndarray) and texts.ndim == 1:
+        texts = texts.tolist()
     if texts is None or not isinstance(texts, Sequence):
         raise InvalidTypeError(f"{name} must be a list of strings, got {type(texts).__name__}.")
     out = list(texts)

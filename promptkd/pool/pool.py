@@ -360,6 +360,8 @@ class DemoPool:
         >>> pool.encode_texts(["query"]).shape
         (1, 8)
         """
+        if not isinstance(texts, (str, bytes, Sequence)) and isinstance(texts, Iterable):
+            texts = list(texts)  # numpy arrays, pandas Series, generators
         items = check_texts(texts)
         embedder = self.embedder
         X = embedder.encode(items, batch_size=batch_size, show_progress_bar=show_progress_bar, normalize=True)
