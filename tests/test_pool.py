@@ -134,3 +134,11 @@ def test_pool_without_embedder_uses_precomputed_only() -> None:
     pool = DemoPool([{"input": "a", "output": "x"}], embeddings=np.ones((1, 3)))
     with pytest.raises(InvalidInputError, match="precomputed"):
         pool.encode_texts(["query"])
+
+
+def test_encode_texts_accepts_arrays_and_iterables(hashing_pool: DemoPool) -> None:
+    texts = ["a goal for the team", "bank profit"]
+    expected = hashing_pool.encode_texts(texts)
+    np.testing.assert_array_equal(hashing_pool.encode_texts(np.array(texts)), expected)
+    np.testing.assert_array_equal(hashing_pool.encode_texts(t for t in texts), expected)
+    np.testing.assert_array_equal(hashing_pool.encode_texts(tuple(texts)), expected)
