@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from promptkd._validation import check_int, check_weights
+from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.kernels.functions import (
     Array,
@@ -201,11 +202,13 @@ def mmd2_linear(
 
 
 class PermutationTestResult(NamedTuple):
-    """Result of :func:`mmd_permutation_test`: the statistic and its p-value."""
+    """Result of :func:`mmd_permutation_test`: the statistic and its p-value.
+
+    It unpacks as ``mmd2, p_value = mmd_permutation_test(X, Y)``.
+    """
 
     mmd2: float
     p_value: float
-    n_permutations: int
 
 
 def mmd_permutation_test(
@@ -217,17 +220,21 @@ def mmd_permutation_test(
     unbiased: bool = False,
     n_permutations: int = 200,
     seed: int = 0,
+    show_progress_bar: bool | None = None,
 ) -> PermutationTestResult:
     """Two-sample permutation test of ``H0: X and Y come from one distribution``.
 
     The p-value is ``(1 + #{permuted statistic >= observed}) / (1 + n_permutations)``.
+    ``show_progress_bar=None`` shows a bar over the permutations when promptkd logs
+    at INFO.
     The pooled Gram matrix is computed once; permutations only re-index it.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> X, Y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 2.0
-    >>> mmd_permutation_test(X, Y, n_permutations=99).p_value <= 0.01
+    >>> stat, p_value = mmd_permutation_test(X, Y, n_permutations=99)
+    >>> p_value <= 0.01
     True
     """
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
@@ -245,5 +252,10 @@ def mmd_permutation_test(
 
     observed = statistic(np.arange(total))
     rng = np.random.default_rng(seed)
-    exceed = sum(statistic(rng.permutation(total)) >= observed - 1e-12 for _ in range(n_permutations))
-    return PermutationTestResult(observed, (1.0 + exceed) / (1.0 + n_permutations), n_permutations)
+    steps = range(n_permutations)
+    if default_show_progress_bar(show_progress_bar):
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="permutations", leave=False)
+    exceed = sum(statistic(rng.permutation(total)) >= observed - 1e-12 for _ in steps)
+    return PermutationTestResult(observed, (1.0 + exceed) / (1.0 + n_permutations))
