@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -270,6 +271,10 @@ def test_kernels_on_arbitrary_finite_arrays(pair: tuple[np.ndarray, np.ndarray],
         np.testing.assert_allclose(kernel_diag(X, kernel=kernel, bandwidth=bw), 1.0)
     if kernel == "cosine":
         assert np.all(np.abs(K) <= 1 + 1e-9)
+    # torch inputs give a tensor with the same values
+    Kt = fn(torch.as_tensor(X), torch.as_tensor(Y), bandwidth=bw)
+    assert isinstance(Kt, torch.Tensor) and Kt.dtype == torch.float64
+    np.testing.assert_allclose(Kt.numpy(), Kxy, rtol=1e-9, atol=1e-9 * scale)
     record_count("fuzz_examples")
 
 
