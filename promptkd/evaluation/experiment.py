@@ -86,7 +86,8 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     Names: ``zero-shot``, ``random``, ``topk``, ``mmr``, ``dpp``, ``votek``,
     ``bm25``, ``promptkd`` (per-query target), ``promptkd-nbhd`` (query plus 8
     nearest test inputs), ``promptkd-lm`` (promptkd on the ``"lm"`` embedder)
-    and ``promptkd-auto`` (``k="auto"``). ``promptkd_kwargs`` go to every
+    and ``promptkd-auto`` (``k="auto"`` with at most 8 demos, the largest k of the
+    benchmark grid). ``promptkd_kwargs`` go to every
     promptkd :class:`~promptkd.Selector`.
 
     Examples
@@ -117,7 +118,7 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "promptkd": SelectorSpec("promptkd", pk()),
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
-        "promptkd-auto": SelectorSpec("promptkd-auto", pk(), fixed_k="auto"),
+        "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),
     }
     if names is None:
         names = list(table)
@@ -584,6 +585,7 @@ def run_experiment(
     fh = None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_line(path)
         fh = path.open("a", encoding="utf-8")
 
     # work plan: count items to do for the progress bar
@@ -661,6 +663,21 @@ def run_experiment(
     keep = {(lm_key, tr.name) for tr, _ in pairs}
     rows = [r for r in existing if (r["lm"], r["task"]) in keep] + new_rows
     return ExperimentResult(rows, path)
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Remove an unterminated last line (an interrupted write) so appended rows start on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        fh.seek(cut)
+        fh.truncate()
+    logger.warning("dropped an unterminated last line of %s before resuming", path)
 
 
 def _pool_for(state: dict[str, Any], train: Task, key: str, emb_map: Mapping[str, Any]) -> Any:

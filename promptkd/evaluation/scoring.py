@@ -177,6 +177,7 @@ class ICLClassifier:
                 raise InvalidInputError(f"label {lab!r} tokenizes to nothing; use a non-empty label word.")
         self._label_len = np.array([len(ids) for ids in self._label_ids], dtype=np.float64)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_arg = _cache_kwarg(self.model)
         self.n_forward_prompts = 0
         self.n_cache_hits = 0
 
@@ -229,7 +230,7 @@ class ICLClassifier:
             "use_cache": True,
         }
         if past is not None:
-            kwargs["past_key_values"] = past
+            kwargs[self._cache_arg] = past
         if keep_last:
             try:
                 return self.model(**kwargs, logits_to_keep=1)
@@ -259,7 +260,10 @@ class ICLClassifier:
             first = torch.tensor([lab[0] for lab in self._label_ids], device=last.device)
             out_scores += last[:, first].double().cpu().numpy()
             if multi:
-                out_scores += self._continue_multi(torch, out.past_key_values, mask, positions, multi, n)
+                past = getattr(out, "cache", None)
+                if past is None:
+                    past = getattr(out, "past_key_values", None)
+                out_scores += self._continue_multi(torch, past, mask, positions, multi, n)
         return out_scores
 
     def _continue_multi(self, torch: Any, past: Any, mask: Any, positions: Any, multi: list[int], n: int) -> np.ndarray:
@@ -430,6 +434,17 @@ def _toy_lm() -> tuple[Any, Any]:
             return _Out(torch.tanh(ctx) @ self.out, (ctx[:, -1],))
 
     return _Model(), _Tok()
+
+
+def _cache_kwarg(model: Any) -> str:
+    """Name of the forward argument that takes a KV cache (``cache`` in newer transformers)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return "past_key_values"
+    return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
 
 
 def _repeat_nested(obj: Any, m: int) -> Any:

@@ -1,0 +1,254 @@
+"""Quality benchmark: does MMD selection beat the baselines on real ICL classification tasks?
+
+Runs the grid of issue 6 with promptkd.evaluation.run_experiment (resumable JSONL under
+benchmarks/results/, identical prompts scored once), then writes docs/benchmarks/quality.md
+with the exact command, per-task tables, means over tasks, paired bootstrap CIs of promptkd
+minus every baseline pooled over tasks, and plots.
+
+Full grid (hours on 2 CPU cores):
+    .venv/bin/python benchmarks/quality.py
+Quick mode (k=8 only, fewer items):
+    .venv/bin/python benchmarks/quality.py --quick
+Rebuild the report from the results file without scoring anything:
+    .venv/bin/python benchmarks/quality.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from promptkd.evaluation import ExperimentResult, read_rows, run_experiment, standard_selectors  # noqa: E402
+from promptkd.evaluation.experiment import ZERO_SHOT  # noqa: E402
+
+ALL_TASKS = ["sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb"]
+ALL_SELECTORS = [
+    "zero-shot",
+    "random",
+    "topk",
+    "mmr",
+    "dpp",
+    "votek",
+    "bm25",
+    "promptkd",
+    "promptkd-nbhd",
+    "promptkd-lm",
+    "promptkd-auto",
+]
+LMS = {"gemma": "gemma-3-270m", "smollm2": "SmolLM2-135M-Instruct"}
+PROMPTKD = "promptkd"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="k=8 only, --n-test 100, 1 seed, Gemma only")
+    p.add_argument("--tasks", nargs="+", default=None, help=f"subset of {ALL_TASKS}")
+    p.add_argument("--lms", nargs="+", default=None, choices=sorted(LMS), help="LMs (default: gemma smollm2)")
+    p.add_argument("--k", nargs="+", type=int, default=None, help="k values (default 4 8; quick: 8)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of seeded selectors (default 0 1 2)")
+    p.add_argument("--n-test", type=int, default=None, help="test items per task (default 300; quick: 100)")
+    p.add_argument("--selectors", nargs="+", default=None, help=f"subset of {ALL_SELECTORS}")
+    p.add_argument("--pool-size", type=int, default=None, help="subsample each train pool to this many demos")
+    p.add_argument("--max-chars", type=int, default=600, help="truncate texts to this many characters")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--data-root", default=None, help="folder of task folders (default ../shared/data/icl)")
+    p.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "quality.jsonl"))
+    p.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "quality.md"))
+    p.add_argument("--report-only", action="store_true", help="only rebuild the report from the results file")
+    p.add_argument("--note", default="", help="free text added to the report (what part of the grid ran)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.k = args.k or [8]
+        args.n_test = args.n_test or 100
+        args.seeds = args.seeds or [0]
+        args.lms = args.lms or ["gemma"]
+    args.k = args.k or [4, 8]
+    args.n_test = args.n_test or 300
+    args.seeds = args.seeds or [0, 1, 2]
+    args.lms = args.lms or ["gemma", "smollm2"]
+    args.tasks = args.tasks or ALL_TASKS
+    args.selectors = args.selectors or ALL_SELECTORS
+    return args
+
+
+def available_selectors(names: list[str]) -> tuple[list[str], list[str]]:
+    """Drop selectors whose components are not in this checkout (reported as skipped)."""
+    keep, skipped = [], []
+    for n in names:
+        if n == "promptkd-lm":
+            try:
+                from promptkd.probes import LMEmbedder  # noqa: F401
+            except ImportError:
+                skipped.append(f"{n} (promptkd.probes.LMEmbedder not available in this checkout)")
+                continue
+        if n == "promptkd-auto":
+            try:
+                from promptkd.bounds import BoundEstimator  # noqa: F401
+            except ImportError:
+                skipped.append(f"{n} (promptkd.bounds not available)")
+                continue
+        keep.append(n)
+    return keep, skipped
+
+
+def run(args: argparse.Namespace) -> None:
+    from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+    from promptkd.probes import load_lm
+
+    names, skipped = available_selectors(args.selectors)
+    for s in skipped:
+        print("skipping", s)
+    cache = Path(args.results).parent / "embeddings.sqlite"
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), cache)
+    for key in args.lms:
+        t0 = time.time()
+        lm = load_lm(LMS[key])
+        embedders = {"default": embedder}
+        if "promptkd-lm" in names:
+            from promptkd.probes import LMEmbedder
+
+            embedders["lm"] = LMEmbedder(lm)
+        print(f"[{time.strftime('%H:%M:%S')}] {lm.name} loaded in {time.time() - t0:.1f}s", flush=True)
+        for task in args.tasks:  # task by task so that a partial run still has complete tasks
+            t1 = time.time()
+            run_experiment(
+                standard_selectors(names),
+                [task],
+                k_values=args.k,
+                seeds=args.seeds,
+                n_test=args.n_test,
+                lm=lm,
+                results_path=args.results,
+                data_root=args.data_root,
+                embedder=embedder,
+                embedders=embedders,
+                batch_size=args.batch_size,
+                pool_size=args.pool_size,
+                max_chars=args.max_chars,
+                show_progress_bar=True,
+            )
+            print(f"[{time.strftime('%H:%M:%S')}] {lm.name} {task} done in {time.time() - t1:.0f}s", flush=True)
+
+
+# ---------------------------------------------------------------------- report
+def _fmt_cmd(argv: list[str]) -> str:
+    return ".venv/bin/python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in argv)
+
+
+def write_report(args: argparse.Namespace, argv: list[str]) -> None:
+    rows = read_rows(args.results)
+    doc = Path(args.doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    if not rows:
+        print("no rows in", args.results)
+        return
+    res = ExperimentResult(rows, Path(args.results))
+    summary = res.summary(n_boot=1000)
+    plots = res.plot(doc.parent, prefix="quality")
+    lms = sorted({c.lm for c in summary})
+    out: list[str] = []
+    out.append("# Quality benchmark: MMD selection vs baselines on eight ICL classification tasks\n")
+    out.append(f"Generated by `benchmarks/quality.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ")
+    out.append(f"({platform.machine()}, {os.cpu_count()} CPU cores, CPU only).\n")
+    out.append("Command that produced the numbers below (resumable; rerun it to extend the grid):\n")
+    out.append(f"```\n{_fmt_cmd(argv)}\n```\n")
+    if args.note:
+        out.append(args.note.strip() + "\n")
+    out.append("## Setup\n")
+    out.append(
+        "- Scoring: `promptkd.evaluation.ICLClassifier`, full label continuation log-probability (sum over tokens), "
+        "uncalibrated, argmax over the task's label words; templates from the data MANIFEST (Zhao et al. 2021).\n"
+        "- Embeddings for every embedding-based selector: all-MiniLM-L6-v2 (sentence-transformers); "
+        "MMD column: biased MMD2 between the chosen demos and the query, RBF kernel, median bandwidth of the pool.\n"
+        "- `vote` column: no LM; the majority label of the same chosen demos (ties to the more similar demos). "
+        "Where vote >= LM accuracy, retrieval of same-label neighbours explains the result, not ICL.\n"
+        "- Test items: a fixed seeded sample per task (same items for every selector); "
+        "95% CIs are bootstrap over items (seeds averaged per item); paired differences are bootstrapped within "
+        "each task and macro-averaged over tasks.\n"
+        f"- Texts truncated to {args.max_chars} characters; pool = the whole train split"
+        + (f" subsampled to {args.pool_size}" if args.pool_size else "")
+        + ".\n"
+    )
+    for lm in lms:
+        cells = [c for c in summary if c.lm == lm]
+        tasks = sorted({c.task for c in cells})
+        ks = sorted({c.k for c in cells if c.k not in ("0", "auto")}, key=int)
+        out.append(f"## {lm}\n")
+        out.append(f"Tasks run: {', '.join(tasks)}.\n")
+        for k in ks:
+            out.append(f"### Mean accuracy over tasks, k={k}\n")
+            sels = sorted({c.selector for c in cells})
+            complete = []
+            for sel in sels:
+                accs, votes = [], []
+                for t in tasks:
+                    kk = "0" if sel == ZERO_SHOT else (k if sel != "promptkd-auto" else "auto")
+                    c = next((c for c in cells if c.task == t and c.selector == sel and c.k == kk), None)
+                    if c is not None:
+                        accs.append(100 * c.accuracy)
+                        if c.vote_accuracy is not None:
+                            votes.append(100 * c.vote_accuracy)
+                if len(accs) == len(tasks):
+                    complete.append((sel, sum(accs) / len(accs), sum(votes) / len(votes) if votes else None))
+            complete.sort(key=lambda x: -x[1])
+            out.append("| selector | mean accuracy (%) | mean vote accuracy (%) |\n|---|---|---|")
+            for sel, acc, vote in complete:
+                v = "" if vote is None else f"{vote:.1f}"
+                out.append(f"| {sel} | {acc:.1f} | {v} |")
+            out.append("")
+            out.append(f"### Paired difference, {PROMPTKD} minus each baseline (points, k={k})\n")
+            out.append("| baseline | diff | 95% CI | items | tasks | per task |\n|---|---|---|---|---|---|")
+            for sel, _, _ in complete:
+                if sel == PROMPTKD:
+                    continue
+                try:
+                    kb = "auto" if sel == "promptkd-auto" else None
+                    pc = res.paired(PROMPTKD, sel, k=k, lm=lm, k_b=kb)
+                except Exception as err:
+                    out.append(f"| {sel} | n/a ({err}) | | | | |")
+                    continue
+                per = ", ".join(f"{t} {d:+.1f}" for t, d in sorted(pc.per_task.items()))
+                out.append(
+                    f"| {sel} | {pc.diff:+.1f} | [{pc.ci_low:+.1f}, {pc.ci_high:+.1f}] | {pc.n_items} | "
+                    f"{pc.n_tasks} | {per} |"
+                )
+            out.append("")
+        out.append(f"### Every cell ({lm})\n")
+        out.append(res.to_markdown(cells))
+        out.append("")
+    out.append("## Plots\n")
+    for p in plots:
+        out.append(f"![{p.stem}]({p.name})\n")
+    recs = res.calibration_records()
+    out.append(
+        f"`ExperimentResult.calibration_records()` gives {len(recs)} (k, mmd, error) records from these rows for "
+        "`BoundEstimator.calibrate`.\n"
+    )
+    doc.write_text("\n".join(out) + "\n", encoding="utf-8")
+    print("wrote", doc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if not args.report_only:
+        run(args)
+    write_report(args, [a for a in argv if a != "--report-only"])
+
+
+if __name__ == "__main__":
+    main()
