@@ -352,3 +352,18 @@ def test_every_named_kernel_is_reachable() -> None:
     assert KERNELS["gaussian"] is rbf
     for fn in (rbf, laplacian, imq, cosine, linear):
         assert fn(sample(3, 2, 32), bandwidth=1.0).shape == (3, 3)
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_self_gram_diagonal_is_exact_so_laplacian_mmd_is_accurate(name: str) -> None:
+    # the Laplacian kernel's square root turns 1e-16 rounding on the diagonal into 1e-8 errors
+    rng = np.random.default_rng(0)
+    C, T = rng.normal(size=(5, 3)), rng.normal(size=(2, 3))
+    w = rng.dirichlet(np.ones(2))
+    for rows in ([0], [1, 3], [0, 2, 4]):
+        S = C[rows]
+        Kss, Ktt, Kst = (ref_gram(name, A, B, 1.0) for A, B in ((S, S), (T, T), (S, T)))
+        ref = ref_mmd2_weighted(Kss, Ktt, Kst, np.ones(len(rows)), w)
+        assert mmd2(S, T, kernel=name, bandwidth=1.0, weights_y=w) == pytest.approx(max(ref, 0.0), abs=1e-12)
+    X = rng.normal(size=(6, 4)) * 3
+    assert np.all(np.diag(KERNELS[name](X, X, bandwidth=1.0)) == np.diag(KERNELS[name](X, bandwidth=1.0)))

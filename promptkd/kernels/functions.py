@@ -36,6 +36,7 @@ __all__ = [
     "median_bandwidth",
     "rbf",
     "resolve_bandwidth",
+    "self_gram",
     "sq_distances",
 ]
 
@@ -126,8 +127,8 @@ def sq_distances(X: Array, Y: Array | None = None) -> Array:
     >>> sq_distances(np.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
     [[0.0, 25.0], [25.0, 0.0]]
     """
-    same = Y is None
-    X, Y = _prepare(X, Y)
+    same = Y is None or Y is X  # a self-distance matrix gets an exact zero diagonal
+    X, Y = _prepare(X, None if same else Y)
     xp = _xp(X)
     xx = (X * X).sum(1)
     yy = xx if same else (Y * Y).sum(1)
@@ -314,6 +315,24 @@ KERNELS: dict[str, KernelFn] = {
     "cosine": cosine,
     "linear": linear,
 }
+
+
+def self_gram(fn: KernelFn, X: Array, bandwidth: Bandwidth) -> Array:
+    """``k(X, X)`` with an exact diagonal for the built-in kernels.
+
+    Built-in kernels are called as ``fn(X)`` so rounding in the distance expansion
+    never reaches the diagonal (the Laplacian kernel's square root would turn
+    1e-16 into 1e-8); a custom callable is called as ``fn(X, X)``.
+
+    Examples
+    --------
+    >>> X = np.array([[0.1, 0.2], [0.3, 0.4]])
+    >>> np.diag(self_gram(laplacian, X, 1.0)).tolist()
+    [1.0, 1.0]
+    """
+    if fn in (rbf, laplacian, imq, cosine, linear):
+        return fn(X, bandwidth=bandwidth)
+    return fn(X, X, bandwidth=bandwidth)
 
 
 def get_kernel(kernel: str | KernelFn) -> KernelFn:

@@ -28,6 +28,7 @@ from promptkd.kernels.functions import (
     _prepare,
     get_kernel,
     resolve_bandwidth,
+    self_gram,
 )
 
 __all__ = ["PermutationTestResult", "mmd2", "mmd2_from_kernels", "mmd2_linear", "mmd_permutation_test"]
@@ -152,8 +153,8 @@ def mmd2(
     bw = resolve_bandwidth(bandwidth, X, Y)
     fn = get_kernel(kernel)
     return mmd2_from_kernels(
-        fn(X, X, bandwidth=bw),
-        fn(Y, Y, bandwidth=bw),
+        self_gram(fn, X, bw),
+        self_gram(fn, Y, bw),
         fn(X, Y, bandwidth=bw),
         unbiased=unbiased,
         weights_x=weights_x,
@@ -242,7 +243,7 @@ def mmd_permutation_test(
     X, Y = _check_pair(X, Y)
     bw = resolve_bandwidth(bandwidth, X, Y)
     Z = _concat(X, Y)
-    K = _to_numpy64(get_kernel(kernel)(Z, Z, bandwidth=bw))
+    K = _to_numpy64(self_gram(get_kernel(kernel), Z, bw))
     m = X.shape[0]
     total = K.shape[0]
 
