@@ -246,3 +246,23 @@ def test_mmd_weights_prefers_target_like_demos():
     demos = np.vstack([target[:2] + 0.05, rng.standard_normal((1, 3)) + 6.0])
     w = mmd_weights(demos, target)
     assert w.sum() == pytest.approx(1.0) and w[2] < 0.05 and np.all(w >= 0)
+
+
+def test_theory_check_example_smoke(smollm2, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "theory_check.py"
+    spec = importlib.util.spec_from_file_location("theory_check_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [{"text": f"a fine film number {i}", "label": "positive"} for i in range(8)]
+    rows += [{"text": f"shares fell {i} percent", "label": "zfinance"} for i in range(8)]
+    data = tmp_path / "mix.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    out = module.main(["--smoke", "--data", str(data), "--threads", "0", "--no-write"], lm=smollm2)
+    assert out["layers"] == [0, 29] and out["n_sets"] == 2
+    dist = np.array(out["distance"])
+    assert dist.shape == (2, 2) and np.all(dist >= 0)
+    assert out["mmd"][1] > out["mmd"][0]  # all-shifted set is farther from the target than the target-only one
+    assert not (tmp_path / "theory_check.md").exists()

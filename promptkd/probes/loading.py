@@ -164,10 +164,24 @@ def _save_dequantised(model: Any, folder: Path) -> None:
     save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
+def _remove_stale_temps(folder: Path, max_age_s: float = 3600.0) -> None:
+    """Delete temp folders of interrupted cache writes (older than an hour, so never a live writer's)."""
+    import time
+
+    for stale in folder.parent.glob(f".{folder.name}-*"):
+        try:
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > max_age_s:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def _write_cache(model: Any, tokenizer: Any, folder: Path, source_id: str) -> None:
     """Save a dequantised copy atomically: write into a temp folder, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    tmp.chmod(0o755)
     try:
         _save_dequantised(model, tmp)
         tokenizer.save_pretrained(tmp)

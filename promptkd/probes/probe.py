@@ -119,14 +119,16 @@ def layer_terms(rows: Any, values: Any, w_o: Any, membership: Any, kv_index: Any
     rows: (H, T) attention of the readout; values: (T, G, hd); w_o: (D, H*hd);
     membership: (m, T) 0/1 demo indicator; kv_index: (H,) KV head of each query head.
     """
+    import torch
+
     n_heads = rows.shape[0]
     vh = values[:, kv_index, :]  # (T, H, hd): GQA expansion, as repeat_kv does
     wo = w_o.float().view(w_o.shape[0], n_heads, -1)  # (D, H, hd)
     mass = rows @ membership.T  # (H, m)
-    z_demo = (rows[:, None, :] * membership[None, :, :]) @ vh.transpose(0, 1)  # (H, m, hd)
-    r_demo = (z_demo[:, :, None, :] * wo.permute(1, 0, 2)[:, None, :, :]).sum(-1)  # (H, m, D)
-    z_all = (rows[:, :, None] * vh.transpose(0, 1)).sum(1)  # (H, hd)
-    r_all = (wo.permute(1, 0, 2) * z_all[:, None, :]).sum(-1)  # (H, D)
+    z_demo = torch.einsum("ht,mt,thd->hmd", rows, membership, vh)  # (H, m, hd)
+    r_demo = torch.einsum("hme,dhe->hmd", z_demo, wo)  # (H, m, D)
+    z_all = torch.einsum("ht,thd->hd", rows, vh)  # (H, hd)
+    r_all = torch.einsum("he,dhe->hd", z_all, wo)  # (H, D)
     r_demo_sum = r_demo.sum(1)  # (H, D)
     tiny = 1e-12
     return {
@@ -257,7 +259,8 @@ class AttentionProbe:
         kv_index = torch.as_tensor(self.head_to_kv, device=dev)
         keys = ("mass", "contribution_norm", "layer_contribution_norm", "strength", "layer_strength")
         acc: dict[str, list[Any]] = {k: [] for k in keys}
-        sink = []
+        sink, rest = [], []
+        outside = (membership.sum(0) == 0).float()  # tokens in no demo: query block, prefix, separators
         with torch.inference_mode():
             for layer in self.layers:
                 rows = cap.rows[layer][0]
@@ -267,6 +270,7 @@ class AttentionProbe:
                 for k in keys:
                     acc[k].append(terms[k])
                 sink.append(rows[:, 0])
+                rest.append(rows @ outside)
         stacked = {k: torch.stack(v).cpu().double().numpy() for k, v in acc.items()}
         demo_mass = stacked["mass"]
         sink_demo = next((i for i, (a, b) in enumerate(enc.demo_token_spans) if a <= 0 < b), -1)
@@ -294,7 +298,7 @@ class AttentionProbe:
             n_tokens=n_tokens,
             spans_exact=enc.exact,
             demo_mass=demo_mass,
-            query_mass=1.0 - demo_mass.sum(-1) if m else np.ones(demo_mass.shape[:2]),
+            query_mass=torch.stack(rest).cpu().double().numpy(),
             sink_mass=torch.stack(sink).cpu().double().numpy(),
             contribution_norm=stacked["contribution_norm"],
             layer_contribution_norm=stacked["layer_contribution_norm"],
