@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 
+from promptkd.bounds import Bound, BoundEstimator, Budget, CalibrationReport
+from promptkd.evaluation import ICLClassifier, load_task, run_experiment
 from promptkd.exceptions import (
     BudgetInfeasibleError,
     InvalidInputError,
@@ -26,28 +28,55 @@ from promptkd.exceptions import (
     PromptKDError,
 )
 from promptkd.pool import Demo, DemoPool
+from promptkd.probes import AttentionProbe, ProbeReport, load_lm
 from promptkd.rendering import PromptTemplate
-from promptkd.selection import BaseSelector, Selection, Selector
+from promptkd.selection import (
+    BaseSelector,
+    BM25Selector,
+    DPPSelector,
+    MMRSelector,
+    RandomSelector,
+    Selection,
+    Selector,
+    TopKSelector,
+    VoteKSelector,
+)
 
 __version__ = "0.1.0"
 
 logging.getLogger("promptkd").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AttentionProbe",
+    "BM25Selector",
     "BaseSelector",
+    "Bound",
+    "BoundEstimator",
+    "Budget",
     "BudgetInfeasibleError",
+    "CalibrationReport",
+    "DPPSelector",
     "Demo",
     "DemoPool",
+    "ICLClassifier",
     "InvalidInputError",
     "InvalidTypeError",
+    "MMRSelector",
     "MissingDependencyError",
     "ModelLoadError",
     "NotFittedError",
     "PersistenceError",
     "PoolFormatError",
+    "ProbeReport",
     "PromptKDError",
     "PromptTemplate",
+    "RandomSelector",
     "Selection",
     "Selector",
+    "TopKSelector",
+    "VoteKSelector",
     "__version__",
+    "load_lm",
+    "load_task",
+    "run_experiment",
 ]

@@ -288,6 +288,7 @@ class Selector(BaseSelector):
             token_cost=self.token_cost,
             tokenizer=self.tokenizer,
             template=self.template,
+            allowed=self.eligible_,
         )
         return int(budget.k_star), budget
 
