@@ -44,3 +44,11 @@ def test_auto_k_errors(hashing_pool: DemoPool) -> None:
     sel = Selector(k=3).fit(hashing_pool)
     s = sel.select("a goal", k="auto")
     assert len(s) == s.budget.k_star
+
+
+def test_auto_k_budget_stays_inside_the_where_filter(hashing_pool: DemoPool) -> None:
+    sel = Selector(k="auto", k_max=6, candidates=30, where={"topic": "sports"}).fit(hashing_pool)
+    s = sel.select("profit at the bank and the market")  # a finance query, but only sports demos are allowed
+    allowed = {i for i, d in enumerate(hashing_pool) if d.metadata["topic"] == "sports"}
+    assert set(s.budget.indices) <= allowed
+    assert set(s.indices) <= allowed
