@@ -1,5 +1,6 @@
 # Two entry points do all the set-up on a fresh machine:
 #   make run   - create .venv, install promptkd, run the main job on the example pool
+#                (select demonstrations, then the bound-derived budget k* and the bound at k*)
 #   make test  - create .venv, install promptkd with test extras, lint and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,9 +26,13 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 run: $(STAMP)
+	mkdir -p build
 	$(VENV)/bin/promptkd select --pool examples/data/demos.jsonl \
 		--query "The soundtrack was gorgeous but the plot dragged on forever." \
 		--query "Which river flows through Cairo?" --k 4
+	$(VENV)/bin/promptkd bound --pool examples/data/demos.jsonl \
+		-q "The soundtrack was gorgeous but the plot dragged on forever." \
+		-q "Which river flows through Cairo?" --k-max 12 --token-cost 0.01 --png build/bound_example.png
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check promptkd tests examples benchmarks
