@@ -367,3 +367,26 @@ def test_self_gram_diagonal_is_exact_so_laplacian_mmd_is_accurate(name: str) -> 
         assert mmd2(S, T, kernel=name, bandwidth=1.0, weights_y=w) == pytest.approx(max(ref, 0.0), abs=1e-12)
     X = rng.normal(size=(6, 4)) * 3
     assert np.all(np.diag(KERNELS[name](X, X, bandwidth=1.0)) == np.diag(KERNELS[name](X, bandwidth=1.0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_duplicate_rows_across_samples_have_exact_zero_distance(dtype: type, as_torch: bool) -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(8, 384)).astype(dtype)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Y = np.vstack([X[3:6].copy(), rng.normal(size=(2, 384)).astype(dtype)])
+    A, B = (torch.as_tensor(X), torch.as_tensor(Y)) if as_torch else (X, Y)
+    D = sq_distances(A, B)
+    D = D.numpy() if as_torch else D
+    assert np.all(D[[3, 4, 5], [0, 1, 2]] == 0.0)
+    K = laplacian(A, B, bandwidth=0.5)
+    K = K.numpy() if as_torch else K
+    assert np.all(K[[3, 4, 5], [0, 1, 2]] == 1.0)
+    same = mmd2(A, torch.as_tensor(X.copy()) if as_torch else X.copy(), kernel="laplacian")
+    assert same == pytest.approx(0.0, abs=1e-6 if dtype == np.float32 else 1e-12)  # float32 Gram rounding
+    # large offsets do not swamp small distances either (the samples are centred first)
+    far = X.astype(np.float64) + 1e4
+    np.testing.assert_allclose(
+        sq_distances(far[:3], far[3:6]), cdist(X[:3], X[3:6], "sqeuclidean"), rtol=1e-6, atol=1e-6
+    )

@@ -122,6 +122,10 @@ def _prepare(X: Array, Y: Array | None) -> tuple[Array, Array]:
 def sq_distances(X: Array, Y: Array | None = None) -> Array:
     """Pairwise squared Euclidean distances, clipped at zero.
 
+    Computed as ``||x||^2 + ||y||^2 - 2 <x, y>`` (one matrix product) after
+    subtracting the mean of ``X`` from both samples: distances do not change,
+    but the rounding error of the expansion, which grows with ``||x||^2``, does.
+
     Examples
     --------
     >>> sq_distances(np.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
@@ -130,10 +134,15 @@ def sq_distances(X: Array, Y: Array | None = None) -> Array:
     same = Y is None or Y is X  # a self-distance matrix gets an exact zero diagonal
     X, Y = _prepare(X, None if same else Y)
     xp = _xp(X)
+    if X.shape[0] > 0:
+        mu = X.mean(0)
+        X = X - mu
+        Y = X if same else Y - mu
     xx = (X * X).sum(1)
     yy = xx if same else (Y * Y).sum(1)
     d2 = xx[:, None] + yy[None, :] - 2.0 * (X @ Y.T)
     d2 = xp.clip(d2, 0.0, None)
+    _refine_small(d2, X, Y, xx, yy)
     if same and d2.shape[0] == d2.shape[1]:
         # exact zeros on the diagonal (the expansion leaves rounding noise there)
         if xp is np:
@@ -141,6 +150,35 @@ def sq_distances(X: Array, Y: Array | None = None) -> Array:
         else:
             d2.fill_diagonal_(0.0)
     return d2
+
+
+def _refine_small(d2: Array, X: Array, Y: Array, xx: Array, yy: Array) -> None:
+    """Recompute, from the differences, the entries too small for the expansion to resolve.
+
+    ``||x||^2 + ||y||^2 - 2 <x, y>`` has a rounding error of about
+    ``eps * (||x||^2 + ||y||^2)``; for (near-)duplicate rows that error is the whole
+    value, and kernels with a square root (Laplacian) magnify it to ``sqrt(eps)``.
+    Those entries (usually few) are recomputed exactly, in place.
+    """
+    size = d2.size if isinstance(d2, np.ndarray) else d2.numel()
+    if size == 0:
+        return
+    if isinstance(d2, np.ndarray):
+        eps = float(np.finfo(d2.dtype).eps)
+        rows, cols = np.nonzero(d2 <= 64.0 * eps * (xx[:, None] + yy[None, :]))
+        for start in range(0, rows.shape[0], 1 << 16):
+            r, c = rows[start : start + (1 << 16)], cols[start : start + (1 << 16)]
+            diff = X[r] - Y[c]
+            d2[r, c] = (diff * diff).sum(1)
+        return
+    import torch
+
+    eps = float(torch.finfo(d2.dtype).eps)
+    rows, cols = torch.nonzero(d2 <= 64.0 * eps * (xx[:, None] + yy[None, :]), as_tuple=True)
+    for start in range(0, int(rows.shape[0]), 1 << 16):
+        r, c = rows[start : start + (1 << 16)], cols[start : start + (1 << 16)]
+        diff = X[r] - Y[c]
+        d2[r, c] = (diff * diff).sum(1)
 
 
 def median_bandwidth(

@@ -205,8 +205,8 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
             else:
                 raise ValueError(f"unsupported .npy version {version}")
             offset = fh.tell()
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError, OverflowError, MemoryError) as err:
-        raise PoolFormatError(f"{path}: not a readable .npy array ({err}).") from err
+    except Exception as err:  # numpy's header parser can raise many kinds on hostile bytes (even TokenError)
+        raise PoolFormatError(f"{path}: not a readable .npy array ({type(err).__name__}: {err}).") from err
     return tuple(int(x) for x in shape), np.dtype(dtype), bool(fortran), offset
 
 
