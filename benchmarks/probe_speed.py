@@ -49,15 +49,19 @@ def build_prompt(tokenizer, n_tokens: int):
     return demos, query, template
 
 
-def timed(fn, repeats: int, sync) -> list[float]:
-    fn()  # warm-up
-    sync()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+def timed_round_robin(fns: list, repeats: int, sync) -> list[tuple[list[float], list[float]]]:
+    """Run the variants in turn (so load changes hit all alike); wall and process-CPU seconds each."""
+    for fn in fns:  # warm-up
         fn()
-        sync()
-        out.append(time.perf_counter() - t)
+    sync()
+    out = [([], []) for _ in fns]
+    for _ in range(repeats):
+        for j, fn in enumerate(fns):
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            sync()
+            out[j][0].append(time.perf_counter() - w)
+            out[j][1].append(time.process_time() - c)
     return out
 
 
@@ -94,28 +98,30 @@ def main(argv: list[str] | None = None) -> dict:
     probe_all = AttentionProbe(lm, layers="all")
     probe_few = AttentionProbe(lm, layers=[0, 15, 29])
 
-    rows = []
-    base = timed(plain, args.repeats, sync)
-    base_med = statistics.median(base)
-    for name, fn in [
+    variants = [
         ("plain forward (full logits)", plain),
         ("plain forward (last-position logits)", plain_last),
         ("AttentionProbe.probe, all 30 layers", lambda: probe_all.probe(demos, query, template)),
         ("AttentionProbe.probe, 3 layers", lambda: probe_few.probe(demos, query, template)),
-    ]:
-        times = base if fn is plain else timed(fn, args.repeats, sync)
-        med = statistics.median(times)
-        rows.append((name, med * 1000, min(times) * 1000, med / base_med))
-
+    ]
+    times = timed_round_robin([fn for _, fn in variants], args.repeats, sync)
+    base_wall, base_cpu = statistics.median(times[0][0]), statistics.median(times[0][1])
+    rows = []
+    for (name, _), (wall, cpu) in zip(variants, times, strict=True):
+        med, mcpu = statistics.median(wall), statistics.median(cpu)
+        rows.append((name, med * 1000, min(wall) * 1000, med / base_wall, mcpu * 1000, mcpu / base_cpu))
     device = lm.device
     if device.startswith("cuda"):
         device += f" ({torch.cuda.get_device_name(0)})"
     header = f"{lm.name}, {n} prompt tokens, {len(demos)} demos, device {device}, torch threads {args.threads}"
     print(header)
-    print(f"{'what':<40} {'median ms':>10} {'min ms':>8} {'x plain':>8}")
-    for name, med, mn, ratio in rows:
-        print(f"{name:<40} {med:>10.1f} {mn:>8.1f} {ratio:>8.2f}")
+    print(f"{'what':<40} {'median ms':>10} {'min ms':>8} {'x plain':>8} {'CPU ms':>8} {'x plain CPU':>11}")
+    for name, med, mn, ratio, cpu, cratio in rows:
+        print(f"{name:<40} {med:>10.1f} {mn:>8.1f} {ratio:>8.2f} {cpu:>8.1f} {cratio:>11.2f}")
     result = {"header": header, "rows": rows, "tokens": n}
+    if device.startswith("cpu") and os.cpu_count():
+        result["load"] = os.getloadavg()[0]
+        header += f", load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     if not args.no_write:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,10 +138,13 @@ def main(argv: list[str] | None = None) -> dict:
             f"Setup: {header}; {platform.processor() or platform.machine()}, Python {platform.python_version()},"
             f" torch {torch.__version__}.",
             "",
-            "| what | median ms | min ms | x plain forward (full logits) |",
-            "|---|---|---|---|",
+            "| what | median wall ms | min wall ms | x plain (wall) | median CPU ms | x plain (CPU) |",
+            "|---|---|---|---|---|---|",
         ]
-        lines += [f"| {name} | {med:.1f} | {mn:.1f} | {ratio:.2f} |" for name, med, mn, ratio in rows]
+        lines += [
+            f"| {name} | {med:.1f} | {mn:.1f} | {ratio:.2f} | {cpu:.1f} | {cratio:.2f} |"
+            for name, med, mn, ratio, cpu, cratio in rows
+        ]
         lines += [
             "",
             "The probe runs the decoder only and skips the LM head unless influence is requested;",

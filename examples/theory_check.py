@@ -252,6 +252,7 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
 
     r2 = np.array([f["r2"] for f in fits])
     good = [layer for layer, v in zip(layers, r2, strict=True) if v >= 0.9]
+    good_means = [layer for layer, f in zip(layers, fits, strict=True) if f["r2_level_means"] >= 0.9]
     lines = [
         "# Theory check: distilled-weight bias versus MMD on SmolLM2",
         "",
@@ -263,7 +264,7 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
         "## Setup",
         "",
         f"- Data: {result['description']}.",
-        f"- Model: {result['model']} (eager attention, CPU, {result['threads']} threads), template `Input: ...`/`Output: ...`.",
+        f"- Model: {result['model']} (eager attention, CPU, torch threads={result['threads']}), template `Input: ...`/`Output: ...`.",
         f"- {result['n_sets']} sets of k={result['k']} demos: for each number of shifted demos in {result['levels']},"
         " sets mix target and shifted demos (shuffled order); a separate target-only set is the reference.",
         f"- Target sample: {result['n_queries']} queries (W_0 actions are read on these). MMD (biased estimator): Gaussian"
@@ -292,9 +293,17 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
         "",
         f"R^2 >= 0.9 in {len(good)} of {len(layers)} layers"
         + (f" ({', '.join(map(str, good))})" if good else "")
-        + f"; median R^2 {np.median(r2):.3f}, range {r2.min():.3f} to {r2.max():.3f}.",
+        + f"; median R^2 {np.median(r2):.3f}, range {r2.min():.3f} to {r2.max():.3f}."
+        + f" On the level means: R^2 >= 0.9 in {len(good_means)} of {len(layers)} layers"
+        + (f" ({', '.join(map(str, good_means))})" if good_means else "")
+        + ".",
         "",
     ]
+    # keep a hand-written "## Reading" section across reruns
+    if out.exists():
+        old_text = out.read_text(encoding="utf-8")
+        if "\n## Reading" in old_text:
+            lines += ["", old_text[old_text.index("\n## Reading") + 1 :].rstrip(), ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out} and {figure}")
