@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tokens", type=int, default=400)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default=None)
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "probe_speed.md"))

@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None, lm=None) -> dict:
     p.add_argument("--max-words", type=int, default=25, help="only target queries up to this many words (speed)")
     p.add_argument("--layers", default="0,3,6,9,12,15,18,21,24,27,29", help="comma-separated layer indices")
     p.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"], help="space of the MMD")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: leave torch's default)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (0: torch's default); 1 is fastest on a shared CPU"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="tiny run (k=3, 2 levels, 1 rep, 3 queries, 2 layers)")
     p.add_argument("--no-write", action="store_true", help="do not write docs/")
