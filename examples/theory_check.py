@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None, lm=None) -> dict:
     p.add_argument("--mmd-targets", type=int, default=300, help="target items the MMD is measured against")
     p.add_argument("--max-words", type=int, default=25, help="only target queries up to this many words (speed)")
     p.add_argument("--layers", default="0,3,6,9,12,15,18,21,24,27,29", help="comma-separated layer indices")
-    p.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"], help="space of the MMD")
+    p.add_argument("--embedder", default="minilm", choices=["minilm", "hashing", "lm-kv"], help="space of the MMD")
     p.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (0: torch's default); 1 is fastest on a shared CPU"
     )
@@ -146,26 +146,44 @@ def main(argv: list[str] | None = None, lm=None) -> dict:
             order = rng.permutation(len(chosen))
             sets.append((level, [chosen[i] for i in order]))
 
-    if args.embedder == "minilm":
-        from promptkd.embeddings import SentenceTransformerEmbedder
+    lm = load_lm(lm if lm is not None else args.model)
+    n_layers = len(lm.model.get_decoder().layers)
+    layers = sorted({int(x) % n_layers for x in args.layers.split(",")})
 
-        embedder = SentenceTransformerEmbedder(device="cpu")
-    else:
-        from promptkd.embeddings import HashingEmbedder
-
-        embedder = HashingEmbedder(dim=256)
     # MMD to the target distribution: the queries plus more target test items (embedding is cheap)
     extra = [r["text"] for r in tgt_queries if r["text"] not in set(queries)]
     n_extra = max(0, args.mmd_targets - len(queries))
     extra = [extra[i] for i in rng.choice(len(extra), min(n_extra, len(extra)), replace=False)] if extra else []
-    t_emb = embedder.encode(queries + extra)
-    set_embs = [embedder.encode([d.input for d in demos]) for _, demos in sets]
-    bandwidth = float(median_bandwidth(np.vstack([t_emb, *set_embs])))
-    mmds = np.array([np.sqrt(max(mmd2(e, t_emb, kernel="rbf", bandwidth=bandwidth), 0.0)) for e in set_embs])
+    targets = queries + extra
+    set_texts = [[d.input for d in demos] for _, demos in sets]
+    if args.embedder == "lm-kv":
+        # per layer: the model's own mean-pooled [values | keys] and the product kernel k_att
+        from promptkd.embeddings.lm import LMEmbedder
 
-    lm = load_lm(lm if lm is not None else args.model)
-    n_layers = len(lm.model.get_decoder().layers)
-    layers = sorted({int(x) % n_layers for x in args.layers.split(",")})
+        cols = []
+        for layer in layers:
+            emb = LMEmbedder(lm, layer=layer, output="kv")
+            t_emb = emb.encode(targets)
+            set_embs = [emb.encode(texts) for texts in set_texts]
+            kern = emb.attention_kernel().fit(np.vstack([t_emb, *set_embs]))
+            cols.append([np.sqrt(max(mmd2(e, t_emb, kernel=kern), 0.0)) for e in set_embs])
+        mmd_matrix = np.array(cols).T  # (n_sets, L)
+        embedder_id, bandwidth = "lm:<layer>:kv (AttentionKernel, rbf on keys)", float("nan")
+    else:
+        if args.embedder == "minilm":
+            from promptkd.embeddings import SentenceTransformerEmbedder
+
+            embedder = SentenceTransformerEmbedder(device="cpu")
+        else:
+            from promptkd.embeddings import HashingEmbedder
+
+            embedder = HashingEmbedder(dim=256)
+        t_emb = embedder.encode(targets)
+        set_embs = [embedder.encode(texts) for texts in set_texts]
+        bandwidth = float(median_bandwidth(np.vstack([t_emb, *set_embs])))
+        mmds = np.array([np.sqrt(max(mmd2(e, t_emb, kernel="rbf", bandwidth=bandwidth), 0.0)) for e in set_embs])
+        mmd_matrix = np.repeat(mmds[:, None], len(layers), 1)
+        embedder_id = embedder.id
     ref = distilled_weights(lm, reference, queries, TEMPLATE, layers=layers, batch_size=args.queries)
     dists = []
     for j, (_, demos) in enumerate(sets):
@@ -175,11 +193,11 @@ def main(argv: list[str] | None = None, lm=None) -> dict:
             print(f"  {j + 1}/{len(sets)} sets, {time.perf_counter() - t0:.0f} s", flush=True)
     dists = np.array(dists)  # (n_sets, L)
     ref_norm = np.sqrt((ref.action**2).sum(-1).mean(0))
-    fits = [fit_line(mmds, dists[:, j]) for j in range(len(layers))]
+    fits = [fit_line(mmd_matrix[:, j], dists[:, j]) for j in range(len(layers))]
     # the same fit on the means over the sets of each mixing level (the expected relation)
     set_levels = np.array([lv for lv, _ in sets])
-    mean_mmd = np.array([mmds[set_levels == lv].mean() for lv in levels])
     for j, f in enumerate(fits):
+        mean_mmd = np.array([mmd_matrix[set_levels == lv, j].mean() for lv in levels])
         mean_d = np.array([dists[set_levels == lv, j].mean() for lv in levels])
         level_fit = fit_line(mean_mmd, mean_d)
         f["r2_level_means"] = level_fit["r2"]
@@ -200,12 +218,12 @@ def main(argv: list[str] | None = None, lm=None) -> dict:
         "k": k,
         "n_sets": len(sets),
         "n_queries": len(queries),
-        "n_mmd_targets": len(t_emb),
+        "n_mmd_targets": len(targets),
         "levels": levels,
-        "embedder": embedder.id,
+        "embedder": embedder_id,
         "bandwidth": bandwidth,
         "layers": layers,
-        "mmd": mmds.tolist(),
+        "mmd": mmd_matrix.tolist(),
         "set_levels": [lv for lv, _ in sets],
         "distance": dists.tolist(),
         "fits": fits,
@@ -233,9 +251,10 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.7 * rows), squeeze=False)
     for j, layer in enumerate(layers):
         ax = axes[j // cols][j % cols]
-        sc = ax.scatter(mmd, dist[:, j], c=levels, cmap="viridis", s=14)
-        span = mmd.max() - mmd.min()
-        xs = np.linspace(mmd.min() - 0.05 * span, mmd.max() + 0.05 * span, 20)
+        x = mmd[:, j]
+        sc = ax.scatter(x, dist[:, j], c=levels, cmap="viridis", s=14)
+        span = x.max() - x.min()
+        xs = np.linspace(x.min() - 0.05 * span, x.max() + 0.05 * span, 20)
         f = fits[j]
         ax.plot(xs, f["intercept"] + f["slope"] * xs, "r-", lw=1)
         ax.set_title(f"layer {layer}: R$^2$={f['r2']:.2f}", fontsize=9)

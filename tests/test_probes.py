@@ -279,5 +279,6 @@ def test_theory_check_example_smoke(smollm2, tmp_path):
     assert out["layers"] == [0, 29] and out["n_sets"] == 2
     dist = np.array(out["distance"])
     assert dist.shape == (2, 2) and np.all(dist >= 0)
-    assert out["mmd"][1] > out["mmd"][0]  # all-shifted set is farther from the target than the target-only one
+    assert np.array(out["mmd"]).shape == (2, 2)
+    assert out["mmd"][1][0] > out["mmd"][0][0]  # all-shifted set is farther from the target than the target-only one
     assert not (tmp_path / "theory_check.md").exists()
