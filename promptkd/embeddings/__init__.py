@@ -3,6 +3,7 @@
 from promptkd.embeddings.base import Embedder
 from promptkd.embeddings.cache import CachedEmbedder, EmbeddingCache
 from promptkd.embeddings.hashing import HashingEmbedder
+from promptkd.embeddings.lm import LMEmbedder
 from promptkd.embeddings.sentence_transformers import SentenceTransformerEmbedder, default_model_path
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Embedder",
     "EmbeddingCache",
     "HashingEmbedder",
+    "LMEmbedder",
     "SentenceTransformerEmbedder",
     "default_model_path",
 ]
