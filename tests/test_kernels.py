@@ -390,3 +390,14 @@ def test_duplicate_rows_across_samples_have_exact_zero_distance(dtype: type, as_
     np.testing.assert_allclose(
         sq_distances(far[:3], far[3:6]), cdist(X[:3], X[3:6], "sqeuclidean"), rtol=1e-6, atol=1e-6
     )
+
+
+def test_kernel_is_exactly_transpose_symmetric_and_median_ignores_tiny_scales() -> None:
+    # found by fuzzing: centring on one sample's mean made k(X, Y) and k(Y, X).T differ by 2e-7
+    X = np.array([[0.0]])
+    Y = np.array([[9139.0], [0.0625], [0.0625000001], [0.0625], [0.0625]])
+    bw = median_bandwidth(X, Y)
+    np.testing.assert_array_equal(rbf(X, Y, bandwidth=bw), rbf(Y, X, bandwidth=bw).T)
+    # a median squared distance of 1e-90 is no scale: the heuristic falls back to 1.0
+    tiny = np.array([[1.4e-45, 1.4e-45]])
+    assert median_bandwidth(tiny, np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])) == 1.0

@@ -123,7 +123,7 @@ def sq_distances(X: Array, Y: Array | None = None) -> Array:
     """Pairwise squared Euclidean distances, clipped at zero.
 
     Computed as ``||x||^2 + ||y||^2 - 2 <x, y>`` (one matrix product) after
-    subtracting the mean of ``X`` from both samples: distances do not change,
+    subtracting the pooled mean from both samples: distances do not change,
     but the rounding error of the expansion, which grows with ``||x||^2``, does.
 
     Examples
@@ -135,7 +135,8 @@ def sq_distances(X: Array, Y: Array | None = None) -> Array:
     X, Y = _prepare(X, None if same else Y)
     xp = _xp(X)
     if X.shape[0] > 0:
-        mu = X.mean(0)
+        # centre on the pooled mean, so k(X, Y) and k(Y, X) see the same numbers
+        mu = X.mean(0) if same else (X.sum(0) + Y.sum(0)) / (X.shape[0] + Y.shape[0])
         X = X - mu
         Y = X if same else Y - mu
     xx = (X * X).sum(1)
@@ -181,6 +182,9 @@ def _refine_small(d2: Array, X: Array, Y: Array, xx: Array, yy: Array) -> None:
         d2[r, c] = (diff * diff).sum(1)
 
 
+_MIN_MEDIAN_SQ = 1e-30
+
+
 def median_bandwidth(
     X: Array,
     Y: Array | None = None,
@@ -191,7 +195,8 @@ def median_bandwidth(
     """Median heuristic: ``sigma**2 = median(||z_i - z_j||**2) / 2`` over pooled rows.
 
     The pooled sample is subsampled to ``max_samples`` rows (seeded) so the cost
-    stays bounded on large pools. Returns 1.0 when all rows coincide.
+    stays bounded on large pools. Returns 1.0 when most rows coincide (a median
+    squared distance of 0, or below 1e-30, gives no usable scale).
 
     Examples
     --------
@@ -214,7 +219,7 @@ def median_bandwidth(
         d2 = d2.detach().cpu().double().numpy()
     iu = np.triu_indices(d2.shape[0], k=1)
     med = float(np.median(np.asarray(d2)[iu]))
-    if not np.isfinite(med) or med <= 0.0:
+    if not np.isfinite(med) or med <= _MIN_MEDIAN_SQ:  # (near-)coinciding rows: no usable scale
         return 1.0
     return float(np.sqrt(med / 2.0))
 
