@@ -803,13 +803,21 @@ def eval_cmd(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         fail(f"--seeds must be integers joined by commas, got {seeds!r}.")
+    k_values = list(k) if k else [4]
+    for value in k_values:
+        if value < 1:
+            fail(f"--k must be >= 1, got {value}; pass the number of demonstrations per prompt.")
     specs = standard_selectors(names)
     emb = None if embedder is None else make_embedder(embedder)
+    from promptkd.evaluation import load_task
+
+    for name in task:  # fail on a bad task before spending ~30 s loading the LM
+        load_task(name, "test", data_root=data_root)
     lm = load_lm(resolve_model(model), device=device)
     result = run_experiment(
         specs,
         list(task),
-        k_values=list(k) if k else [4],
+        k_values=k_values,
         seeds=seed_list or [0],
         n_test=n_test,
         lm=lm,

@@ -96,14 +96,10 @@ def test_missing_dependency_names_the_extra() -> None:
 
 
 # built-in exceptions that library code may raise: internal invariants and abstract methods.
-# ("selection/herding.py", "ValueError") and ("distributed/ray.py", "RuntimeError") were reported to
-# their owners (a user-reachable precondition and an internal invariant); listed here so new ones fail.
 ALLOWED_BUILTIN_RAISES = {
     ("pool/persistence.py", "ValueError"),  # caught two lines below and re-raised as PoolFormatError
     ("pool/persistence.py", "AssertionError"),  # unreachable
     ("selection/base.py", "NotImplementedError"),  # abstract _choose
-    ("selection/herding.py", "ValueError"),  # reported: swap_refine precondition
-    ("distributed/ray.py", "RuntimeError"),  # reported: Ray returned fewer rows than queries
 }
 
 

@@ -95,7 +95,7 @@ def check_guarantees(pool: DemoPool, eligible: list[int], options: dict, sel, te
     if len(sel.mmd2_path):
         assert sel.mmd2 == pytest.approx(sel.mmd2_path[-1], abs=1e-9)
     if "swap" in sel.phases:
-        assert sel.phases["swap"] <= sel.phases["greedy"] + 1e-12
+        assert sel.phases["swap"] <= sel.phases["greedy"] + 1e-9  # float32 embeddings
 
 
 def cheapest_label_cost(pool: DemoPool, eligible: list[int], options: dict, template: PromptTemplate) -> int:

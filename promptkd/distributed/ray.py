@@ -22,7 +22,7 @@ import numpy as np
 from promptkd._optional import require
 from promptkd._validation import check_int
 from promptkd.embeddings.registry import embedder_from_id
-from promptkd.exceptions import InvalidInputError, InvalidTypeError
+from promptkd.exceptions import InvalidInputError, InvalidTypeError, PromptKDError
 from promptkd.integrations.registry import make_selector, selector_params
 from promptkd.pool import DemoPool
 from promptkd.selection import BaseSelector, Selection
@@ -184,7 +184,9 @@ def select_with_ray(
     logger.info("select_with_ray: %d queries in %d-query batches", len(rows), batch_size)
     by_qid: dict[int, Selection] = {int(r["qid"]): r["selection"] for r in rows}
     if len(by_qid) != len(queries):
-        raise RuntimeError(f"Ray returned {len(by_qid)} selections for {len(queries)} queries.")
+        raise PromptKDError(
+            f"Ray returned {len(by_qid)} selections for {len(queries)} queries; a worker failed, rerun or lower batch_size."
+        )
     out = []
     for i, q in enumerate(queries):
         s = by_qid[i]

@@ -1,5 +1,7 @@
 """Kernels, bandwidth rules and MMD estimators."""
 
+from promptkd.kernels.attention import AttentionKernel
+from promptkd.kernels.deviation import MMDInterval, mmd_confidence_interval, mmd_deviation
 from promptkd.kernels.functions import (
     KERNELS,
     cosine,
@@ -12,6 +14,7 @@ from promptkd.kernels.functions import (
     median_bandwidth,
     rbf,
     resolve_bandwidth,
+    self_gram,
     sq_distances,
 )
 from promptkd.kernels.mmd import (
@@ -24,6 +27,8 @@ from promptkd.kernels.mmd import (
 
 __all__ = [
     "KERNELS",
+    "AttentionKernel",
+    "MMDInterval",
     "PermutationTestResult",
     "cosine",
     "get_kernel",
@@ -36,8 +41,11 @@ __all__ = [
     "mmd2",
     "mmd2_from_kernels",
     "mmd2_linear",
+    "mmd_confidence_interval",
+    "mmd_deviation",
     "mmd_permutation_test",
     "rbf",
     "resolve_bandwidth",
+    "self_gram",
     "sq_distances",
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from promptkd.exceptions import InvalidInputError
 from promptkd.kernels.functions import (
     Bandwidth,
     KernelFn,
@@ -339,7 +340,9 @@ def swap_refine(
     True
     """
     if result.columns is None or result.rel is None or result.diag is None:
-        raise ValueError("swap_refine needs a herding result computed with keep_columns=True")
+        raise InvalidInputError(
+            "swap_refine needs a herding result computed with keep_columns=True; rerun herd(..., keep_columns=True)."
+        )
     columns_of = _Columns(candidates, kernel, bandwidth)
     order = list(result.order)
     n = len(order)
