@@ -11,8 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from promptkd import Demo, DemoPool  # noqa: E402
-from promptkd.embeddings import HashingEmbedder  # noqa: E402
+from promptkd import Demo, DemoPool
+from promptkd.embeddings import HashingEmbedder
 
 TOPICS = {
     "sports": ["match", "goal", "team", "coach", "league", "season"],
