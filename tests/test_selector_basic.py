@@ -110,3 +110,18 @@ def test_real_embedder_selects_the_matching_task(st_embedder) -> None:
     q = pool.encode_texts(["Which river flows through Cairo?"])
     rand = [mmd2(E[rng.choice(len(pool), 4, replace=False)], q, bandwidth=river.bandwidth) for _ in range(100)]
     assert river.mmd2 < min(rand)
+
+
+def test_similarities_are_cosine_for_unit_and_non_unit_pools():
+    import numpy as np
+
+    from promptkd import DemoPool, Selector
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(20, 8)).astype(np.float32)
+    demos = [{"input": f"d{i}", "output": "x"} for i in range(20)]
+    q = rng.normal(size=8).astype(np.float32)
+    expected = (X / np.linalg.norm(X, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
+    for rows in (X * 3.0, X / np.linalg.norm(X, axis=1, keepdims=True)):  # scaled rows, then unit rows
+        sel = Selector(k=2).fit(DemoPool(demos, embeddings=rows))
+        np.testing.assert_allclose(sel.similarities(sel.make_target(q)), expected, atol=1e-5)

@@ -130,6 +130,8 @@ class BaseSelector:
             ]
         )
         self.inv_norms_ = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
+        # unit-norm pools (sentence-transformers normalises) skip a full pass over every similarity block
+        self.unit_rows_ = bool(np.all(np.abs(norms - 1.0) < 1e-5))
         if isinstance(self.bandwidth, str) and self.bandwidth == "median":
             sample = self.embeddings_
             if self.n_demos_ > 1000:  # the same seeded subsample median_bandwidth would draw
@@ -215,7 +217,8 @@ class BaseSelector:
             S = np.empty((D.shape[0], self.n_demos_), dtype=np.float32)
             for s in range(0, self.n_demos_, _POOL_BLOCK):
                 S[:, s : s + _POOL_BLOCK] = D @ E[s : s + _POOL_BLOCK].astype(np.float32).T
-        S *= self.inv_norms_[None, :]
+        if not self.unit_rows_:
+            S *= self.inv_norms_[None, :]
         return S
 
     def _similarity_rows_torch(self, D: np.ndarray) -> np.ndarray:
@@ -230,7 +233,8 @@ class BaseSelector:
                 S = torch.empty((D.shape[0], E.shape[0]), dtype=torch.float32, device=E.device)
                 for s in range(0, E.shape[0], _POOL_BLOCK):
                     S[:, s : s + _POOL_BLOCK] = Dt @ E[s : s + _POOL_BLOCK].float().T
-            S *= self.torch_inv_norms_[None, :]
+            if not self.unit_rows_:
+                S *= self.torch_inv_norms_[None, :]
             return S.cpu().numpy()
 
     def similarities(self, target: Target) -> np.ndarray:
