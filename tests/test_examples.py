@@ -1,7 +1,6 @@
 """Run every quick example script in its --smoke mode so the examples never rot.
 
-``attention_probe.py`` loads SmolLM2 (tens of seconds); its code path is covered by the
-``probe`` CLI test, so it runs here only with PROMPTKD_TEST_ALL_EXAMPLES=1.
+``attention_probe.py`` loads the real SmolLM2, so it is the slowest of them (tens of seconds).
 """
 
 from __future__ import annotations
@@ -71,9 +70,6 @@ def test_batch_cli(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("PROMPTKD_TEST_ALL_EXAMPLES") != "1", reason="loads SmolLM2; set PROMPTKD_TEST_ALL_EXAMPLES=1"
-)
 def test_attention_probe(tmp_path):
     out = run_example(
         [sys.executable, str(EXAMPLES / "attention_probe.py"), "--smoke", "--out", str(tmp_path)], tmp_path
