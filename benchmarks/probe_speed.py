@@ -1,6 +1,6 @@
 """Time AttentionProbe.probe against a plain forward pass of the same model.
 
-Target (issue 5): a probe over a ~400-token prompt costs at most 1.5x a plain forward pass.
+Target: a probe over a ~400-token prompt costs at most 1.5x a plain forward pass.
 Runs on whatever device resolve_device picks (CUDA when present, else CPU) and writes
 docs/benchmarks/probe_speed.md.
 

@@ -1,6 +1,7 @@
 """Quality benchmark: does MMD selection beat the baselines on real ICL classification tasks?
 
-Runs the grid of issue 6 with promptkd.evaluation.run_experiment (resumable JSONL under
+Runs the full quality grid (8 tasks, 2 LMs, k in {4, 8}, 3 seeds, every selector) with
+promptkd.evaluation.run_experiment (resumable JSONL under
 benchmarks/results/, identical prompts scored once), then writes docs/benchmarks/quality.md
 with the exact command, per-task tables, means over tasks, paired bootstrap CIs of promptkd
 minus every baseline pooled over tasks, and plots.
