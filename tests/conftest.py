@@ -53,3 +53,17 @@ def smollm2():
     from promptkd.probes import load_lm
 
     return load_lm(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Run a module's small forward passes on one torch thread, restoring the setting after.
+
+    On 2-core machines, two busy-waiting OpenMP threads made tiny passes 10-20x more
+    expensive in CPU time than one thread.
+    """
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,19 +12,7 @@ from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.kernels import mmd2
 from promptkd.kernels.attention import AttentionKernel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_torch_thread():
-    """Run this module's small forward passes on one torch thread and restore the setting after.
-
-    On the shared 2-core machines, two busy-waiting OpenMP threads made these tiny passes
-    10-20x more expensive in CPU time than one thread.
-    """
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 TEXTS = ["a great movie", "an awful movie that dragged on", "stocks fell sharply today", "", "the team won"]

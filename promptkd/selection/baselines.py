@@ -95,18 +95,6 @@ class _BaselineSelector(BaseSelector):
     async variants are :class:`~promptkd.selection.BaseSelector`'s.
     """
 
-    def __init__(
-        self,
-        k: int = 8,
-        *,
-        kernel: str | KernelFn = "rbf",
-        bandwidth: Bandwidth = "median",
-        order: Any = "similarity",
-        seed: int = 0,
-        batch_chunk: int = 256,
-    ) -> None:
-        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
-
     def _fit_extra(self) -> None:
         self._last_mmd2 = threading.local()
         self._fit_baseline()
