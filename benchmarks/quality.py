@@ -116,12 +116,12 @@ def run(args: argparse.Namespace) -> None:
     embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), cache)
     for key in args.lms:
         t0 = time.time()
-        lm = load_lm(LMS[key])
+        lm = load_lm(LMS[key], attn_implementation="sdpa")  # scoring and embedding only: no attention weights needed
         embedders = {"default": embedder}
         if "promptkd-lm" in names:
             from promptkd.probes import LMEmbedder
 
-            embedders["lm"] = LMEmbedder(lm)
+            embedders["lm"] = CachedEmbedder(LMEmbedder(lm), cache)
         print(f"[{time.strftime('%H:%M:%S')}] {lm.name} loaded in {time.time() - t0:.1f}s", flush=True)
         for task in args.tasks:  # task by task so that a partial run still has complete tasks
             t1 = time.time()

@@ -95,6 +95,20 @@ def test_multi_token_labels_match_a_full_forward(smollm2):
             assert row[j] == pytest.approx(want, abs=2e-3)
 
 
+def test_sdpa_attention_scores_like_eager(smollm2):
+    from promptkd.probes import load_lm
+
+    fused = load_lm(attn_implementation="sdpa", device="cpu")
+    assert fused.model.config._attn_implementation == "sdpa"
+    assert smollm2.model.config._attn_implementation == "eager"
+    items = [(DEMOS, q) for q in POS[:2] + NEG[:1]] + [([], NEG[1])]
+    eager = ICLClassifier(smollm2, template=SENTIMENT, labels=["negative", "positive"], batch_size=4)
+    sdpa = ICLClassifier(fused, template=SENTIMENT, labels=["negative", "positive"], batch_size=4)
+    np.testing.assert_allclose(sdpa.scores_batch(items), eager.scores_batch(items), atol=1e-3)
+    with pytest.raises(InvalidInputError, match="attn_implementation"):
+        load_lm(attn_implementation="flash")
+
+
 def test_identical_prompts_are_scored_once(sentiment_clf):
     sentiment_clf.clear_cache()
     before = sentiment_clf.n_forward_prompts

@@ -1,0 +1,183 @@
+"""Choose promptkd's Selector defaults on a dev split carved from train (the test split is never read).
+
+For each task, a seeded sample of the train split becomes the dev set; the demo pool is the
+rest of train (subsampled like the quality benchmark). Every variant of the promptkd
+Selector, and TopK as the reference, picks k demos for each dev item and Gemma-3-270m
+classifies it. The table (accuracy per task, mean, paired difference against the current
+default with a bootstrap CI) is written to docs/benchmarks/tuning.md.
+
+    .venv/bin/python benchmarks/tune_dev.py                # default tasks and variants
+    .venv/bin/python benchmarks/tune_dev.py --report-only  # rebuild the table from the results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from promptkd.evaluation import ExperimentResult, SelectorSpec, load_task, read_rows, run_experiment  # noqa: E402
+from promptkd.evaluation.tasks import Task  # noqa: E402
+
+DEFAULT = "promptkd"
+
+
+def variants(median: float = 1.0) -> dict[str, tuple[str, SelectorSpec]]:
+    """Name -> (what it changes, spec). Bandwidths are multiples of the pool's median heuristic ``median``."""
+    from promptkd.selection import Selector
+    from promptkd.selection.baselines import TopKSelector
+
+    def pk(**kw: Any) -> Any:
+        return lambda k, seed: Selector(k=k, seed=seed, **kw)
+
+    return {
+        "topk": ("reference: the k nearest demos", SelectorSpec("topk", lambda k, seed: TopKSelector(k=k, seed=seed))),
+        DEFAULT: ("current defaults (RBF, median bandwidth, similarity order)", SelectorSpec(DEFAULT, pk())),
+        "bw-x0.5": ("bandwidth = 0.5 x median", SelectorSpec("bw-x0.5", pk(bandwidth=0.5 * median))),
+        "bw-x2": ("bandwidth = 2 x median", SelectorSpec("bw-x2", pk(bandwidth=2.0 * median))),
+        "cover": (
+            "label_balance='cover' (every label at least once)",
+            SelectorSpec("cover", pk(label_balance="cover")),
+        ),
+        "order-herding": (
+            "demos in herding order instead of most-similar-last",
+            SelectorSpec("order-herding", pk(order="herding")),
+        ),
+    }
+
+
+def dev_split(name: str, n_dev: int, pool_size: int, max_chars: int, seed: int = 0) -> tuple[Task, Task]:
+    """(pool, dev): a seeded dev sample of train and the rest of train, subsampled to pool_size."""
+    train = load_task(name, "train", max_chars=max_chars)
+    dev_idx = set(train.sample_indices(n_dev, seed=seed + 1000))
+    rest = train.subset([i for i in range(len(train)) if i not in dev_idx])
+    pool = rest.subset(rest.sample_indices(pool_size, seed=seed))
+    dev = replace(train.subset(sorted(dev_idx)), split="dev")
+    return pool, dev
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", default=["sst2", "subj", "trec", "cb"])
+    p.add_argument("--variants", nargs="+", default=None, help="subset of the variant names")
+    p.add_argument("--n-dev", type=int, default=30)
+    p.add_argument("--pool-size", type=int, default=2000)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--max-chars", type=int, default=600)
+    p.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "tune_dev.jsonl"))
+    p.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "tuning.md"))
+    p.add_argument("--report-only", action="store_true")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
+    from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+    from promptkd.kernels import median_bandwidth
+    from promptkd.probes import load_lm
+
+    names = args.variants or list(variants())
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), Path(args.results).parent / "embeddings.sqlite")
+    lm = load_lm("gemma-3-270m", attn_implementation="sdpa")
+    for name in args.tasks:
+        t0 = time.time()
+        pair = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
+        median = median_bandwidth(embedder.encode(pair[0].inputs, normalize=True))
+        print(f"{name}: median bandwidth of the pool {median:.3f}", flush=True)
+        specs = [variants(median)[n][1] for n in names]
+        run_experiment(
+            specs, [pair], k_values=[args.k], seeds=[0], n_test=None, lm=lm,
+            results_path=args.results, embedder=embedder, show_progress_bar=True,
+        )  # fmt: skip
+        print(f"[{time.strftime('%H:%M:%S')}] {name} done in {time.time() - t0:.0f}s", flush=True)
+
+
+def _paired(a: np.ndarray, b: np.ndarray, task_of: np.ndarray, n_boot: int = 2000) -> tuple[float, float, float]:
+    """Macro-averaged (over tasks) paired difference a - b in points, with a bootstrap CI within tasks."""
+    rng = np.random.default_rng(0)
+    tasks = sorted(set(task_of))
+    idx = {t: np.flatnonzero(task_of == t) for t in tasks}
+    diff = float(np.mean([100 * (a[idx[t]].mean() - b[idx[t]].mean()) for t in tasks]))
+    boots = []
+    for _ in range(n_boot):
+        per = []
+        for t in tasks:
+            s = rng.choice(idx[t], size=len(idx[t]), replace=True)
+            per.append(100 * (a[s].mean() - b[s].mean()))
+        boots.append(np.mean(per))
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return diff, float(lo), float(hi)
+
+
+def write_report(args: argparse.Namespace, argv: list[str]) -> None:
+    rows = read_rows(args.results)
+    if not rows:
+        print("no rows in", args.results)
+        return
+    res = ExperimentResult(rows, Path(args.results))
+    table = variants()
+    tasks = sorted({r["task"] for r in rows})
+    sels = [n for n in table if any(r["selector"] == n for r in rows)]
+    correct: dict[tuple[str, str], dict[int, bool]] = {}
+    for r in rows:
+        correct.setdefault((r["selector"], r["task"]), {})[int(r["item"])] = bool(r["correct"])
+    out = [
+        "# Choosing promptkd's defaults on a dev split\n",
+        f"Generated by `benchmarks/tune_dev.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Command:\n",
+        "```\n.venv/bin/python benchmarks/tune_dev.py " + " ".join(shlex.quote(a) for a in argv) + "\n```\n",
+        f"Dev split: {args.n_dev} items sampled (seeded) from each task's **train** split; the pool is the rest of "
+        f"train subsampled to {args.pool_size}; k={args.k}; Gemma-3-270m scores the prompts. The test split is not "
+        f"read. With this few items one item moves a task's accuracy by {100 / args.n_dev:.1f} points, so only large, "
+        "consistent differences are worth acting on.\n",
+        "| variant | what it changes | " + " | ".join(tasks) + " | mean | vs default (95% CI) |",
+        "|---|---|" + "---|" * len(tasks) + "---|---|",
+    ]
+    base_items = {t: sorted(correct.get((DEFAULT, t), {})) for t in tasks}
+    for sel in sels:
+        accs = []
+        for t in tasks:
+            c = correct.get((sel, t), {})
+            accs.append(100 * np.mean(list(c.values())) if c else float("nan"))
+        vs = ""
+        if sel != DEFAULT and all(correct.get((sel, t)) and correct.get((DEFAULT, t)) for t in tasks):
+            a, b, task_of = [], [], []
+            for t in tasks:
+                for i in base_items[t]:
+                    if i in correct[(sel, t)]:
+                        a.append(correct[(sel, t)][i])
+                        b.append(correct[(DEFAULT, t)][i])
+                        task_of.append(t)
+            d, lo, hi = _paired(np.array(a, float), np.array(b, float), np.array(task_of))
+            vs = f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+        cells = " | ".join(f"{x:.1f}" for x in accs)
+        out.append(f"| {sel} | {table[sel][0]} | {cells} | {np.nanmean(accs):.1f} | {vs} |")
+    out.append("")
+    out.append(f"Rows: {len(res.rows)} in `{Path(args.results).name}`.\n")
+    Path(args.doc).write_text("\n".join(out) + "\n", encoding="utf-8")
+    print("\n".join(out))
+    print("wrote", args.doc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if not args.report_only:
+        run(args)
+    write_report(args, [a for a in argv if a != "--report-only"])
+
+
+if __name__ == "__main__":
+    main()
