@@ -301,7 +301,7 @@ def load_lm(
         Read and write the dequantised copy under :func:`model_cache_dir` for the GGUF models.
     attn_implementation
         ``"eager"`` (default; the attention probes read attention weights and need it) or
-        ``"sdpa"`` (fused attention, about 15-25% faster scoring on CPU; use it when the model
+        ``"sdpa"`` (fused attention, faster scoring; use it when the model
         only scores prompts or embeds texts, e.g. for :class:`~promptkd.evaluation.ICLClassifier`
         and :class:`~promptkd.probes.LMEmbedder`).
 
