@@ -51,6 +51,7 @@ ALL_SELECTORS = [
 ]
 LMS = {"gemma": "gemma-3-270m", "smollm2": "SmolLM2-135M-Instruct"}
 PROMPTKD = "promptkd"
+AUTO = "promptkd-auto"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -145,6 +146,45 @@ def run(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------- report
+def _cell(cells: list, task: str, selector: str, k: str) -> object | None:
+    """The summary cell of (task, selector) at grid k (zero-shot is stored at k=0, promptkd-auto at 'auto')."""
+    kk = "0" if selector == ZERO_SHOT else ("auto" if selector == AUTO else str(k))
+    return next((c for c in cells if c.task == task and c.selector == selector and c.k == kk), None)
+
+
+def _auto_section(cells: list, tasks: list[str]) -> list[str]:
+    """k='auto' against promptkd at each fixed k: accuracy and prompt tokens, per task and on average."""
+    fixed = sorted({c.k for c in cells if c.selector == PROMPTKD and c.k.isdigit()}, key=int)
+    rows = [(t, [_cell(cells, t, PROMPTKD, k) for k in fixed], _cell(cells, t, AUTO, "auto")) for t in tasks]
+    rows = [r for r in rows if r[2] is not None and all(c is not None for c in r[1])]
+    if not rows or not fixed:
+        return []
+    head = " | ".join(f"k={k} acc / tokens" for k in fixed)
+    out = [
+        "### promptkd with k='auto' against fixed k\n",
+        f"| task | {head} | auto acc / tokens / demos |",
+        "|---|" + "---|" * len(fixed) + "---|",
+    ]
+    for t, fx, auto in rows:
+        cols = " | ".join(f"{100 * c.accuracy:.1f} / {c.tokens:.0f}" for c in fx)
+        out.append(f"| {t} | {cols} | {100 * auto.accuracy:.1f} / {auto.tokens:.0f} / {auto.n_demos:.1f} |")
+    n = len(rows)
+    mean_fx = [
+        (sum(100 * r[1][i].accuracy for r in rows) / n, sum(r[1][i].tokens for r in rows) / n)
+        for i in range(len(fixed))
+    ]
+    mean_auto = (sum(100 * r[2].accuracy for r in rows) / n, sum(r[2].tokens for r in rows) / n)
+    cols = " | ".join(f"{a:.1f} / {tk:.0f}" for a, tk in mean_fx)
+    out.append(f"| **mean** | {cols} | {mean_auto[0]:.1f} / {mean_auto[1]:.0f} / |")
+    best = max(range(len(fixed)), key=lambda i: mean_fx[i][0])
+    out.append(
+        f"\nBest fixed k on average: k={fixed[best]} ({mean_fx[best][0]:.1f}%, {mean_fx[best][1]:.0f} tokens). "
+        f"k='auto': {mean_auto[0]:.1f}% ({mean_auto[0] - mean_fx[best][0]:+.1f} points) with "
+        f"{mean_auto[1]:.0f} tokens ({100 * (mean_auto[1] / mean_fx[best][1] - 1):+.0f}%).\n"
+    )
+    return out
+
+
 def _fmt_cmd(argv: list[str]) -> str:
     return ".venv/bin/python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in argv)
 
@@ -194,29 +234,35 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
             sels = sorted({c.selector for c in cells})
             complete = []
             for sel in sels:
-                accs, votes = [], []
-                for t in tasks:
-                    kk = "0" if sel == ZERO_SHOT else (k if sel != "promptkd-auto" else "auto")
-                    c = next((c for c in cells if c.task == t and c.selector == sel and c.k == kk), None)
-                    if c is not None:
-                        accs.append(100 * c.accuracy)
-                        if c.vote_accuracy is not None:
-                            votes.append(100 * c.vote_accuracy)
-                if len(accs) == len(tasks):
-                    complete.append((sel, sum(accs) / len(accs), sum(votes) / len(votes) if votes else None))
+                found = [_cell(cells, t, sel, k) for t in tasks]
+                if all(c is not None for c in found):
+                    votes = [100 * c.vote_accuracy for c in found if c.vote_accuracy is not None]
+                    complete.append(
+                        (
+                            sel,
+                            sum(100 * c.accuracy for c in found) / len(found),
+                            sum(votes) / len(votes) if votes else None,
+                            sum(c.tokens for c in found) / len(found),
+                        )
+                    )
             complete.sort(key=lambda x: -x[1])
-            out.append("| selector | mean accuracy (%) | mean vote accuracy (%) |\n|---|---|---|")
-            for sel, acc, vote in complete:
+            missing = sorted(set(sels) - {c[0] for c in complete})
+            out.append(
+                "| selector | mean accuracy (%) | mean vote accuracy (%) | mean tokens/prompt |\n|---|---|---|---|"
+            )
+            for sel, acc, vote, toks in complete:
                 v = "" if vote is None else f"{vote:.1f}"
-                out.append(f"| {sel} | {acc:.1f} | {v} |")
+                out.append(f"| {sel} | {acc:.1f} | {v} | {toks:.0f} |")
             out.append("")
+            if missing:
+                out.append(f"Not on every task (left out of the means): {', '.join(missing)}.\n")
             out.append(f"### Paired difference, {PROMPTKD} minus each baseline (points, k={k})\n")
             out.append("| baseline | diff | 95% CI | items | tasks | per task |\n|---|---|---|---|---|---|")
-            for sel, _, _ in complete:
+            for sel, *_ in complete:
                 if sel == PROMPTKD:
                     continue
                 try:
-                    kb = "auto" if sel == "promptkd-auto" else None
+                    kb = "auto" if sel == AUTO else None
                     pc = res.paired(PROMPTKD, sel, k=k, lm=lm, k_b=kb)
                 except Exception as err:
                     out.append(f"| {sel} | n/a ({err}) | | | | |")
@@ -227,6 +273,7 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
                     f"{pc.n_tasks} | {per} |"
                 )
             out.append("")
+        out.extend(_auto_section(cells, tasks))
         out.append(f"### Every cell ({lm})\n")
         out.append(res.to_markdown(cells))
         out.append("")
