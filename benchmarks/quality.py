@@ -24,6 +24,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -71,6 +72,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "quality.md"))
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the results file")
     p.add_argument("--note", default="", help="free text added to the report (what part of the grid ran)")
+    p.add_argument(
+        "--auto-calibration",
+        default=str(REPO / "benchmarks" / "results" / "tune_dev.jsonl"),
+        help="dev-split results (benchmarks/tune_dev.py) that calibrate the bound behind promptkd-auto",
+    )
+    p.add_argument(
+        "--token-cost",
+        type=float,
+        default=1e-4,
+        help="promptkd-auto's price of one prompt token, in units of error (1e-4: 100 tokens = 1 accuracy point)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.k = args.k or [8]
@@ -86,33 +98,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def available_selectors(names: list[str]) -> tuple[list[str], list[str]]:
-    """Drop selectors whose components are not in this checkout (reported as skipped)."""
-    keep, skipped = [], []
-    for n in names:
-        if n == "promptkd-lm":
-            try:
-                from promptkd.probes import LMEmbedder  # noqa: F401
-            except ImportError:
-                skipped.append(f"{n} (promptkd.probes.LMEmbedder not available in this checkout)")
-                continue
-        if n == "promptkd-auto":
-            try:
-                from promptkd.bounds import BoundEstimator  # noqa: F401
-            except ImportError:
-                skipped.append(f"{n} (promptkd.bounds not available)")
-                continue
-        keep.append(n)
-    return keep, skipped
+def auto_calibration(args: argparse.Namespace, lm_name: str) -> Any:
+    """A BoundEstimator whose constants are fitted on the dev-split runs of promptkd (k=4 and k=8)."""
+    from promptkd.bounds import BoundEstimator
+
+    path = Path(args.auto_calibration)
+    rows = [r for r in read_rows(path) if r["selector"] == PROMPTKD] if path.is_file() else []
+    records = ExperimentResult(rows, path).calibration_records(lm=lm_name) if rows else []
+    if len({r["k"] for r in records}) < 2:
+        raise SystemExit(
+            f"promptkd-auto needs dev-split runs of promptkd at two k values in {path} to calibrate the bound; "
+            "run benchmarks/tune_dev.py (--k 8 and --k 4 --variants promptkd) first, or drop promptkd-auto."
+        )
+    est = BoundEstimator()
+    rep = est.calibrate(records)
+    print(
+        f"promptkd-auto: bound calibrated on {rep.n} dev cells: A={rep.A:.3f} C={rep.C:.3f} "
+        f"intercept={rep.intercept:.3f} (R2 {rep.r2:.2f}); token cost {args.token_cost:g}",
+        flush=True,
+    )
+    return est
+
+
+def auto_spec(args: argparse.Namespace, lm: Any, task: str) -> Any:
+    """promptkd with k='auto' (at most 8 demos): calibrated bound plus a price per prompt token."""
+    from promptkd.evaluation import SelectorSpec, load_task
+    from promptkd.selection import Selector
+
+    est = auto_calibration(args, lm.name)
+    template = load_task(task, "train", data_root=args.data_root).template
+
+    def make(k: Any, seed: int) -> Any:
+        return Selector(
+            k="auto", k_max=8, token_cost=args.token_cost, tokenizer=lm.tokenizer, template=template,
+            bound_estimator=est, seed=seed,
+        )  # fmt: skip
+
+    return SelectorSpec(AUTO, make, fixed_k="auto")
 
 
 def run(args: argparse.Namespace) -> None:
     from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
     from promptkd.probes import load_lm
 
-    names, skipped = available_selectors(args.selectors)
-    for s in skipped:
-        print("skipping", s)
+    names = args.selectors
     cache = Path(args.results).parent / "embeddings.sqlite"
     embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), cache)
     for key in args.lms:
@@ -120,14 +149,17 @@ def run(args: argparse.Namespace) -> None:
         lm = load_lm(LMS[key], attn_implementation="sdpa")  # scoring and embedding only: no attention weights needed
         embedders = {"default": embedder}
         if "promptkd-lm" in names:
-            from promptkd.probes import LMEmbedder
+            from promptkd.embeddings import LMEmbedder
 
             embedders["lm"] = CachedEmbedder(LMEmbedder(lm), cache)
         print(f"[{time.strftime('%H:%M:%S')}] {lm.name} loaded in {time.time() - t0:.1f}s", flush=True)
         for task in args.tasks:  # task by task so that a partial run still has complete tasks
             t1 = time.time()
+            specs = standard_selectors(names)
+            if AUTO in names:
+                specs = [auto_spec(args, lm, task) if sp.name == AUTO else sp for sp in specs]
             run_experiment(
-                standard_selectors(names),
+                specs,
                 [task],
                 k_values=args.k,
                 seeds=args.seeds,

@@ -123,7 +123,7 @@ def _paired(a: np.ndarray, b: np.ndarray, task_of: np.ndarray, n_boot: int = 200
 
 
 def write_report(args: argparse.Namespace, argv: list[str]) -> None:
-    rows = read_rows(args.results)
+    rows = [r for r in read_rows(args.results) if str(r["k"]) == str(args.k)]
     if not rows:
         print("no rows in", args.results)
         return
