@@ -162,8 +162,10 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
                         task_of.append(t)
             d, lo, hi = _paired(np.array(a, float), np.array(b, float), np.array(task_of))
             vs = f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
-        cells = " | ".join(f"{x:.1f}" for x in accs)
-        out.append(f"| {sel} | {table[sel][0]} | {cells} | {np.nanmean(accs):.1f} | {vs} |")
+        cells = " | ".join("" if np.isnan(x) else f"{x:.1f}" for x in accs)
+        done = int(np.sum(~np.isnan(accs)))
+        mean = f"{np.nanmean(accs):.1f}" + ("" if done == len(tasks) else f" ({done} tasks)")
+        out.append(f"| {sel} | {table[sel][0]} | {cells} | {mean} | {vs} |")
     out.append("")
     out.append(f"Rows: {len(res.rows)} in `{Path(args.results).name}`.\n")
     Path(args.doc).write_text("\n".join(out) + "\n", encoding="utf-8")
