@@ -33,6 +33,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
+
 from promptkd.evaluation import ExperimentResult, read_rows, run_experiment, standard_selectors  # noqa: E402
 from promptkd.evaluation.experiment import ZERO_SHOT  # noqa: E402
 
@@ -78,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="dev-split results (benchmarks/tune_dev.py) that calibrate the bound behind promptkd-auto",
     )
     p.add_argument(
+        "--auto-calibration-variant",
+        default="median-x2",
+        help="the tune_dev.py variant whose dev rows calibrate the bound (the one equal to Selector's defaults)",
+    )
+    p.add_argument(
         "--token-cost",
         type=float,
         default=1e-4,
@@ -99,25 +106,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def auto_calibration(args: argparse.Namespace, lm_name: str) -> Any:
-    """A BoundEstimator whose constants are fitted on the dev-split runs of promptkd (k=4 and k=8)."""
+    """A BoundEstimator with ``A`` and ``C`` fitted on dev-split runs of promptkd's defaults (k=4 and k=8).
+
+    One least-squares fit over dev items of ``error ~ A / sqrt(k) + C * MMD`` with a free intercept per
+    task (every column centred within its task), so that differences in difficulty between tasks are not
+    read as an effect of MMD. MMD is the evaluation's (RBF, plain median bandwidth), as BoundEstimator uses.
+    """
     from promptkd.bounds import BoundEstimator
 
-    path = Path(args.auto_calibration)
-    rows = [r for r in read_rows(path) if r["selector"] == PROMPTKD] if path.is_file() else []
-    records = ExperimentResult(rows, path).calibration_records(lm=lm_name) if rows else []
-    if len({r["k"] for r in records}) < 2:
+    path, variant = Path(args.auto_calibration), args.auto_calibration_variant
+    rows = [r for r in read_rows(path) if r["selector"] == variant and r.get("mmd2") is not None and r["lm"] == lm_name]
+    if len({int(r["n_demos"]) for r in rows}) < 2:
         raise SystemExit(
-            f"promptkd-auto needs dev-split runs of promptkd at two k values in {path} to calibrate the bound; "
-            "run benchmarks/tune_dev.py (--k 8 and --k 4 --variants promptkd) first, or drop promptkd-auto."
+            f"promptkd-auto needs dev-split runs of {variant} at two k values in {path} to calibrate the bound; "
+            f"run benchmarks/tune_dev.py (--k 8, then --k 4 --variants {variant}) first, or drop promptkd-auto."
         )
-    est = BoundEstimator()
-    rep = est.calibrate(records)
+    task = np.array([r["task"] for r in rows])
+    X = np.array([[1.0 / np.sqrt(r["n_demos"]), np.sqrt(max(float(r["mmd2"]), 0.0))] for r in rows])
+    y = np.array([0.0 if r["correct"] else 1.0 for r in rows])
+    for t in set(task):
+        m = task == t
+        X[m] -= X[m].mean(0)
+        y[m] -= y[m].mean()
+    (A, C), *_ = np.linalg.lstsq(X, y, rcond=None)
     print(
-        f"promptkd-auto: bound calibrated on {rep.n} dev cells: A={rep.A:.3f} C={rep.C:.3f} "
-        f"intercept={rep.intercept:.3f} (R2 {rep.r2:.2f}); token cost {args.token_cost:g}",
+        f"promptkd-auto: A={A:.3f} C={C:.3f} fitted within tasks on {len(rows)} dev items "
+        f"({len(set(task))} tasks); token cost {args.token_cost:g} per token",
         flush=True,
     )
-    return est
+    if A <= 0 or C < 0:
+        print("promptkd-auto: a fitted constant is not positive; it is clipped to 0 (no evidence for that term)")
+    return BoundEstimator(A=max(float(A), 0.0), C=max(float(C), 0.0))
 
 
 def auto_spec(args: argparse.Namespace, lm: Any, task: str) -> Any:

@@ -36,7 +36,7 @@ def main() -> None:
 
     from promptkd import DemoPool, Selector
     from promptkd.embeddings import SentenceTransformerEmbedder
-    from promptkd.kernels import mmd2
+    from promptkd.kernels import median_bandwidth, mmd2
     from promptkd.selection.baselines import TopKSelector
 
     def read(name: str) -> list[dict]:
@@ -49,12 +49,15 @@ def main() -> None:
     pool.embed()
     Q = pool.encode_texts(queries)
     target = {"target_pool": Q, "n_neighbors": 8, "query_weight": 0.5}
+    # one explicit bandwidth (the pool's median heuristic) for every selector, so that each minimises
+    # and is measured by the same MMD
+    bw = median_bandwidth(np.asarray(pool.embeddings, dtype=np.float32), seed=0)
     selectors = {
-        "TopKSelector (KATE)": TopKSelector(k=args.k),
-        "Selector": Selector(k=args.k),
-        "Selector, swaps=10": Selector(k=args.k, swaps=10),
-        'Selector, label_balance="cover"': Selector(k=args.k, label_balance="cover"),
-        "Selector, dedup_threshold=0.9": Selector(k=args.k, dedup_threshold=0.9),
+        "TopKSelector (KATE)": TopKSelector(k=args.k, bandwidth=bw),
+        "Selector": Selector(k=args.k, bandwidth=bw),
+        "Selector, swaps=10": Selector(k=args.k, bandwidth=bw, swaps=10),
+        'Selector, label_balance="cover"': Selector(k=args.k, bandwidth=bw, label_balance="cover"),
+        "Selector, dedup_threshold=0.9": Selector(k=args.k, bandwidth=bw, dedup_threshold=0.9),
     }
     table = []
     for name, sel in selectors.items():

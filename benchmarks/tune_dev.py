@@ -33,31 +33,38 @@ import numpy as np  # noqa: E402
 from promptkd.evaluation import ExperimentResult, SelectorSpec, load_task, read_rows, run_experiment  # noqa: E402
 from promptkd.evaluation.tasks import Task  # noqa: E402
 
-DEFAULT = "promptkd"
+REFERENCE = "median-x1"  # the defaults when the tuning started; every variant is compared with it
 
 
-def variants(median: float = 1.0) -> dict[str, tuple[str, SelectorSpec]]:
-    """Name -> (what it changes, spec). Bandwidths are multiples of the pool's median heuristic ``median``."""
+def variants() -> dict[str, tuple[str, SelectorSpec]]:
+    """Name -> (what it changes, spec). ``median-xS``: RBF bandwidth = S times the pool's median heuristic."""
     from promptkd.selection import Selector
     from promptkd.selection.baselines import TopKSelector
 
     def pk(**kw: Any) -> Any:
         return lambda k, seed: Selector(k=k, seed=seed, **kw)
 
-    return {
-        "topk": ("reference: the k nearest demos", SelectorSpec("topk", lambda k, seed: TopKSelector(k=k, seed=seed))),
-        DEFAULT: ("current defaults (RBF, median bandwidth, similarity order)", SelectorSpec(DEFAULT, pk())),
-        "bw-x0.5": ("bandwidth = 0.5 x median", SelectorSpec("bw-x0.5", pk(bandwidth=0.5 * median))),
-        "bw-x2": ("bandwidth = 2 x median", SelectorSpec("bw-x2", pk(bandwidth=2.0 * median))),
-        "cover": (
-            "label_balance='cover' (every label at least once)",
-            SelectorSpec("cover", pk(label_balance="cover")),
-        ),
-        "order-herding": (
-            "demos in herding order instead of most-similar-last",
-            SelectorSpec("order-herding", pk(order="herding")),
-        ),
-    }
+    def spec(name: str, what: str, factory: Any) -> tuple[str, tuple[str, SelectorSpec]]:
+        return name, (what, SelectorSpec(name, factory))
+
+    return dict(
+        [
+            spec("topk", "reference: the k nearest demos", lambda k, seed: TopKSelector(k=k, seed=seed)),
+            spec(REFERENCE, "the defaults before tuning: median bandwidth, similarity order", pk(median_scale=1.0)),
+            spec("median-x0.5", "bandwidth = 0.5 x median", pk(median_scale=0.5)),
+            spec("median-x2", "bandwidth = 2 x median (the default since this tuning)", pk(median_scale=2.0)),
+            spec(
+                "cover",
+                "median-x1 + label_balance='cover' (every label once)",
+                pk(median_scale=1.0, label_balance="cover"),
+            ),
+            spec(
+                "order-herding",
+                "median-x1 + herding order, not most-similar-last",
+                pk(median_scale=1.0, order="herding"),
+            ),
+        ]
+    )
 
 
 def dev_split(name: str, n_dev: int, pool_size: int, max_chars: int, seed: int = 0) -> tuple[Task, Task]:
@@ -86,7 +93,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> None:
     from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
-    from promptkd.kernels import median_bandwidth
     from promptkd.probes import load_lm
 
     names = args.variants or list(variants())
@@ -95,9 +101,7 @@ def run(args: argparse.Namespace) -> None:
     for name in args.tasks:
         t0 = time.time()
         pair = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
-        median = median_bandwidth(embedder.encode(pair[0].inputs, normalize=True))
-        print(f"{name}: median bandwidth of the pool {median:.3f}", flush=True)
-        specs = [variants(median)[n][1] for n in names]
+        specs = [variants()[n][1] for n in names]
         run_experiment(
             specs, [pair], k_values=[args.k], seeds=[0], n_test=None, lm=lm,
             results_path=args.results, embedder=embedder, show_progress_bar=True,
@@ -142,23 +146,23 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
         f"train subsampled to {args.pool_size}; k={args.k}; Gemma-3-270m scores the prompts. The test split is not "
         f"read. With this few items one item moves a task's accuracy by {100 / args.n_dev:.1f} points, so only large, "
         "consistent differences are worth acting on.\n",
-        "| variant | what it changes | " + " | ".join(tasks) + " | mean | vs default (95% CI) |",
+        "| variant | what it changes | " + " | ".join(tasks) + " | mean | vs median-x1 (95% CI) |",
         "|---|---|" + "---|" * len(tasks) + "---|---|",
     ]
-    base_items = {t: sorted(correct.get((DEFAULT, t), {})) for t in tasks}
+    base_items = {t: sorted(correct.get((REFERENCE, t), {})) for t in tasks}
     for sel in sels:
         accs = []
         for t in tasks:
             c = correct.get((sel, t), {})
             accs.append(100 * np.mean(list(c.values())) if c else float("nan"))
         vs = ""
-        if sel != DEFAULT and all(correct.get((sel, t)) and correct.get((DEFAULT, t)) for t in tasks):
+        if sel != REFERENCE and all(correct.get((sel, t)) and correct.get((REFERENCE, t)) for t in tasks):
             a, b, task_of = [], [], []
             for t in tasks:
                 for i in base_items[t]:
                     if i in correct[(sel, t)]:
                         a.append(correct[(sel, t)][i])
-                        b.append(correct[(DEFAULT, t)][i])
+                        b.append(correct[(REFERENCE, t)][i])
                         task_of.append(t)
             d, lo, hi = _paired(np.array(a, float), np.array(b, float), np.array(task_of))
             vs = f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"

@@ -207,10 +207,14 @@ def test_mmd_term_is_zero_for_target_draws_and_grows_with_shift() -> None:
 def test_bound_accepts_a_selection_and_a_text_target(hashing_pool: DemoPool) -> None:
     query = "sports news: the coach and the team"
     sel = Selector(k=4).fit(hashing_pool).select(query)
-    est = BoundEstimator().fit(hashing_pool, query)
+    est = BoundEstimator(bandwidth=sel.bandwidth).fit(hashing_pool, query)
     b = est.bound(sel)
     assert b.m == 4 and set(b.indices) == set(sel.indices)
-    assert b.mmd2 == pytest.approx(sel.mmd2, abs=1e-6)  # same kernel, bandwidth rule and target
+    assert b.mmd2 == pytest.approx(sel.mmd2, abs=1e-6)  # same kernel, bandwidth and target
+    # the estimator's own default is the plain median heuristic; Selector scales it by median_scale
+    plain = Selector(k=4, median_scale=1.0).fit(hashing_pool).select(query)
+    assert BoundEstimator().fit(hashing_pool, query).bound(plain).mmd2 == pytest.approx(plain.mmd2, abs=1e-6)
+    assert sel.bandwidth == pytest.approx(2.0 * plain.bandwidth)
 
 
 # ---------------------------------------------------------------------------- the budget
@@ -253,7 +257,7 @@ def test_budget_path_is_the_selectors_herding_path(gauss: dict) -> None:
                bandwidth=est.bandwidth_)  # fmt: skip
     assert budget.indices == tuple(int(cand[j]) for j in res.order)
     assert [p.mmd2 for p in budget.curve] == pytest.approx(list(res.mmd2_path), abs=1e-5)
-    sel = Selector(k=10, candidates=64).fit(pool).select(T.astype(np.float32))
+    sel = Selector(k=10, candidates=64, bandwidth=est.bandwidth_).fit(pool).select(T.astype(np.float32))
     assert sorted(sel.indices) == sorted(budget.indices)
     assert sel.mmd2_path == pytest.approx([p.mmd2 for p in budget.curve], abs=1e-5)
 

@@ -5,8 +5,9 @@ Every class here is a :class:`~promptkd.selection.BaseSelector`: ``fit(pool)``,
 variants, and every one returns a :class:`~promptkd.selection.Selection` with
 the same fields as :class:`~promptkd.selection.Selector`. In particular
 ``mmd2`` and ``mmd2_path`` are computed with the selector's kernel and
-bandwidth (same defaults as ``Selector``), so the distribution match of any
-baseline can be compared with promptkd's directly. ``scores`` is always the
+bandwidth (default: RBF with the pool's median heuristic; ``Selector`` scales
+the median by ``median_scale``), so pass one explicit ``bandwidth`` to every
+selector to compare their distribution match directly. ``scores`` is always the
 (weighted mean) cosine similarity of each demo to the target, and ``gains`` is
 ``None`` (gains are herding's MMD decreases).
 
