@@ -79,7 +79,7 @@ def dev_split(name: str, n_dev: int, pool_size: int, max_chars: int, seed: int =
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", nargs="+", default=["sst2", "subj", "trec", "cb"])
+    p.add_argument("--tasks", nargs="+", default=["sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb"])
     p.add_argument("--variants", nargs="+", default=None, help="subset of the variant names")
     p.add_argument("--n-dev", type=int, default=30)
     p.add_argument("--pool-size", type=int, default=2000)
@@ -88,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "tune_dev.jsonl"))
     p.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "tuning.md"))
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--note", default="", help="free text added to the report (how the rows were produced)")
     return p.parse_args(argv)
 
 
@@ -146,6 +147,7 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
         f"train subsampled to {args.pool_size}; k={args.k}; Gemma-3-270m scores the prompts. The test split is not "
         f"read. With this few items one item moves a task's accuracy by {100 / args.n_dev:.1f} points, so only large, "
         "consistent differences are worth acting on.\n",
+        *([args.note.strip() + "\n"] if args.note else []),
         "| variant | what it changes | " + " | ".join(tasks) + " | mean | vs median-x1 (95% CI) |",
         "|---|---|" + "---|" * len(tasks) + "---|---|",
     ]
@@ -182,7 +184,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not args.report_only:
         run(args)
-    write_report(args, [a for a in argv if a != "--report-only"])
+    shown, skip = [], False
+    for a in argv:  # the command shown is the one that scores: without --report-only and --note
+        if skip or a == "--note":
+            skip = a == "--note"
+            continue
+        if a != "--report-only":
+            shown.append(a)
+    write_report(args, shown)
 
 
 if __name__ == "__main__":
