@@ -59,12 +59,12 @@ AUTO = "promptkd-auto"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="k=8 only, --n-test 100, 1 seed, Gemma only")
+    p.add_argument("--quick", action="store_true", help="k=8 only, --n-test 15, --pool-size 2000, 1 seed, Gemma only")
     p.add_argument("--tasks", nargs="+", default=None, help=f"subset of {ALL_TASKS}")
     p.add_argument("--lms", nargs="+", default=None, choices=sorted(LMS), help="LMs (default: gemma smollm2)")
     p.add_argument("--k", nargs="+", type=int, default=None, help="k values (default 4 8; quick: 8)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of seeded selectors (default 0 1 2)")
-    p.add_argument("--n-test", type=int, default=None, help="test items per task (default 300; quick: 100)")
+    p.add_argument("--n-test", type=int, default=None, help="test items per task (default 300; quick: 15)")
     p.add_argument("--selectors", nargs="+", default=None, help=f"subset of {ALL_SELECTORS}")
     p.add_argument("--pool-size", type=int, default=None, help="subsample each train pool to this many demos")
     p.add_argument("--max-chars", type=int, default=600, help="truncate texts to this many characters")
@@ -93,7 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.k = args.k or [8]
-        args.n_test = args.n_test or 100
+        args.n_test = args.n_test or 15
+        args.pool_size = args.pool_size or 2000
         args.seeds = args.seeds or [0]
         args.lms = args.lms or ["gemma"]
     args.k = args.k or [4, 8]
@@ -115,12 +116,23 @@ def auto_calibration(args: argparse.Namespace, lm_name: str) -> Any:
     from promptkd.bounds import BoundEstimator
 
     path, variant = Path(args.auto_calibration), args.auto_calibration_variant
-    rows = [r for r in read_rows(path) if r["selector"] == variant and r.get("mmd2") is not None and r["lm"] == lm_name]
+
+    def dev_rows() -> list[dict]:
+        rows = read_rows(path) if path.is_file() else []
+        return [r for r in rows if r["selector"] == variant and r.get("mmd2") is not None and r["lm"] == lm_name]
+
+    rows = dev_rows()
     if len({int(r["n_demos"]) for r in rows}) < 2:
-        raise SystemExit(
-            f"promptkd-auto needs dev-split runs of {variant} at two k values in {path} to calibrate the bound; "
-            f"run benchmarks/tune_dev.py (--k 8, then --k 4 --variants {variant}) first, or drop promptkd-auto."
-        )
+        import tune_dev  # benchmarks/tune_dev.py, next to this script
+
+        print(f"promptkd-auto: no dev calibration in {path}; running {variant} on the dev splits at k=8 and k=4 first")
+        for k in (8, 4):
+            tune_dev.run(
+                tune_dev.parse_args(
+                    ["--k", str(k), "--variants", variant, "--results", str(path), "--tasks", *args.tasks]
+                )
+            )
+        rows = dev_rows()
     task = np.array([r["task"] for r in rows])
     X = np.array([[1.0 / np.sqrt(r["n_demos"]), np.sqrt(max(float(r["mmd2"]), 0.0))] for r in rows])
     y = np.array([0.0 if r["correct"] else 1.0 for r in rows])
@@ -139,12 +151,11 @@ def auto_calibration(args: argparse.Namespace, lm_name: str) -> Any:
     return BoundEstimator(A=max(float(A), 0.0), C=max(float(C), 0.0))
 
 
-def auto_spec(args: argparse.Namespace, lm: Any, task: str) -> Any:
-    """promptkd with k='auto' (at most 8 demos): calibrated bound plus a price per prompt token."""
+def auto_spec(args: argparse.Namespace, lm: Any, task: str, est: Any) -> Any:
+    """promptkd with k='auto' (at most 8 demos): the calibrated bound ``est`` plus a price per prompt token."""
     from promptkd.evaluation import SelectorSpec, load_task
     from promptkd.selection import Selector
 
-    est = auto_calibration(args, lm.name)
     template = load_task(task, "train", data_root=args.data_root).template
 
     def make(k: Any, seed: int) -> Any:
@@ -160,12 +171,17 @@ def run(args: argparse.Namespace) -> None:
     from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
     from promptkd.probes import load_lm
 
-    names = args.selectors
     cache = Path(args.results).parent / "embeddings.sqlite"
     embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), cache)
     for key in args.lms:
         t0 = time.time()
         lm = load_lm(LMS[key], attn_implementation="sdpa")  # scoring and embedding only: no attention weights needed
+        names, est = list(args.selectors), None
+        if AUTO in names and key != "gemma":
+            print(f"skipping {AUTO} for {lm.name}: its bound is calibrated on Gemma-3-270m dev runs only")
+            names.remove(AUTO)
+        elif AUTO in names:
+            est = auto_calibration(args, lm.name)
         embedders = {"default": embedder}
         if "promptkd-lm" in names:
             from promptkd.embeddings import LMEmbedder
@@ -176,7 +192,7 @@ def run(args: argparse.Namespace) -> None:
             t1 = time.time()
             specs = standard_selectors(names)
             if AUTO in names:
-                specs = [auto_spec(args, lm, task) if sp.name == AUTO else sp for sp in specs]
+                specs = [auto_spec(args, lm, task, est) if sp.name == AUTO else sp for sp in specs]
             run_experiment(
                 specs,
                 [task],

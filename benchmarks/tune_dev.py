@@ -39,7 +39,7 @@ REFERENCE = "median-x1"  # the defaults when the tuning started; every variant i
 def variants() -> dict[str, tuple[str, SelectorSpec]]:
     """Name -> (what it changes, spec). ``median-xS``: RBF bandwidth = S times the pool's median heuristic."""
     from promptkd.selection import Selector
-    from promptkd.selection.baselines import TopKSelector
+    from promptkd.selection.baselines import BM25Selector, TopKSelector
 
     def pk(**kw: Any) -> Any:
         return lambda k, seed: Selector(k=k, seed=seed, **kw)
@@ -50,6 +50,7 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
     return dict(
         [
             spec("topk", "reference: the k nearest demos", lambda k, seed: TopKSelector(k=k, seed=seed)),
+            spec("bm25", "reference: lexical BM25 retrieval", lambda k, seed: BM25Selector(k=k, seed=seed)),
             spec(REFERENCE, "the defaults before tuning: median bandwidth, similarity order", pk(median_scale=1.0)),
             spec("median-x0.5", "bandwidth = 0.5 x median", pk(median_scale=0.5)),
             spec("median-x2", "bandwidth = 2 x median (the default since this tuning)", pk(median_scale=2.0)),
