@@ -301,6 +301,8 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
             sels = sorted({c.selector for c in cells})
             complete = []
             for sel in sels:
+                if sel == AUTO and k != ks[-1]:  # k='auto' (at most the largest k) is listed with the largest k
+                    continue
                 found = [_cell(cells, t, sel, k) for t in tasks]
                 if all(c is not None for c in found):
                     votes = [100 * c.vote_accuracy for c in found if c.vote_accuracy is not None]
@@ -313,7 +315,7 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
                         )
                     )
             complete.sort(key=lambda x: -x[1])
-            missing = sorted(set(sels) - {c[0] for c in complete})
+            missing = sorted(set(sels) - {c[0] for c in complete} - ({AUTO} if k != ks[-1] else set()))
             out.append(
                 "| selector | mean accuracy (%) | mean vote accuracy (%) | mean tokens/prompt |\n|---|---|---|---|"
             )
