@@ -6,9 +6,11 @@ benchmarks/results/, identical prompts scored once), then writes docs/benchmarks
 with the exact command, per-task tables, means over tasks, paired bootstrap CIs of promptkd
 minus every baseline pooled over tasks, and plots.
 
-Full grid (hours on 2 CPU cores):
+Full grid (days on 2 CPU cores: about 1.5 s per Gemma prompt at k=8, 0.5 s per SmolLM2 prompt):
     .venv/bin/python benchmarks/quality.py
-Quick mode (k=8 only, fewer items):
+Quick mode (Gemma, k=8, 10 items per task, pools of 1,000; estimated from the measured per-prompt and
+pool-embedding times at about 30-40 minutes on 2 CPU cores, plus about 8 minutes for the dev calibration
+of promptkd-auto when benchmarks/results/tune_dev.jsonl lacks it):
     .venv/bin/python benchmarks/quality.py --quick
 Rebuild the report from the results file without scoring anything:
     .venv/bin/python benchmarks/quality.py --report-only
@@ -59,12 +61,12 @@ AUTO = "promptkd-auto"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="k=8 only, --n-test 15, --pool-size 2000, 1 seed, Gemma only")
+    p.add_argument("--quick", action="store_true", help="k=8 only, --n-test 10, --pool-size 1000, 1 seed, Gemma only")
     p.add_argument("--tasks", nargs="+", default=None, help=f"subset of {ALL_TASKS}")
     p.add_argument("--lms", nargs="+", default=None, choices=sorted(LMS), help="LMs (default: gemma smollm2)")
     p.add_argument("--k", nargs="+", type=int, default=None, help="k values (default 4 8; quick: 8)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of seeded selectors (default 0 1 2)")
-    p.add_argument("--n-test", type=int, default=None, help="test items per task (default 300; quick: 15)")
+    p.add_argument("--n-test", type=int, default=None, help="test items per task (default 300; quick: 10)")
     p.add_argument("--selectors", nargs="+", default=None, help=f"subset of {ALL_SELECTORS}")
     p.add_argument("--pool-size", type=int, default=None, help="subsample each train pool to this many demos")
     p.add_argument("--max-chars", type=int, default=600, help="truncate texts to this many characters")
@@ -93,8 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.k = args.k or [8]
-        args.n_test = args.n_test or 15
-        args.pool_size = args.pool_size or 2000
+        args.n_test = args.n_test or 10
+        args.pool_size = args.pool_size or 1000
         args.seeds = args.seeds or [0]
         args.lms = args.lms or ["gemma"]
     args.k = args.k or [4, 8]
