@@ -97,13 +97,13 @@ def run(args: argparse.Namespace) -> None:
     from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
     from promptkd.probes import load_lm
 
-    names = args.variants or list(variants())
+    table = variants()
+    specs = [table[n][1] for n in (args.variants or list(table))]
     embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), Path(args.results).parent / "embeddings.sqlite")
     lm = load_lm("gemma-3-270m", attn_implementation="sdpa")
     for name in args.tasks:
         t0 = time.time()
         pair = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
-        specs = [variants()[n][1] for n in names]
         run_experiment(
             specs, [pair], k_values=[args.k], seeds=[0], n_test=None, lm=lm,
             results_path=args.results, embedder=embedder, show_progress_bar=True,
