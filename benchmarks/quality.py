@@ -71,6 +71,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pool-size", type=int, default=None, help="subsample each train pool to this many demos")
     p.add_argument("--max-chars", type=int, default=600, help="truncate texts to this many characters")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="LM weights; auto: bfloat16 where the device computes it natively, else float32",
+    )
+    p.add_argument(
+        "--pool-seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="seeds of the train subsample (pool draws; default 0 1 2, quick: 0)",
+    )
     p.add_argument("--data-root", default=None, help="folder of task folders (default ../shared/data/icl)")
     p.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "quality.jsonl"))
     p.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "quality.md"))
@@ -98,10 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.n_test = args.n_test or 10
         args.pool_size = args.pool_size or 1000
         args.seeds = args.seeds or [0]
+        args.pool_seeds = args.pool_seeds or [0]
         args.lms = args.lms or ["gemma"]
     args.k = args.k or [4, 8]
     args.n_test = args.n_test or 300
     args.seeds = args.seeds or [0, 1, 2]
+    args.pool_seeds = args.pool_seeds or [0, 1, 2]
     args.lms = args.lms or ["gemma", "smollm2"]
     args.tasks = args.tasks or ALL_TASKS
     args.selectors = args.selectors or ALL_SELECTORS
@@ -177,7 +192,11 @@ def run(args: argparse.Namespace) -> None:
     embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), cache)
     for key in args.lms:
         t0 = time.time()
-        lm = load_lm(LMS[key], attn_implementation="sdpa")  # scoring and embedding only: no attention weights needed
+        # scoring and embedding only: no attention weights needed, so fused (sdpa) attention
+        lm = load_lm(LMS[key], dtype=args.dtype, attn_implementation="sdpa")
+        dtype = str(lm.model.dtype).removeprefix("torch.")
+        lm_name = lm.name if dtype == "float32" else f"{lm.name}@{dtype}"  # rows of two dtypes never mix
+        write_manifest(args, lm_name, dtype)
         names, est = list(args.selectors), None
         if AUTO in names and key != "gemma":
             print(f"skipping {AUTO} for {lm.name}: its bound is calibrated on Gemma-3-270m dev runs only")
@@ -190,28 +209,74 @@ def run(args: argparse.Namespace) -> None:
 
             embedders["lm"] = CachedEmbedder(LMEmbedder(lm), cache)
         print(f"[{time.strftime('%H:%M:%S')}] {lm.name} loaded in {time.time() - t0:.1f}s", flush=True)
-        for task in args.tasks:  # task by task so that a partial run still has complete tasks
-            t1 = time.time()
-            specs = standard_selectors(names)
-            if AUTO in names:
-                specs = [auto_spec(args, lm, task, est) if sp.name == AUTO else sp for sp in specs]
-            run_experiment(
-                specs,
-                [task],
-                k_values=args.k,
-                seeds=args.seeds,
-                n_test=args.n_test,
-                lm=lm,
-                results_path=args.results,
-                data_root=args.data_root,
-                embedder=embedder,
-                embedders=embedders,
-                batch_size=args.batch_size,
-                pool_size=args.pool_size,
-                max_chars=args.max_chars,
-                show_progress_bar=True,
-            )
-            print(f"[{time.strftime('%H:%M:%S')}] {lm.name} {task} done in {time.time() - t1:.0f}s", flush=True)
+        for pool_seed in args.pool_seeds:  # draw by draw, task by task: a partial run has complete cells
+            for task in args.tasks:
+                t1 = time.time()
+                specs = standard_selectors(names)
+                if AUTO in names:
+                    specs = [auto_spec(args, lm, task, est) if sp.name == AUTO else sp for sp in specs]
+                run_experiment(
+                    specs,
+                    [task],
+                    k_values=args.k,
+                    seeds=args.seeds,
+                    n_test=args.n_test,
+                    lm=lm,
+                    lm_name=lm_name,
+                    results_path=args.results,
+                    data_root=args.data_root,
+                    embedder=embedder,
+                    embedders=embedders,
+                    batch_size=args.batch_size,
+                    pool_size=args.pool_size,
+                    pool_seed=pool_seed,
+                    max_chars=args.max_chars,
+                    show_progress_bar=True,
+                )
+                print(
+                    f"[{time.strftime('%H:%M:%S')}] {lm_name} {task} pool draw {pool_seed} done in "
+                    f"{time.time() - t1:.0f}s",
+                    flush=True,
+                )
+
+
+def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str) -> None:
+    """Record how the rows in ``args.results`` were produced, one entry per (LM, invocation), beside them."""
+    import json
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "promptkd", "benchmarks"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", False
+    path = Path(args.results).with_name("manifest.json")
+    runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
+    runs.append(
+        {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "git_commit": commit + ("+local-changes" if dirty else ""),
+            "lm": lm_name,
+            "dtype": dtype,
+            "attention": "sdpa",
+            "pool_size": args.pool_size,
+            "pool_seeds": args.pool_seeds,
+            "n_test": args.n_test,
+            "max_chars": args.max_chars,
+            "k": args.k,
+            "seeds": args.seeds,
+            "selectors": args.selectors,
+            "tasks": args.tasks,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runs": runs}, indent=1) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------- report

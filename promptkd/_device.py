@@ -51,3 +51,35 @@ def resolve_device(device: str | None) -> str:
         if mps is None or not mps.is_available():
             raise InvalidInputError("device='mps' was requested but MPS is not available; use device='cpu' or 'auto'.")
     return device
+
+
+def _cpu_flags() -> set[str]:
+    """Instruction-set flags of this CPU as Linux reports them (empty where /proc/cpuinfo is absent)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def has_native_bfloat16(device: str) -> bool:
+    """Whether ``device`` runs bfloat16 matrix products natively (so they are faster than float32).
+
+    CUDA devices answer through torch; a CPU counts when it has AVX512-BF16 or AMX-BF16 (x86) or the
+    BF16 extension (Arm). Elsewhere bfloat16 is emulated and several times slower than float32.
+
+    Examples
+    --------
+    >>> isinstance(has_native_bfloat16("cpu"), bool)
+    True
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device == "cpu":
+        return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+    return False

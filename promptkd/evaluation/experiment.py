@@ -151,8 +151,16 @@ def majority_vote(labels: Sequence[str], weights: Sequence[float] | None = None)
     return max(counts, key=lambda lab: (counts[lab], w[lab]))
 
 
-def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str, str, int, int]:
-    return (str(row["lm"]), str(row["task"]), str(row["selector"]), str(row["k"]), int(row["seed"]), int(row["item"]))
+def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str, str, int, int, int]:
+    return (
+        str(row["lm"]),
+        str(row["task"]),
+        str(row["selector"]),
+        str(row["k"]),
+        int(row["seed"]),
+        int(row.get("pool_seed", 0)),
+        int(row["item"]),
+    )
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -446,7 +454,7 @@ class ExperimentResult:
 
 # ---------------------------------------------------------------------- the runner
 def _resolve_tasks(
-    tasks: Sequence[Any], data_root: Any, max_chars: int | None, pool_size: int | None, sample_seed: int
+    tasks: Sequence[Any], data_root: Any, max_chars: int | None, pool_size: int | None, pool_seed: int
 ) -> list[tuple[Task, Task]]:
     out = []
     if isinstance(tasks, (str, Task)):
@@ -462,7 +470,7 @@ def _resolve_tasks(
                 f"tasks must hold task names/folders or (train Task, test Task) pairs, got {type(t).__name__}."
             )
         if pool_size is not None and len(train) > pool_size:
-            train = train.subset(train.sample_indices(pool_size, seed=sample_seed))
+            train = train.subset(train.sample_indices(pool_size, seed=pool_seed))
         out.append((train, test))
     return out
 
@@ -509,6 +517,7 @@ def run_experiment(
     chunk: int = 32,
     sample_seed: int = 0,
     pool_size: int | None = None,
+    pool_seed: int | None = None,
     max_chars: int | None = None,
     show_progress_bar: bool | None = None,
 ) -> ExperimentResult:
@@ -540,7 +549,10 @@ def run_experiment(
     chunk
         Items selected, then scored, per step (also the flush granularity).
     pool_size
-        Subsample the train split to this many demos (seeded), None for all.
+        Subsample the train split to this many demos, None for all.
+    pool_seed
+        Seed of that subsample (one "pool draw"; default ``sample_seed``). Rows
+        record it, so several draws share one results file.
     max_chars
         Truncate task texts to this many characters.
 
@@ -567,7 +579,8 @@ def run_experiment(
     if n_test is not None:
         check_int(n_test, "n_test", minimum=1)
     check_int(chunk, "chunk", minimum=1)
-    pairs = _resolve_tasks(tasks, data_root, max_chars, pool_size, sample_seed)
+    pool_seed = sample_seed if pool_seed is None else check_int(pool_seed, "pool_seed", minimum=0)
+    pairs = _resolve_tasks(tasks, data_root, max_chars, pool_size, pool_seed)
     emb_map: dict[str, Any] = dict(embedders or {})
     emb_map.setdefault("default", embedder if embedder is not None else None)
     for s in specs:
@@ -623,13 +636,13 @@ def run_experiment(
                     1
                     for (tr, _te), its, sp, kk, sd in plan
                     for i in its
-                    if (lm_key, tr.name, sp.name, str(kk), sd, i) not in done
+                    if (lm_key, tr.name, sp.name, str(kk), sd, pool_seed, i) not in done
                 )
                 if default_show_progress_bar(show_progress_bar) and total:
                     from tqdm.auto import tqdm
 
                     bar = tqdm(total=total, desc="ICL grid", unit="item")
-            todo = [i for i in items if (lm_key, train.name, spec.name, str(k), seed, i) not in done]
+            todo = [i for i in items if (lm_key, train.name, spec.name, str(k), seed, pool_seed, i) not in done]
             if not todo:
                 continue
             state = task_state.setdefault(train.name, {})
@@ -646,6 +659,8 @@ def run_experiment(
             for start in range(0, len(todo), chunk):
                 part = todo[start : start + chunk]
                 rows = _run_chunk(clf, selector, spec, k, seed, state, train, test, items, part, pool, lm_key)
+                for r in rows:
+                    r["pool_seed"] = pool_seed
                 for r in rows:
                     done.add(_row_key(r))
                     if fh is not None:
@@ -780,7 +795,8 @@ def _run_chunk(
                 "tokens": clf.count_tokens(prompts[j]),
                 "mmd2": mmd,
                 "select_s": round(times[j], 6),
-                "demo_rows": [int(d.metadata.get("row", -1)) for d in demo_lists[j]],
+                "demo_rows": [int(d.metadata.get("row", -1)) for d in demo_lists[j]],  # prompt order
+                "demo_labels": [d.output for d in demo_lists[j]],
                 "scores": [round(float(x), 4) for x in scores[j]],
             }
         )

@@ -163,17 +163,22 @@ class Task:
     def sample_indices(self, n: int | None, seed: int = 0) -> list[int]:
         """A seeded sample of ``n`` row indices (all rows if ``n`` is None or too large), sorted.
 
+        Samples are nested: with one seed, the sample of ``n`` holds the sample of
+        any smaller ``n``, so a resumable run can be extended to more items.
+
         Examples
         --------
         >>> t = Task("toy", "test", ("a", "b", "c"), None, ("x", "y", "x"), ("x", "y"), PromptTemplate())
         >>> t.sample_indices(2, seed=1) == t.sample_indices(2, seed=1)
+        True
+        >>> set(t.sample_indices(1, seed=1)) <= set(t.sample_indices(2, seed=1))
         True
         """
         if n is None or n >= len(self):
             return list(range(len(self)))
         check_int(n, "n", minimum=1)
         rng = np.random.default_rng(seed)
-        return sorted(int(i) for i in rng.choice(len(self), size=n, replace=False))
+        return sorted(int(i) for i in rng.permutation(len(self))[:n])
 
     def with_template(self, template: PromptTemplate | str, input_format: str | None = None) -> Task:
         """The same data with another template (and optionally another pair format)."""

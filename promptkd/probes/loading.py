@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptkd._device import resolve_device
+from promptkd._device import has_native_bfloat16, resolve_device
 from promptkd._optional import require
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 
@@ -100,11 +100,13 @@ def model_cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def _resolve_dtype(dtype: Any) -> Any:
+def _resolve_dtype(dtype: Any, device: str = "cpu") -> Any:
     import torch
 
     if dtype is None:
         return torch.float32
+    if dtype == "auto":
+        return torch.bfloat16 if has_native_bfloat16(device) else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     if isinstance(dtype, str):
@@ -294,7 +296,10 @@ def load_lm(
         ``None``/``"auto"`` picks CUDA, then MPS, then CPU; otherwise ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"``. Unknown strings raise :class:`InvalidInputError`.
     dtype
-        ``None`` (float32), ``"float32"``, ``"float16"``, ``"bfloat16"`` or a ``torch.dtype``.
+        ``None`` (float32), ``"float32"``, ``"float16"``, ``"bfloat16"``, a ``torch.dtype``, or
+        ``"auto"``: bfloat16 where the device computes it natively (CUDA with bf16 support, or a CPU
+        with AVX512-BF16/AMX-BF16), float32 elsewhere. On a CPU without those instructions bfloat16
+        is emulated and was measured about 5x slower than float32 (docs/benchmarks/quality.md).
     trust_remote_code
         Passed to transformers for arbitrary model names only; off unless you ask for it.
     use_cache
@@ -332,7 +337,7 @@ def load_lm(
         )
     require("torch", "probe", purpose="load_lm")
     dev = resolve_device(device)
-    torch_dtype = _resolve_dtype(dtype)
+    torch_dtype = _resolve_dtype(dtype, dev)
     key = None if model is None else str(model)
     lowered = (key or "").strip().lower()
     if key is None or lowered in _SMOLLM2_ALIASES:

@@ -314,7 +314,8 @@ def swap_refine(
     kernel columns in O(M * k), applies the best one if it lowers MMD2 by more
     than ``tol`` and keeps every constraint, and computes the one new kernel
     column; it stops after ``max_swaps`` exchanges or when none helps. MMD2
-    therefore never increases. The chosen item keeps its position in the
+    therefore never increases: an exchange is kept only when the objective,
+    recomputed with the new item's kernel column, is lower. The chosen item keeps its position in the
     selection order, and the MMD2 path is recomputed for the final order.
 
     Parameters
@@ -375,12 +376,28 @@ def swap_refine(
         c, i = divmod(flat, n)
         if not value[c, i] < current - tol:
             break
+        # The predicted value reuses the stored columns; the new column is computed afresh (in float32
+        # for float32 input), so confirm the exchange on the exact objective before accepting it.
+        old_item, old_col = order[i], cols[:, i].copy()
         order[i] = c
         cols[:, i] = columns_of.column(c)
+        exact = max(mmd_of(order), 0.0)
+        if not exact < current - tol:
+            order[i], cols[:, i] = old_item, old_col
+            break
         if constraints is not None:
             constraints.swap(i, c)
-        current = max(mmd_of(order), 0.0)
+        current = exact
         swaps += 1
+    if swaps == 0:  # nothing changed: hand back the greedy's own path, bit for bit
+        return SwapResult(
+            order=result.order,
+            gains=result.gains,
+            mmd2_path=result.mmd2_path,
+            n_swaps=0,
+            mmd2_before=result.mmd2_path[-1] if n else 0.0,
+            mmd2_after=result.mmd2_path[-1] if n else 0.0,
+        )
     path = path_from_columns(order, cols, rel, ktt) if n else []
     gains = [(ktt if t == 0 else path[t - 1]) - path[t] for t in range(n)]
     return SwapResult(tuple(order), tuple(gains), tuple(path), swaps, before, path[-1] if path else before)
