@@ -38,7 +38,6 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from promptkd.evaluation import ExperimentResult, read_rows, run_experiment, standard_selectors  # noqa: E402
-from promptkd.evaluation.experiment import ZERO_SHOT  # noqa: E402
 
 ALL_TASKS = ["sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb"]
 ALL_SELECTORS = [
@@ -85,9 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seeds of the train subsample (pool draws; default 0 1 2, quick: 0)",
     )
     p.add_argument("--data-root", default=None, help="folder of task folders (default ../shared/data/icl)")
-    p.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "quality.jsonl"))
+    p.add_argument(
+        "--results",
+        default=str(REPO / "benchmarks" / "results" / "quality" / "rows.jsonl"),
+        help="working results file (resumable); the run also writes the committed copy <results>.gz",
+    )
     p.add_argument("--doc", default=str(REPO / "docs" / "benchmarks" / "quality.md"))
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the results file")
+    p.add_argument("--plots", action="store_true", help="also write the accuracy plots beside the report")
     p.add_argument("--note", default="", help="free text added to the report (what part of the grid ran)")
     p.add_argument(
         "--auto-calibration",
@@ -184,7 +188,7 @@ def auto_spec(args: argparse.Namespace, lm: Any, task: str, est: Any) -> Any:
     return SelectorSpec(AUTO, make, fixed_k="auto")
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, argv: list[str]) -> None:
     from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
     from promptkd.probes import load_lm
 
@@ -196,7 +200,7 @@ def run(args: argparse.Namespace) -> None:
         lm = load_lm(LMS[key], dtype=args.dtype, attn_implementation="sdpa")
         dtype = str(lm.model.dtype).removeprefix("torch.")
         lm_name = lm.name if dtype == "float32" else f"{lm.name}@{dtype}"  # rows of two dtypes never mix
-        write_manifest(args, lm_name, dtype)
+        write_manifest(args, lm_name, dtype, _fmt_cmd(argv))
         names, est = list(args.selectors), None
         if AUTO in names and key != "gemma":
             print(f"skipping {AUTO} for {lm.name}: its bound is calibrated on Gemma-3-270m dev runs only")
@@ -240,7 +244,7 @@ def run(args: argparse.Namespace) -> None:
                 )
 
 
-def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str) -> None:
+def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str, command: str) -> None:
     """Record how the rows in ``args.results`` were produced, one entry per (LM, invocation), beside them."""
     import json
     import subprocess
@@ -256,9 +260,15 @@ def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str) -> None:
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", False
     path = Path(args.results).with_name("manifest.json")
-    runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
-    runs.append(
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": []}
+    from promptkd.evaluation import load_task
+
+    words = manifest.setdefault("label_words", {})
+    for task in args.tasks:  # the order of the scores in every row
+        words[task] = list(load_task(task, "train", data_root=args.data_root).label_words)
+    manifest["runs"].append(
         {
+            "command": command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "git_commit": commit + ("+local-changes" if dirty else ""),
             "lm": lm_name,
@@ -276,152 +286,46 @@ def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str) -> None:
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"runs": runs}, indent=1) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------- report
-def _cell(cells: list, task: str, selector: str, k: str) -> object | None:
-    """The summary cell of (task, selector) at grid k (zero-shot is stored at k=0, promptkd-auto at 'auto')."""
-    kk = "0" if selector == ZERO_SHOT else ("auto" if selector == AUTO else str(k))
-    return next((c for c in cells if c.task == task and c.selector == selector and c.k == kk), None)
-
-
-def _auto_section(cells: list, tasks: list[str]) -> list[str]:
-    """k='auto' against promptkd at each fixed k: accuracy and prompt tokens, per task and on average."""
-    fixed = sorted({c.k for c in cells if c.selector == PROMPTKD and c.k.isdigit()}, key=int)
-    rows = [(t, [_cell(cells, t, PROMPTKD, k) for k in fixed], _cell(cells, t, AUTO, "auto")) for t in tasks]
-    rows = [r for r in rows if r[2] is not None and all(c is not None for c in r[1])]
-    if not rows or not fixed:
-        return []
-    head = " | ".join(f"k={k} acc / tokens" for k in fixed)
-    out = [
-        "### promptkd with k='auto' against fixed k\n",
-        f"| task | {head} | auto acc / tokens / demos |",
-        "|---|" + "---|" * len(fixed) + "---|",
-    ]
-    for t, fx, auto in rows:
-        cols = " | ".join(f"{100 * c.accuracy:.1f} / {c.tokens:.0f}" for c in fx)
-        out.append(f"| {t} | {cols} | {100 * auto.accuracy:.1f} / {auto.tokens:.0f} / {auto.n_demos:.1f} |")
-    n = len(rows)
-    mean_fx = [
-        (sum(100 * r[1][i].accuracy for r in rows) / n, sum(r[1][i].tokens for r in rows) / n)
-        for i in range(len(fixed))
-    ]
-    mean_auto = (sum(100 * r[2].accuracy for r in rows) / n, sum(r[2].tokens for r in rows) / n)
-    cols = " | ".join(f"{a:.1f} / {tk:.0f}" for a, tk in mean_fx)
-    out.append(f"| **mean** | {cols} | {mean_auto[0]:.1f} / {mean_auto[1]:.0f} / |")
-    best = max(range(len(fixed)), key=lambda i: mean_fx[i][0])
-    out.append(
-        f"\nBest fixed k on average: k={fixed[best]} ({mean_fx[best][0]:.1f}%, {mean_fx[best][1]:.0f} tokens). "
-        f"k='auto': {mean_auto[0]:.1f}% ({mean_auto[0] - mean_fx[best][0]:+.1f} points) with "
-        f"{mean_auto[1]:.0f} tokens ({100 * (mean_auto[1] / mean_fx[best][1] - 1):+.0f}%).\n"
-    )
-    return out
-
-
 def _fmt_cmd(argv: list[str]) -> str:
     return ".venv/bin/python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in argv)
 
 
+def packed(results: Path) -> Path:
+    """The committed, compressed copy of a results file."""
+    return results.with_name(results.name + ".gz")
+
+
+def pack(results: Path) -> Path:
+    """Write ``rows.jsonl.gz`` from the working ``rows.jsonl`` (byte-stable: no timestamp in the header)."""
+    import gzip
+
+    out = packed(results)
+    out.write_bytes(gzip.compress(results.read_bytes(), compresslevel=9, mtime=0))
+    return out
+
+
 def write_report(args: argparse.Namespace, argv: list[str]) -> None:
-    rows = read_rows(args.results)
+    """Rebuild the page from the rows (the working file if present, else the committed .gz) and the manifest."""
+    from benchmarks import quality_report
+
+    results = Path(args.results)
+    source = results if results.is_file() else packed(results)
+    rows = read_rows(source)
+    if not rows:
+        print("no rows in", source)
+        return
+    manifest = quality_report.load_manifest(results)
+    runs = manifest.get("runs", [])
+    command = runs[-1]["command"] if runs and "command" in runs[-1] else _fmt_cmd(argv)
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    if not rows:
-        print("no rows in", args.results)
-        return
-    res = ExperimentResult(rows, Path(args.results))
-    summary = res.summary(n_boot=1000)
-    plots = res.plot(doc.parent, prefix="quality")
-    lms = sorted({c.lm for c in summary})
-    out: list[str] = []
-    out.append("# Quality benchmark: MMD selection vs baselines on ICL classification tasks\n")
-    out.append(f"Generated by `benchmarks/quality.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ")
-    out.append(f"({platform.machine()}, {os.cpu_count()} CPU cores, CPU only).\n")
-    out.append("Command that produced the numbers below (resumable; rerun it to extend the grid):\n")
-    out.append(f"```\n{_fmt_cmd(argv)}\n```\n")
-    if args.note:
-        out.append(args.note.strip() + "\n")
-    out.append("## Setup\n")
-    out.append(
-        "- Scoring: `promptkd.evaluation.ICLClassifier`, full label continuation log-probability (sum over tokens), "
-        "uncalibrated, argmax over the task's label words; templates from the data MANIFEST (Zhao et al. 2021).\n"
-        "- Embeddings for every embedding-based selector: all-MiniLM-L6-v2 (sentence-transformers); "
-        "MMD column: biased MMD2 between the chosen demos and the query, RBF kernel, median bandwidth of the pool.\n"
-        "- `vote` column: no LM; the majority label of the same chosen demos (ties to the more similar demos). "
-        "Where vote >= LM accuracy, retrieval of same-label neighbours explains the result, not ICL.\n"
-        "- Test items: a fixed seeded sample per task (same items for every selector); "
-        "95% CIs are bootstrap over items (seeds averaged per item); paired differences are bootstrapped within "
-        "each task and macro-averaged over tasks.\n"
-        f"- Texts truncated to {args.max_chars} characters; pool = the whole train split"
-        + (f" subsampled to {args.pool_size}" if args.pool_size else "")
-        + ".\n"
-    )
-    for lm in lms:
-        cells = [c for c in summary if c.lm == lm]
-        tasks = sorted({c.task for c in cells})
-        ks = sorted({c.k for c in cells if c.k not in ("0", "auto")}, key=int)
-        out.append(f"## {lm}\n")
-        out.append(f"Tasks run: {', '.join(tasks)}.\n")
-        for k in ks:
-            out.append(f"### Mean accuracy over tasks, k={k}\n")
-            sels = sorted({c.selector for c in cells})
-            complete = []
-            for sel in sels:
-                if sel == AUTO and k != ks[-1]:  # k='auto' (at most the largest k) is listed with the largest k
-                    continue
-                found = [_cell(cells, t, sel, k) for t in tasks]
-                if all(c is not None for c in found):
-                    votes = [100 * c.vote_accuracy for c in found if c.vote_accuracy is not None]
-                    complete.append(
-                        (
-                            sel,
-                            sum(100 * c.accuracy for c in found) / len(found),
-                            sum(votes) / len(votes) if votes else None,
-                            sum(c.tokens for c in found) / len(found),
-                        )
-                    )
-            complete.sort(key=lambda x: -x[1])
-            missing = sorted(set(sels) - {c[0] for c in complete} - ({AUTO} if k != ks[-1] else set()))
-            out.append(
-                "| selector | mean accuracy (%) | mean vote accuracy (%) | mean tokens/prompt |\n|---|---|---|---|"
-            )
-            for sel, acc, vote, toks in complete:
-                v = "" if vote is None else f"{vote:.1f}"
-                out.append(f"| {sel} | {acc:.1f} | {v} | {toks:.0f} |")
-            out.append("")
-            if missing:
-                out.append(f"Not on every task (left out of the means): {', '.join(missing)}.\n")
-            out.append(f"### Paired difference, {PROMPTKD} minus each baseline (points, k={k})\n")
-            out.append("| baseline | diff | 95% CI | items | tasks | per task |\n|---|---|---|---|---|---|")
-            for sel, *_ in complete:
-                if sel == PROMPTKD:
-                    continue
-                try:
-                    kb = "auto" if sel == AUTO else None
-                    pc = res.paired(PROMPTKD, sel, k=k, lm=lm, k_b=kb)
-                except Exception as err:
-                    out.append(f"| {sel} | n/a ({err}) | | | | |")
-                    continue
-                per = ", ".join(f"{t} {d:+.1f}" for t, d in sorted(pc.per_task.items()))
-                out.append(
-                    f"| {sel} | {pc.diff:+.1f} | [{pc.ci_low:+.1f}, {pc.ci_high:+.1f}] | {pc.n_items} | "
-                    f"{pc.n_tasks} | {per} |"
-                )
-            out.append("")
-        out.extend(_auto_section(cells, tasks))
-        out.append(f"### Every cell ({lm})\n")
-        out.append(res.to_markdown(cells))
-        out.append("")
-    out.append("## Plots\n")
-    for p in plots:
-        out.append(f"![{p.stem}]({p.name})\n")
-    recs = res.calibration_records()
-    out.append(
-        f"`ExperimentResult.calibration_records()` gives {len(recs)} (k, mmd, error) records from these rows for "
-        "`BoundEstimator.calibrate`.\n"
-    )
-    doc.write_text("\n".join(out) + "\n", encoding="utf-8")
+    doc.write_text(quality_report.build_report(rows, manifest, command, args.note), encoding="utf-8")
+    if args.plots:
+        ExperimentResult(rows).plot(doc.parent, prefix="quality")
     print("wrote", doc)
 
 
@@ -430,7 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not args.report_only:
-        run(args)
+        run(args, argv)
+        pack(Path(args.results))
     shown, skip = [], False
     for a in argv:  # the command shown in the report is the one that scores, without report-only flags
         if skip:

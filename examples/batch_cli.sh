@@ -3,11 +3,15 @@
 #
 # Run:  bash examples/batch_cli.sh           (MiniLM embeddings, offline; cached under the user cache dir)
 #       bash examples/batch_cli.sh --smoke   (hashing embedder, seconds)
-# Uses $PROMPTKD (default: "python -m promptkd") and writes into $OUT (default: a temp folder).
+# Uses $PYTHON (default: the repository's .venv, as `make install` builds it, else python3), $PROMPTKD
+# (default: "$PYTHON -m promptkd") and writes into $OUT (default: a temp folder).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PROMPTKD=${PROMPTKD:-python -m promptkd}
+VENV_PY="$HERE/../.venv/bin/python"
+if [[ -x "$VENV_PY" ]]; then DEFAULT_PYTHON="$VENV_PY"; else DEFAULT_PYTHON=python3; fi
+PYTHON=${PYTHON:-$DEFAULT_PYTHON}
+PROMPTKD=${PROMPTKD:-"$PYTHON -m promptkd"}
 OUT=${OUT:-"${TMPDIR:-/tmp}/promptkd-examples/batch"}
 EMBEDDER=minilm
 if [[ "${1:-}" == "--smoke" ]]; then EMBEDDER=hashing; fi
@@ -35,7 +39,7 @@ $PROMPTKD select --pool "$OUT/pool" --queries-file "$OUT/queries.txt" --out "$OU
 $PROMPTKD select --pool "$OUT/pool" --queries-file "$OUT/queries.txt" --out "$OUT/topk.jsonl" \
   --selector topk --k 4 --where task=question_type
 
-python - "$OUT/selections.jsonl" "$OUT/topk.jsonl" <<'PY'
+"$PYTHON" - "$OUT/selections.jsonl" "$OUT/topk.jsonl" <<'PY'
 import json, sys
 mmd, topk = ([json.loads(line) for line in open(p)] for p in sys.argv[1:3])
 print(f"{'query':<45} {'MMD2 promptkd':>13} {'MMD2 topk':>10}  labels (promptkd)")

@@ -89,7 +89,12 @@ def _records_from_csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
 
 def read_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
     """Read demo records from a JSONL, CSV or TSV file."""
-    from promptkd.pool import read_jsonl
+    return read_records_located(path, fmt)[0]
+
+
+def read_records_located(path: Path, fmt: str = "auto") -> tuple[list[dict[str, Any]], list[str]]:
+    """Demo records from a JSONL, CSV or TSV file, and where each came from (``file:line`` or ``file row N``)."""
+    from promptkd.pool.pool import _read_jsonl_lines
 
     if not path.is_file():
         raise InvalidInputError(f"{path} does not exist or is not a file; check the path.")
@@ -97,9 +102,11 @@ def read_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
         suffix = path.suffix.lower()
         fmt = {".csv": "csv", ".tsv": "tsv"}.get(suffix, "jsonl")
     if fmt == "jsonl":
-        return read_jsonl(path)
+        records, lines = _read_jsonl_lines(path)
+        return records, [f"{path}:{n}" for n in lines]
     if fmt in ("csv", "tsv"):
-        return _records_from_csv(path, "," if fmt == "csv" else "\t")
+        records = _records_from_csv(path, "," if fmt == "csv" else "\t")
+        return records, [f"{path} row {i + 1}" for i in range(len(records))]
     raise InvalidInputError(f"--format {fmt!r} is not known; use auto, jsonl, csv or tsv.")
 
 
@@ -127,9 +134,11 @@ def load_pool_arg(path: Path, input_key: str = "input", output_key: str = "outpu
         return DemoPool.load(path, embedder=emb)
     if not path.exists():
         raise InvalidInputError(f"--pool {path} does not exist; pass a JSONL/CSV file or a saved pool directory.")
-    records = read_records(path)
+    records, where = read_records_located(path)
     id_key = "id" if all("id" in r for r in records) else None
-    return DemoPool.from_records(records, input_key=input_key, output_key=output_key, id_key=id_key, embedder=emb)
+    return DemoPool.from_records(
+        records, input_key=input_key, output_key=output_key, id_key=id_key, embedder=emb, locations=where
+    )
 
 
 def read_queries(path: Path, key: str = "input") -> list[str]:
@@ -241,6 +250,10 @@ def pool_build(
         str | None, typer.Option(help="Field holding a unique id (default: 'id' if every row has one).")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto (by extension), jsonl, csv or tsv.")] = "auto",
+    dedupe: Annotated[
+        str,
+        typer.Option(help="Repeated rows: 'none' keeps every copy (each gets its own id), 'exact' keeps the first."),
+    ] = "none",
     embedder: Annotated[
         str, typer.Option(help="'minilm' (offline all-MiniLM-L6-v2), 'hashing', or a sentence-transformers path.")
     ] = "minilm",
@@ -263,12 +276,22 @@ def pool_build(
 
     from promptkd.pool import DemoPool
 
-    records = read_records(source, fmt)
+    records, where = read_records_located(source, fmt)
     if id_key is None and all("id" in r for r in records):
         id_key = "id"
+    if dedupe not in ("none", "exact"):
+        fail(f"--dedupe {dedupe!r} is not known; use none or exact.")
     cache = None if no_cache else (cache_dir or Path(platformdirs.user_cache_dir("promptkd")))
     emb = make_embedder(embedder, dim=dim, cache_dir=cache, device=device)
-    pool = DemoPool.from_records(records, input_key=input_key, output_key=output_key, id_key=id_key, embedder=emb)
+    pool = DemoPool.from_records(
+        records,
+        input_key=input_key,
+        output_key=output_key,
+        id_key=id_key,
+        embedder=emb,
+        dedupe=dedupe,
+        locations=where,
+    )
     X = pool.embed(show_progress_bar=progress, batch_size=batch_size)
     path = pool.save(out)
     summary = {
@@ -293,7 +316,9 @@ def pool_info(
     path: Annotated[Path, typer.Argument(help="A saved pool directory (or a JSONL/CSV file).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Describe a pool: size, labels, embedder, embedding shape, metadata fields."""
+    """Describe a pool: size, labels, embedder, embedding shape, metadata fields, repeated rows."""
+    from promptkd.pool.pool import count_repeats
+
     pool = load_pool_arg(path)
     counts: dict[str, int] = {}
     for out in pool.outputs:
@@ -301,6 +326,7 @@ def pool_info(
     meta_keys = sorted({k for d in pool.demos for k in d.metadata})
     lengths = [len(t) for t in pool.inputs]
     snap = pool.snapshot()
+    repeats = count_repeats(pool.demos)
     info = {
         "path": str(path),
         "n_demos": len(pool),
@@ -310,6 +336,7 @@ def pool_info(
         "embedding_shape": None if snap.embeddings is None else list(snap.embeddings.shape),
         "embedding_dtype": None if snap.embeddings is None else str(snap.embeddings.dtype),
         "metadata_keys": meta_keys,
+        "repeated_rows": repeats,
         "input_chars": {"min": min(lengths), "mean": float(np.mean(lengths)), "max": max(lengths)},
     }
     if as_json:
@@ -325,6 +352,7 @@ def pool_info(
     typer.echo(f"embedder: {info['embedder']}  ({shape})")
     typer.echo(f"labels ({len(counts)}): " + ", ".join(f"{k}={v}" for k, v in info["labels"].items()))
     typer.echo("metadata keys: " + (", ".join(meta_keys) if meta_keys else "(none)"))
+    typer.echo(f"repeated rows (same input and output as an earlier demo): {repeats}")
     c = info["input_chars"]
     typer.echo(f"input length (chars): min {c['min']}, mean {c['mean']:.1f}, max {c['max']}")
 

@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,7 +23,7 @@ def _row(task: str, selector: str, k, item: int, correct: bool, tokens: int, n_d
         "lm": "toy-lm", "task": task, "selector": selector, "k": k, "seed": 0, "item": item, "label": "a",
         "pred": "a" if correct else "b", "correct": correct, "vote": "a", "vote_correct": True,
         "n_demos": n_demos, "tokens": tokens, "mmd2": None if n_demos == 0 else 0.5, "select_s": 0.001,
-        "demo_rows": [], "scores": [0.0, -1.0],
+        "demo_rows": [], "demo_labels": (["b"] + ["a"] * (n_demos - 1)) if n_demos else [], "scores": [0.0, -1.0],
     }  # fmt: skip
 
 
@@ -33,8 +31,7 @@ def _write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def test_quality_report_means_paired_and_auto_section(tmp_path):
-    pytest.importorskip("matplotlib")
+def test_quality_report_tables_paired_differences_and_targets(tmp_path):
     quality = _load("quality")
     rows = []
     for task in ("t1", "t2"):
@@ -47,17 +44,44 @@ def test_quality_report_means_paired_and_auto_section(tmp_path):
     rows.append(_row("t1", "mmr", 8, 0, True, 400, 8))  # on one task only
     results, doc = tmp_path / "r.jsonl", tmp_path / "docs" / "quality.md"
     _write(results, rows)
+    (tmp_path / "manifest.json").write_text(json.dumps({"label_words": {"t1": ["a", "b"], "t2": ["a", "b"]}}))
     quality.main(["--report-only", "--results", str(results), "--doc", str(doc), "--note", "NOTE TEXT"])
     text = doc.read_text(encoding="utf-8")
-    assert "NOTE TEXT" in text and "--note" not in text and "--report-only" not in text
-    assert "| promptkd | 70.0 | 100.0 | 400 |" in text  # k=8 mean over both tasks
-    assert "| topk | 60.0 | 100.0 | 400 |" in text
-    assert "Not on every task (left out of the means): mmr." in text
-    assert "| topk | +10.0 |" in text  # paired promptkd - topk
+    scored_by = text.split("Command that scored the rows")[1].split("```")[1]
+    assert "NOTE TEXT" in text and "--note" not in scored_by and "--report-only" not in scored_by
+    # every item's gold label is "a": the majority-class row is 100%; promptkd 70%, topk 60% at k=8
+    assert "| majority class | 100.0 [100.0, 100.0] |" in text
+    assert "| promptkd | 70.0 [" in text and "| topk | 60.0 [" in text
+    # the label scores [0, -1] give p(a) = 0.731: Brier 2 * 0.269^2 = 0.145, log-loss 0.313; 7 of 8 demos
+    # carry the gold label; the last one does, so 'copies last' is the accuracy
+    assert "| promptkd | 70.0 [50.0, 90.0] | 0.145 | 0.313 | 100.0 | 87.5 | 70.0 | 400 | 1.0 |" in text
+    assert "Not run on every task, so left out: mmr." in text
+    assert "| topk | +10.0 [" in text  # paired promptkd - topk
+    assert "The best of them here is topk; promptkd minus topk is +10.0 [" in text
+    assert "**Target: on no task more than 3 points below TopK.** Tasks below that: none: **reached**." in text
     # k='auto' against fixed k: best fixed k is 8 (70%, 400 tokens); auto 70% with 300 tokens (-25%)
-    assert "| **mean** | 50.0 / 200 | 70.0 / 400 | 70.0 / 300 / |" in text
-    assert "k='auto': 70.0% (+0.0 points) with 300 tokens (-25%)" in text
-    assert (doc.parent / "quality_toy-lm_accuracy.png").is_file()
+    assert "| k='auto' | 70.0 | 300 | 6.0 |" in text
+    assert "k='auto' minus the best fixed k (k=8): +0.0 [+0.0, +0.0] points, with -25% tokens per prompt." in text
+    # the committed copy is read when the working file is gone
+    quality.pack(results)
+    results.unlink()
+    doc.unlink()
+    quality.main(["--report-only", "--results", str(results), "--doc", str(doc), "--note", "NOTE TEXT"])
+    assert doc.read_text(encoding="utf-8") == text
+
+
+def test_the_committed_quality_page_is_rebuilt_from_the_committed_rows(tmp_path):
+    """docs/benchmarks/quality.md is exactly what the report code makes of the committed raw rows."""
+    quality = _load("quality")
+    committed = ROOT / "benchmarks" / "results" / "quality" / "rows.jsonl.gz"
+    assert committed.is_file(), "the raw rows behind docs/benchmarks/quality.md must be committed"
+    # read the committed copy (never a local working file) and compare with the committed page
+    work = tmp_path / "rows.jsonl"
+    (tmp_path / "rows.jsonl.gz").write_bytes(committed.read_bytes())
+    (tmp_path / "manifest.json").write_bytes(committed.with_name("manifest.json").read_bytes())
+    doc = tmp_path / "quality.md"
+    quality.main(["--report-only", "--results", str(work), "--doc", str(doc)])
+    assert doc.read_text(encoding="utf-8") == (ROOT / "docs" / "benchmarks" / "quality.md").read_text(encoding="utf-8")
 
 
 def test_tuning_report_paired_against_the_default(tmp_path):

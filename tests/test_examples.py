@@ -64,6 +64,19 @@ def test_batch_cli(tmp_path):
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     out = run_example(["bash", str(EXAMPLES / "batch_cli.sh"), "--smoke"], tmp_path, env)
+    check_batch_cli_output(tmp_path, out)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="batch_cli.sh needs bash")
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="runs as the README says, after make")
+def test_batch_cli_as_the_readme_runs_it(tmp_path):
+    """`bash examples/batch_cli.sh` with a PATH whose python lacks promptkd still finds the repository's .venv."""
+    env = {"OUT": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = run_example(["bash", str(EXAMPLES / "batch_cli.sh"), "--smoke"], tmp_path, env)
+    check_batch_cli_output(tmp_path, out)
+
+
+def check_batch_cli_output(tmp_path: Path, out: str) -> None:
     rows = [json.loads(line) for line in (tmp_path / "selections.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(d["metadata"]["task"] == "question_type" for r in rows for d in r["demos"])
     assert "MMD2 promptkd" in out

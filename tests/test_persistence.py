@@ -356,3 +356,14 @@ def test_hostile_embedder_id_is_not_recreated(tmp_path: Path, hashing_pool: Demo
     loaded = DemoPool.load(d)
     with pytest.raises(InvalidInputError, match="cannot recreate"):
         loaded.encode_texts(["q"])
+
+
+def test_a_saved_pool_follows_the_umask(tmp_path: Path) -> None:
+    """manifest.json is readable by others when the umask allows it (mkstemp alone would make it 0600)."""
+    old = os.umask(0o022)
+    try:
+        pool = DemoPool([{"input": "a", "output": "x"}], embeddings=np.ones((1, 2), dtype=np.float32))
+        root = pool.save(tmp_path / "pool")
+    finally:
+        os.umask(old)
+    assert (root / "manifest.json").stat().st_mode & 0o777 == 0o644

@@ -12,6 +12,7 @@ from promptkd import Demo, DemoPool
 from promptkd.embeddings import HashingEmbedder
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.pool import content_id, read_jsonl
+from promptkd.pool.pool import count_repeats
 
 
 def test_demo_ids_are_deterministic_from_content() -> None:
@@ -142,3 +143,26 @@ def test_encode_texts_accepts_arrays_and_iterables(hashing_pool: DemoPool) -> No
     np.testing.assert_array_equal(hashing_pool.encode_texts(np.array(texts)), expected)
     np.testing.assert_array_equal(hashing_pool.encode_texts(t for t in texts), expected)
     np.testing.assert_array_equal(hashing_pool.encode_texts(tuple(texts)), expected)
+
+
+def test_repeated_rows_load_with_ids_of_their_own(tmp_path) -> None:
+    rows = [{"text": "fine", "label": "pos"}, {"text": "dull", "label": "neg"}, {"text": "fine", "label": "pos"}]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    pool = DemoPool.from_jsonl(path, input_key="text", output_key="label", embedder=HashingEmbedder())
+    assert len(pool) == 3 and len(set(pool.ids)) == 3
+    assert pool.ids[2] == pool.ids[0] + ".2"  # stable: the same file always gives the same ids
+    assert count_repeats(pool.demos) == 1
+    exact = DemoPool.from_jsonl(path, input_key="text", output_key="label", dedupe="exact", embedder=HashingEmbedder())
+    assert exact.inputs == ["fine", "dull"]
+    with pytest.raises(InvalidInputError, match="dedupe"):
+        DemoPool.from_jsonl(path, input_key="text", output_key="label", dedupe="fuzzy")
+
+
+def test_a_repeated_explicit_id_names_both_lines(tmp_path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"id": "a", "input": "x", "output": "y"}\n\n{"id": "a", "input": "z", "output": "y"}\n')
+    with pytest.raises(
+        InvalidInputError, match=r"duplicate demo id 'a' at .*train.jsonl:3 \(first at .*train.jsonl:1\)"
+    ):
+        DemoPool.from_jsonl(path, id_key="id")

@@ -125,3 +125,13 @@ def test_similarities_are_cosine_for_unit_and_non_unit_pools():
     for rows in (X * 3.0, X / np.linalg.norm(X, axis=1, keepdims=True)):  # scaled rows, then unit rows
         sel = Selector(k=2).fit(DemoPool(demos, embeddings=rows))
         np.testing.assert_allclose(sel.similarities(sel.make_target(q)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["8", 2.5, 0, True])
+def test_a_bad_k_fails_where_it_is_written(bad) -> None:
+    from promptkd.exceptions import PromptKDError
+    from promptkd.selection.baselines import TopKSelector
+
+    for cls in (Selector, TopKSelector):
+        with pytest.raises(PromptKDError, match="k must be"):
+            cls(k=bad)

@@ -1,4 +1,4 @@
-"""The :class:`BoundEstimator`: the bound of DESIGN.md 1.2 and the budget of 1.5."""
+"""The :class:`BoundEstimator`: the generalisation bound and the budget it implies (docs/theory.md)."""
 
 from __future__ import annotations
 
@@ -62,11 +62,11 @@ def _kernel_name(kernel: str | KernelFn) -> str:
 class BoundEstimator:
     """Evaluate the KD bound for a demonstration set and choose how many demos to use.
 
-    The bound (DESIGN.md 1.2), with probability at least ``1 - delta``::
+    The bound, with probability at least ``1 - delta``::
 
         R_Q <= R_hat_P + 2 sqrt(2) rho (B/m) sqrt(trace K_SS) + M sqrt(log(1/delta) / (2m)) + C MMD(P, Q)
 
-    and the budget (DESIGN.md 1.5) along the herding path ``S_1 ⊂ S_2 ⊂ ...``::
+    and the budget along the herding path ``S_1 ⊂ S_2 ⊂ ...``::
 
         U(k) = A / sqrt(k) + C MMD_b(S_k, T) + lambda tokens(S_k)
 
@@ -88,7 +88,7 @@ class BoundEstimator:
         kernel (1 for rbf, laplacian, imq, cosine; the pool's largest
         ``sqrt(k(x, x))`` otherwise).
     C
-        Coefficient of the MMD in the risk bound (the DESIGN's ``rho * Phi * C``
+        Coefficient of the MMD in the risk bound (the theory's ``rho * Phi * C``
         with the bias constant folded in; equal under normalised constants).
     A
         Budget constant; None uses :func:`theory_A` (about 4.05 with the

@@ -21,7 +21,7 @@ def _bw(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Bound:
-    """The bound of DESIGN.md 1.2 for one demonstration set, term by term.
+    """The generalisation bound (docs/theory.md) for one demonstration set, term by term.
 
     With probability at least ``1 - delta`` (and i.i.d. demonstrations),
     ``R_Q <= empirical_risk + complexity_term + confidence_term + C * MMD(P, Q)``;
@@ -231,7 +231,7 @@ class Budget:
     def max_acceptable_mmd(self, eps: float | None = None, k: int | None = None) -> float | None:
         """Largest MMD that keeps the bound at or below the target error ``eps``.
 
-        Without ``k`` this is ``(eps - intercept) / C`` (DESIGN.md 1.5: the MMD term
+        Without ``k`` this is ``(eps - intercept) / C`` (the budget view: the MMD term
         alone may use the whole error budget); with ``k`` the complexity and
         token terms at that k are paid first:
         ``(eps - intercept - A / sqrt(k) - lambda * tokens_k) / C``, clipped at 0.

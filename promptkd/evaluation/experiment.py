@@ -164,7 +164,9 @@ def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str, str, int, int, int]
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a results file; a truncated last line (interrupted write) is ignored.
+    """Rows of a results file (JSONL, or gzip-compressed JSONL ending in ``.gz``).
+
+    A truncated last line (an interrupted write) is ignored.
 
     Examples
     --------
@@ -178,8 +180,13 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not p.exists():
         return []
     rows = []
-    with p.open(encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
+    if p.suffix == ".gz":
+        import gzip
+
+        lines = gzip.decompress(p.read_bytes()).decode("utf-8").splitlines()
+    else:
+        with p.open(encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
     for n, line in enumerate(lines):
         if not line.strip():
             continue
@@ -333,12 +340,17 @@ class ExperimentResult:
         tasks: Sequence[str] | None = None,
         n_boot: int = 2000,
         seed: int = 0,
+        metric: str = "correct",
+        scale: float = 100.0,
     ) -> PairedComparison:
-        """Paired bootstrap of accuracy(``a``) - accuracy(``b``) in points, macro-averaged over tasks.
+        """Paired bootstrap of metric(``a``) - metric(``b``), macro-averaged over tasks.
 
-        Items are resampled within each task (stratified); per item the
-        correctness is first averaged over seeds. ``k_b`` defaults to ``k``
-        (``0`` for zero-shot).
+        Items are resampled within each task (stratified); per item the metric
+        is first averaged over seeds and pool draws. ``k_b`` defaults to ``k``
+        (``0`` for zero-shot). ``metric`` names a per-row field (default
+        ``"correct"``: accuracy; e.g. ``"brier"`` after
+        :func:`~promptkd.evaluation.metrics.with_item_metrics`); differences are
+        multiplied by ``scale`` (100: points).
         """
         lm = lm if lm is not None else self._only_lm()
         k_b = (0 if b == ZERO_SHOT else k) if k_b is None else k_b
@@ -347,8 +359,8 @@ class ExperimentResult:
         diffs: dict[str, np.ndarray] = {}
         all_tasks = sorted({t for (m, t, _, _) in cells if m == lm})
         for task in tasks or all_tasks:
-            ra = _per_item(cells.get((lm, task, a, str(k_a)), []))
-            rb = _per_item(cells.get((lm, task, b, str(k_b)), []))
+            ra = _per_item(cells.get((lm, task, a, str(k_a)), []), metric)
+            rb = _per_item(cells.get((lm, task, b, str(k_b)), []), metric)
             common = sorted(set(ra) & set(rb))
             if common:
                 diffs[task] = np.array([ra[i] - rb[i] for i in common])
@@ -366,12 +378,12 @@ class ExperimentResult:
             b=b,
             k=str(k),
             lm=lm,
-            diff=100 * point,
-            ci_low=100 * float(np.percentile(boots, 2.5)),
-            ci_high=100 * float(np.percentile(boots, 97.5)),
+            diff=scale * point,
+            ci_low=scale * float(np.percentile(boots, 2.5)),
+            ci_high=scale * float(np.percentile(boots, 97.5)),
             n_items=int(sum(d.size for d in diffs.values())),
             n_tasks=len(diffs),
-            per_task={t: 100 * float(d.mean()) for t, d in diffs.items()},
+            per_task={t: scale * float(d.mean()) for t, d in diffs.items()},
         )
 
     def _only_lm(self) -> str:

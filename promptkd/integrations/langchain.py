@@ -48,6 +48,7 @@ from promptkd.exceptions import InvalidInputError, InvalidTypeError, Persistence
 from promptkd.integrations.hooks import check_hooks, emit
 from promptkd.integrations.registry import clone_selector, make_selector, selector_config, selector_from_config
 from promptkd.pool import Demo, DemoPool
+from promptkd.pool.persistence import umask_file_mode
 from promptkd.rendering import PromptTemplate as PKTemplate
 from promptkd.selection import BaseSelector, Selection
 
@@ -500,6 +501,8 @@ class PromptKDExampleSelector(BaseExampleSelector):
                 self.pool.embed()
                 self.pool.save(root / POOL_DIR)
             fd, tmp = tempfile.mkstemp(prefix=".cfg-", suffix=".json", dir=root)
+            if hasattr(os, "fchmod"):  # follow the umask, not mkstemp's 0600, so shared folders stay readable
+                os.fchmod(fd, umask_file_mode())
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(config, fh, indent=2, sort_keys=True)
                 fh.flush()

@@ -140,6 +140,8 @@ def write_pool_dir(
             "files": files,
         }
         fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=root)
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; a saved pool follows the umask like its data files
+            os.fchmod(fd, umask_file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
             fh.flush()
@@ -153,6 +155,13 @@ def write_pool_dir(
                 with contextlib.suppress(OSError):  # best-effort clean-up of stale files
                     entry.unlink()
     return root
+
+
+def umask_file_mode() -> int:
+    """The mode a plain new file gets under the current umask (read without changing it for long)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _safe_member(root: Path, name: Any, what: str) -> Path:

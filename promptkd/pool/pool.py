@@ -17,7 +17,7 @@ from promptkd._validation import as_matrix, check_int
 from promptkd.embeddings.base import Embedder, check_output, check_texts
 from promptkd.embeddings.registry import embedder_from_id
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError, PoolFormatError
-from promptkd.pool.demo import Demo
+from promptkd.pool.demo import Demo, content_id
 from promptkd.pool.persistence import read_pool_dir, write_pool_dir
 
 __all__ = ["DemoPool", "PoolSnapshot"]
@@ -65,13 +65,69 @@ def _as_demos(demos: Any, name: str = "demos") -> list[Demo]:
 
 
 def _check_unique(demos: Sequence[Demo], existing: Iterable[str] = ()) -> None:
-    seen = set(existing)
+    seen: dict[str, int | None] = dict.fromkeys(existing)
     for i, d in enumerate(demos):
         if d.id in seen:
+            first = seen[d.id]
+            where = "a demo already in the pool" if first is None else f"demos[{first}]"
             raise InvalidInputError(
-                f"duplicate demo id {d.id!r} (demos[{i}]); ids must be unique: drop the duplicate or give it another id."
+                f"duplicate demo id {d.id!r} at demos[{i}] (first used by {where}); ids must be unique: "
+                "drop the duplicate or give it another id."
             )
-        seen.add(d.id)
+        seen[d.id] = i
+
+
+DEDUPE = ("none", "exact")
+
+
+def _dedupe_records(demos: list[Demo], explicit: list[bool], dedupe: str, where: Callable[[int], str]) -> list[Demo]:
+    """Handle repeated rows: 'none' keeps each copy under its own id, 'exact' keeps the first copy only.
+
+    A content id (made from input and output) that repeats gets a suffix, ``<id>.2`` for the second
+    copy and so on, so real datasets with repeated rows load as they are. Explicit ids must be unique;
+    the error names both places.
+    """
+    out: list[Demo] = []
+    first_at: dict[str, int] = {}
+    content_seen: set[str] = set()
+    copies: dict[str, int] = {}
+    for i, d in enumerate(demos):
+        content = content_id(d.input, d.output)
+        if dedupe == "exact" and content in content_seen:
+            continue
+        content_seen.add(content)
+        demo = d
+        if not explicit[i] and d.id in first_at:
+            copies[d.id] = copies.get(d.id, 1) + 1
+            demo = d.model_copy(update={"id": f"{d.id}.{copies[d.id]}"})
+        if demo.id in first_at:
+            raise InvalidInputError(
+                f"duplicate demo id {demo.id!r} at {where(i)} (first at {where(first_at[demo.id])}); ids must be "
+                "unique: fix the id column, or leave ids out so that repeated rows get ids of their own."
+            )
+        first_at[demo.id] = i
+        out.append(demo)
+    dropped = len(demos) - len(out)
+    if dropped:
+        logger.info("dedupe='exact': dropped %d repeated rows (same input and output)", dropped)
+    return out
+
+
+def count_repeats(demos: Iterable[Demo]) -> int:
+    """How many demos repeat the input and output of an earlier one.
+
+    Examples
+    --------
+    >>> count_repeats([Demo(input="a", output="x"), Demo(input="a", output="x", id="other")])
+    1
+    """
+    seen: set[str] = set()
+    n = 0
+    for d in demos:
+        c = content_id(d.input, d.output)
+        n += c in seen
+        seen.add(c)
+    return n
 
 
 def _check_embeddings(embeddings: Any, n: int, name: str = "embeddings") -> np.ndarray:
@@ -140,10 +196,17 @@ class DemoPool:
         id_key: str | None = None,
         metadata_keys: Sequence[str] | None = None,
         embedder: Embedder | None = None,
+        dedupe: str = "none",
+        locations: Sequence[str] | None = None,
     ) -> DemoPool:
         """Build a pool from dict-like records, mapping their keys to demo fields.
 
-        ``metadata_keys=None`` keeps every other key as metadata.
+        ``metadata_keys=None`` keeps every other key as metadata. Real datasets
+        repeat rows: with ``dedupe="none"`` (default) every copy is kept and a
+        repeated content id gets a suffix (``<id>.2``, ``<id>.3``, ...);
+        ``dedupe="exact"`` keeps only the first copy of each (input, output).
+        Ids taken from ``id_key`` must be unique. ``locations`` (one string per
+        record, e.g. ``"train.jsonl:12"``) names the records in error messages.
 
         Examples
         --------
@@ -155,7 +218,10 @@ class DemoPool:
         """
         if records is None or isinstance(records, (str, bytes, Mapping)):
             raise InvalidTypeError("records must be an iterable of mappings (e.g. a list of dicts).")
+        if dedupe not in DEDUPE:
+            raise InvalidInputError(f"dedupe={dedupe!r} is not supported; use one of {', '.join(DEDUPE)}.")
         demos = []
+        explicit = []
         for i, rec in enumerate(records):
             if not isinstance(rec, Mapping):
                 raise InvalidTypeError(f"records[{i}] must be a mapping, got {type(rec).__name__}.")
@@ -180,6 +246,9 @@ class DemoPool:
                     i,
                 )
             )
+            explicit.append(bool(id_key) and rec.get(id_key) not in (None, ""))
+        where = (lambda i: locations[i]) if locations is not None else (lambda i: f"records[{i}]")
+        demos = _dedupe_records(demos, explicit, dedupe, where)
         return cls(demos, embedder=embedder)
 
     @classmethod
@@ -192,8 +261,9 @@ class DemoPool:
         id_key: str | None = None,
         metadata_keys: Sequence[str] | None = None,
         embedder: Embedder | None = None,
+        dedupe: str = "none",
     ) -> DemoPool:
-        """Read a JSON-lines file of records (see :meth:`from_records`).
+        """Read a JSON-lines file of records (see :meth:`from_records`); errors name the file's line.
 
         Examples
         --------
@@ -203,7 +273,7 @@ class DemoPool:
         >>> len(DemoPool.from_jsonl(p))
         1
         """
-        records = read_jsonl(path)
+        records, lines = _read_jsonl_lines(path)
         return cls.from_records(
             records,
             input_key=input_key,
@@ -211,6 +281,8 @@ class DemoPool:
             id_key=id_key,
             metadata_keys=metadata_keys,
             embedder=embedder,
+            dedupe=dedupe,
+            locations=[f"{path}:{n}" for n in lines],
         )
 
     # ------------------------------------------------------------------ container protocol
@@ -579,6 +651,11 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     >>> read_jsonl(p)
     [{'a': 1}, {'a': 2}]
     """
+    return _read_jsonl_lines(path)[0]
+
+
+def _read_jsonl_lines(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Records of a JSON-lines file and the 1-based line number of each."""
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidTypeError(f"path must be a file path, got {type(path).__name__}.")
     p = Path(path)
@@ -594,8 +671,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise PersistenceError(f"{p}: cannot be read ({err}); check the file's permissions.") from err
 
 
-def _read_jsonl_records(p: Path) -> list[dict[str, Any]]:
+def _read_jsonl_records(p: Path) -> tuple[list[dict[str, Any]], list[int]]:
     records = []
+    lines = []
     with open(p, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
@@ -617,6 +695,7 @@ def _read_jsonl_records(p: Path) -> list[dict[str, Any]]:
             if not isinstance(rec, dict):
                 raise InvalidInputError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}.")
             records.append(rec)
+            lines.append(lineno)
     if not records:
         raise InvalidInputError(f"{p} holds no records; a pool needs at least one demo.")
-    return records
+    return records, lines

@@ -87,7 +87,8 @@ class BaseSelector:
         seed: int = 0,
         batch_chunk: int = 256,
     ) -> None:
-        self.k = k
+        # k is checked here already: a typo such as k="8" or k=2.5 fails where it is written, not at fit
+        self.k = k if k == "auto" else check_int(k, "k", minimum=1)
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.order = order

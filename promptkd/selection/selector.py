@@ -15,6 +15,7 @@ from promptkd.kernels.functions import Bandwidth, KernelFn
 from promptkd.rendering.template import as_template
 from promptkd.selection.ann import INDEX_KINDS, CandidateIndex
 from promptkd.selection.base import BaseSelector
+from promptkd.selection.candidates import per_row_candidates
 from promptkd.selection.constraints import LABEL_BALANCE, ConstraintState, Infeasible, stratified_quotas
 from promptkd.selection.herding import herd, swap_refine
 from promptkd.selection.target import Target, normalise_rows
@@ -436,6 +437,8 @@ class Selector(BaseSelector):
         self, target: Target, k: int, sims: np.ndarray
     ) -> tuple[list[int], list[float] | None, list[float], dict[str, float]]:
         cand = self._candidate_set(sims, k)
+        if target.embeddings.shape[0] > 1:
+            cand = self._add_target_modes(cand, target, k, sims)
         try:
             return self._run(target, k, cand)
         except Infeasible as first:
@@ -449,6 +452,21 @@ class Selector(BaseSelector):
             return self._run(target, k, full)
         except Infeasible as second:
             raise self._infeasible(k, str(second)) from None
+
+    def _add_target_modes(self, cand: np.ndarray, target: Target, k: int, sims: np.ndarray) -> np.ndarray:
+        """Widen the candidates of a multi-point target with each target row's own nearest items."""
+        rows = normalise_rows(target.embeddings)
+        m = min(max(self.candidates, k), len(self.eligible_idx_))
+        extra = per_row_candidates(self._candidate_similarities, rows, max(k, -(-m // len(rows))), self.eligible_)
+        new = np.setdiff1d(extra, cand)
+        if not len(new):
+            return cand
+        missing = new[~np.isfinite(sims[new])]  # items an index found for a row but not for the mean direction
+        if len(missing):
+            E = np.asarray(self.embeddings_[missing], dtype=np.float32)
+            sims[missing] = (E @ target.direction()) * self.inv_norms_[missing]
+        out = np.concatenate([cand, new])
+        return out[np.lexsort((out, -sims[out]))]
 
     def _infeasible(self, k: int, why: str) -> BudgetInfeasibleError:
         settings = {

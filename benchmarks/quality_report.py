@@ -1,0 +1,294 @@
+"""The report half of the quality benchmark: docs/benchmarks/quality.md from the committed raw rows.
+
+Everything in the page is computed here from two files under benchmarks/results/quality/:
+``rows.jsonl.gz`` (one row per scored test item, with the LM's label scores and the demos in prompt
+order) and ``manifest.json`` (how each run was made, and every task's label words). No LM, no
+dataset and no network are needed, so the page can be rebuilt and audited from the repository alone:
+
+    .venv/bin/python benchmarks/quality.py --report-only
+
+A test rebuilds the page from the committed rows and compares it with the committed page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptkd.evaluation import ExperimentResult
+from promptkd.evaluation.experiment import ZERO_SHOT
+from promptkd.evaluation.metrics import with_item_metrics
+
+PROMPTKD = "promptkd"
+AUTO = "promptkd-auto"
+MAJORITY = "majority class"
+N_BOOT = 2000
+# the targets the benchmark is held to (paired 95% CIs, macro over tasks)
+TARGET_MARGIN = 2.0  # points above the best baseline, with the CI's lower bound above 0
+TARGET_WORST_TASK = -3.0  # no task more than this far below TopK
+SIMILARITY_BASELINES = ("topk", "bm25", "dpp", "mmr")
+
+
+def load_manifest(results: Path) -> dict[str, Any]:
+    """The manifest beside a results file (empty when there is none)."""
+    path = results.with_name("manifest.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _macro_ci(per_task: dict[str, np.ndarray], rng: np.random.Generator, scale: float) -> tuple[float, float, float]:
+    """Macro mean over tasks of per-item values, with a 95% bootstrap CI (items resampled within tasks)."""
+    boots = np.zeros(N_BOOT)
+    for v in per_task.values():
+        boots += v[rng.integers(0, v.size, size=(N_BOOT, v.size))].mean(axis=1)
+    boots /= len(per_task)
+    point = float(np.mean([v.mean() for v in per_task.values()]))
+    return scale * point, scale * float(np.percentile(boots, 2.5)), scale * float(np.percentile(boots, 97.5))
+
+
+def _per_item(rows: Sequence[dict[str, Any]], field: str) -> dict[int, float]:
+    """Mean of ``field`` per test item over seeds and pool draws (rows without it are skipped)."""
+    acc: dict[int, list[float]] = {}
+    for r in rows:
+        if r.get(field) is not None:
+            acc.setdefault(int(r["item"]), []).append(float(r[field]))
+    return {i: float(np.mean(v)) for i, v in acc.items()}
+
+
+def _majority_rows(cells: dict[tuple[str, str, str, str], list[dict[str, Any]]], lm: str) -> dict[str, list[dict]]:
+    """Per task, rows of 'always answer the most common gold label of the evaluated items'."""
+    out: dict[str, list[dict]] = {}
+    for (m, task, _sel, _k), rows in cells.items():
+        if m != lm or task in out:
+            continue
+        gold = {int(r["item"]): r["label"] for r in rows}
+        top = Counter(gold.values()).most_common(1)[0][0]
+        out[task] = [{"item": i, "correct": float(g == top)} for i, g in gold.items()]
+    return out
+
+
+def _fmt_ci(point: float, lo: float, hi: float, sign: bool = False, digits: int = 1) -> str:
+    f = f"{{:{'+' if sign else ''}.{digits}f}}"
+    return f"{f.format(point)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def build_report(rows: list[dict[str, Any]], manifest: dict[str, Any], command: str, note: str = "") -> str:
+    """The whole quality page as Markdown (deterministic: fixed bootstrap seeds, no clock)."""
+    label_words = manifest.get("label_words", {})
+    rows = with_item_metrics(rows, label_words) if label_words else rows
+    res = ExperimentResult(rows)
+    cells = res.cells()
+    out = ["# Quality benchmark: which demonstrations help a small LM classify?\n"]
+    out.append(
+        "Every number on this page is computed by `benchmarks/quality_report.py` from the raw per-item rows "
+        "committed in `benchmarks/results/quality/rows.jsonl.gz` and the run manifest beside them. "
+        "Rebuild the page (no LM, no dataset needed):\n\n"
+        "```\n.venv/bin/python benchmarks/quality.py --report-only\n```\n\n"
+        "Command that scored the rows (resumable; rerun it to extend the grid):\n\n"
+        f"```\n{command}\n```\n"
+    )
+    if note:
+        out.append(note.strip() + "\n")
+    out.extend(_setup(manifest))
+    for lm in sorted({str(r["lm"]) for r in rows}):
+        ks = sorted({k for (m, _t, s, k) in cells if m == lm and k.isdigit() and k != "0"}, key=int)
+        for k in ks:
+            out.extend(_lm_section(res, cells, lm, k))
+    out.extend(_auto_section(res, cells))
+    return "\n".join(out) + "\n"
+
+
+def _setup(manifest: dict[str, Any]) -> list[str]:
+    runs = manifest.get("runs", [])
+    out = ["## How the rows were made\n"]
+    if runs:
+        first = runs[0]
+        commits = sorted({r["git_commit"] for r in runs})
+        draws = sorted({s for r in runs for s in r.get("pool_seeds", [0])})
+        out.append(
+            f"- LM: {', '.join(sorted({r['lm'] for r in runs}))}; weights in "
+            f"{', '.join(sorted({r['dtype'] for r in runs}))}, {first['attention']} attention; "
+            f"{first['machine']}, CPU only.\n"
+            f"- Train pools: each task's train split subsampled to {first['pool_size']} demos "
+            f"(pool draws {', '.join(map(str, draws))}); texts cut to {first['max_chars']} characters; "
+            f"up to {first['n_test']} test items per task (a fixed seeded sample, the same items for every "
+            "selector).\n"
+            f"- Code: commit(s) {', '.join(commits)} (see `manifest.json` for every invocation).\n"
+        )
+    out.append(
+        "- Scoring: the LM's log-probability of each label word's continuation after the rendered prompt "
+        "(uncalibrated); the prediction is the arg-max. Templates and label words are the data's standard ones.\n"
+        "- Embeddings for every embedding-based selector: all-MiniLM-L6-v2. Every selector runs at its library "
+        "defaults.\n"
+        "- Rows without an LM: **majority class** answers the most common gold label of the evaluated items "
+        "(an upper bound on any constant answer); **vote** is the majority label of a selector's own demos "
+        "(no LM; ties go to the more similar demos). Where vote is at or above the LM, retrieval of same-label "
+        "neighbours explains the result rather than in-context learning.\n"
+        "- Proper scores of the LM's label distribution, renormalised over the label set: **Brier** "
+        "(0 best, 2 worst) and **log-loss** (nats). **gold prec.**: share of a selection's demos whose label is "
+        "the item's gold label. **copies last**: share of predictions equal to the label of the last demo.\n"
+        "- CIs: 95% bootstrap over test items, resampled within each task and macro-averaged over tasks "
+        f"({N_BOOT} resamples, fixed seed). Paired differences use the same items for both selectors.\n"
+    )
+    return out
+
+
+def _lm_section(res: ExperimentResult, cells: dict, lm: str, k: str) -> list[str]:
+    sels = sorted({s for (m, _t, s, kk) in cells if m == lm and kk == k})
+    tasks = sorted({t for (m, t, s, kk) in cells if m == lm and kk == k and s == PROMPTKD}) or sorted(
+        {t for (m, t, _s, kk) in cells if m == lm and kk == k}
+    )
+    complete = [s for s in sels if all((lm, t, s, k) in cells for t in tasks)]
+    zs = ZERO_SHOT if all((lm, t, ZERO_SHOT, "0") in cells for t in tasks) else None
+    n_items = {t: len(_per_item(cells[(lm, t, complete[0], k)], "correct")) for t in tasks} if complete else {}
+    out = [f"## {lm}, k={k}: {len(tasks)} tasks, {sum(n_items.values())} test items\n"]
+    rng = np.random.default_rng(0)
+    majority = _majority_rows(cells, lm)
+    table = [
+        "| selector | accuracy % [95% CI] | Brier | log-loss | vote (no LM) % | gold prec. % | copies last % | "
+        "tokens/prompt | select ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    acc_of: dict[str, float] = {}
+
+    def add(name: str, per_rows: dict[str, list[dict]]) -> None:
+        def macro(field: str, scale: float) -> tuple[float, float, float] | None:
+            per = {t: np.array(list(_per_item(per_rows[t], field).values())) for t in tasks}
+            if any(v.size == 0 for v in per.values()):
+                return None
+            return _macro_ci(per, rng, scale)
+
+        acc = macro("correct", 100.0)
+        assert acc is not None
+        acc_of[name] = acc[0]
+        cols = [_fmt_ci(*acc)]
+        for field, scale, digits in (("brier", 1.0, 3), ("logloss", 1.0, 3), ("vote_correct", 100.0, 1),
+                                     ("gold_precision", 100.0, 1), ("copies_last", 100.0, 1)):  # fmt: skip
+            m = macro(field, scale)
+            cols.append("" if m is None else f"{m[0]:.{digits}f}")
+        toks = [float(r["tokens"]) for t in tasks for r in per_rows[t] if "tokens" in r]
+        ms = [1000 * float(r["select_s"]) for t in tasks for r in per_rows[t] if "select_s" in r]
+        cols.append(f"{np.mean(toks):.0f}" if toks else "")
+        cols.append(f"{np.mean(ms):.1f}" if ms and name != ZERO_SHOT else "")
+        table.append(f"| {name} | " + " | ".join(cols) + " |")
+
+    add(MAJORITY, {t: majority[t] for t in tasks})
+    if zs:
+        add(ZERO_SHOT, {t: cells[(lm, t, ZERO_SHOT, "0")] for t in tasks})
+    ranked = sorted(
+        (s for s in complete if s != ZERO_SHOT),
+        key=lambda s: -np.mean([np.mean([float(r["correct"]) for r in cells[(lm, t, s, k)]]) for t in tasks]),
+    )
+    for s in ranked:
+        add(s, {t: cells[(lm, t, s, k)] for t in tasks})
+    out.append("### Macro average over tasks\n")
+    out.extend(table)
+    out.append("")
+    missing = sorted(set(sels) - set(complete))
+    if missing:
+        out.append(f"Not run on every task, so left out: {', '.join(missing)}.\n")
+    if PROMPTKD in complete:
+        out.extend(_paired(res, lm, k, tasks, [s for s in ranked if s != PROMPTKD] + ([ZERO_SHOT] if zs else [])))
+    out.extend(_per_task(cells, lm, k, tasks, ranked, zs, majority, n_items))
+    return out
+
+
+def _paired(res: ExperimentResult, lm: str, k: str, tasks: list[str], others: list[str]) -> list[str]:
+    has_brier = any(r.get("brier") is not None for r in res.rows)
+    out = [
+        f"### {PROMPTKD} minus each other selector (paired, points; Brier in hundredths, negative = better)\n",
+        "| other | accuracy diff [95% CI] | Brier diff [95% CI] | items | per task (accuracy) |",
+        "|---|---|---|---|---|",
+    ]
+    comps = {}
+    for other in others:
+        pc = res.paired(PROMPTKD, other, k=k, lm=lm, tasks=tasks, n_boot=N_BOOT)
+        comps[other] = pc
+        brier = ""
+        if has_brier:
+            pb = res.paired(PROMPTKD, other, k=k, lm=lm, tasks=tasks, n_boot=N_BOOT, metric="brier")
+            brier = _fmt_ci(pb.diff, pb.ci_low, pb.ci_high, sign=True)
+        per = ", ".join(f"{t} {d:+.1f}" for t, d in sorted(pc.per_task.items()))
+        out.append(
+            f"| {other} | {_fmt_ci(pc.diff, pc.ci_low, pc.ci_high, sign=True)} | {brier} | {pc.n_items} | {per} |"
+        )
+    out.append("")
+    baselines = [b for b in SIMILARITY_BASELINES if b in comps]
+    if baselines:
+        best = min(baselines, key=lambda b: comps[b].diff)  # the baseline promptkd is furthest from beating
+        pc = comps[best]
+        reached = pc.diff >= TARGET_MARGIN and pc.ci_low > 0
+        out.append(
+            f"**Target: at least {TARGET_MARGIN:+.1f} points above the best of {', '.join(baselines)}, with the CI's "
+            f"lower bound above 0.** The best of them here is {best}; promptkd minus {best} is "
+            f"{_fmt_ci(pc.diff, pc.ci_low, pc.ci_high, sign=True)}: **{'reached' if reached else 'not reached'}**.\n"
+        )
+    if "topk" in comps:
+        bad = {t: d for t, d in comps["topk"].per_task.items() if d < TARGET_WORST_TASK}
+        listed = ", ".join(f"{t} ({d:+.1f})" for t, d in sorted(bad.items())) or "none"
+        out.append(
+            f"**Target: on no task more than {-TARGET_WORST_TASK:.0f} points below TopK.** Tasks below that: "
+            f"{listed}: **{'reached' if not bad else 'not reached'}**.\n"
+        )
+    return out
+
+
+def _per_task(
+    cells: dict, lm: str, k: str, tasks: list[str], ranked: list[str], zs: str | None, majority: dict, n_items: dict
+) -> list[str]:
+    cols = [MAJORITY] + ([ZERO_SHOT] if zs else []) + ranked
+    out = [
+        "### Accuracy per task (%)\n",
+        "| task | items | " + " | ".join(cols) + f" | vote of {PROMPTKD}'s demos |",
+        "|---|---|" + "---|" * (len(cols) + 1),
+    ]
+    for t in tasks:
+        vals = []
+        for c in cols:
+            rows = majority[t] if c == MAJORITY else cells[(lm, t, c, "0" if c == ZERO_SHOT else k)]
+            vals.append(f"{100 * np.mean(list(_per_item(rows, 'correct').values())):.1f}")
+        vote = ""
+        if (lm, t, PROMPTKD, k) in cells:
+            v = _per_item(cells[(lm, t, PROMPTKD, k)], "vote_correct")
+            vote = f"{100 * np.mean(list(v.values())):.1f}" if v else ""
+        out.append(f"| {t} | {n_items.get(t, '')} | " + " | ".join(vals) + f" | {vote} |")
+    out.append("")
+    return out
+
+
+def _auto_section(res: ExperimentResult, cells: dict) -> list[str]:
+    """promptkd with k='auto' against promptkd at each fixed k: accuracy and prompt tokens."""
+    out: list[str] = []
+    for lm in sorted({m for (m, _t, s, _k) in cells if s == AUTO}):
+        tasks = sorted({t for (m, t, s, _k) in cells if m == lm and s == AUTO})
+        fixed = sorted({k for (m, _t, s, k) in cells if m == lm and s == PROMPTKD and k.isdigit()}, key=int)
+        fixed = [k for k in fixed if all((lm, t, PROMPTKD, k) in cells for t in tasks)]
+        if not fixed:
+            continue
+
+        def mean(sel: str, k: str, field: str, lm: str = lm, tasks: list[str] = tasks) -> float:
+            return float(np.mean([np.mean([float(r[field]) for r in cells[(lm, t, sel, k)]]) for t in tasks]))
+
+        out.append(f"## {lm}: promptkd with k='auto' against fixed k\n")
+        out.append("| setting | accuracy % | tokens/prompt | demos |\n|---|---|---|---|")
+        for k in fixed:
+            out.append(
+                f"| k={k} | {100 * mean(PROMPTKD, k, 'correct'):.1f} | {mean(PROMPTKD, k, 'tokens'):.0f} | "
+                f"{mean(PROMPTKD, k, 'n_demos'):.1f} |"
+            )
+        out.append(
+            f"| k='auto' | {100 * mean(AUTO, 'auto', 'correct'):.1f} | {mean(AUTO, 'auto', 'tokens'):.0f} | "
+            f"{mean(AUTO, 'auto', 'n_demos'):.1f} |"
+        )
+        best = max(fixed, key=lambda k: mean(PROMPTKD, k, "correct"))
+        pc = res.paired(AUTO, PROMPTKD, k="auto", k_b=best, lm=lm, tasks=tasks, n_boot=N_BOOT)
+        out.append(
+            f"\nk='auto' minus the best fixed k (k={best}): {_fmt_ci(pc.diff, pc.ci_low, pc.ci_high, sign=True)} "
+            f"points, with {100 * (mean(AUTO, 'auto', 'tokens') / mean(PROMPTKD, best, 'tokens') - 1):+.0f}% "
+            "tokens per prompt.\n"
+        )
+    return out
