@@ -27,8 +27,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	mkdir -p build
-	$(VENV)/bin/promptkd select --pool examples/data/demos.jsonl \
-		--query "The soundtrack was gorgeous but the plot dragged on forever." \
+	# a movie review gets sentiment demos, a question gets question-type demos (--where picks the task)
+	$(VENV)/bin/promptkd select --pool examples/data/demos.jsonl --where task=sentiment \
+		--query "The soundtrack was gorgeous but the plot dragged on forever." --k 4
+	$(VENV)/bin/promptkd select --pool examples/data/demos.jsonl --where task=question_type \
 		--query "Which river flows through Cairo?" --k 4
 	$(VENV)/bin/promptkd bound --pool examples/data/demos.jsonl \
 		-q "The soundtrack was gorgeous but the plot dragged on forever." \

@@ -323,7 +323,8 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
     command = runs[-1]["command"] if runs and "command" in runs[-1] else _fmt_cmd(argv)
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(quality_report.build_report(rows, manifest, command, args.note), encoding="utf-8")
+    note = args.note or manifest.get("note", "")  # a note kept in the manifest travels with the rows
+    doc.write_text(quality_report.build_report(rows, manifest, command, note), encoding="utf-8")
     if args.plots:
         ExperimentResult(rows).plot(doc.parent, prefix="quality")
     print("wrote", doc)

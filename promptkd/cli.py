@@ -9,9 +9,10 @@ for other failures.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -57,8 +58,17 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show or hide every progress bar (sets PROMPTKD_PROGRESS) [default: the command's own choice].",
+        ),
+    ] = None,
 ) -> None:
     """Choose and order in-context-learning demonstrations by kernel MMD."""
+    if progress is not None:
+        os.environ["PROMPTKD_PROGRESS"] = "1" if progress else "0"
     if verbose:
         from promptkd.integrations.hooks import LoggingHook, register_hook
 
@@ -71,20 +81,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one error line and exit."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
-
-
-def _records_from_csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = [dict(r) for r in csv.DictReader(fh, delimiter=delimiter)]
-    except UnicodeDecodeError as err:
-        raise InvalidInputError(f"{path} is not valid UTF-8 ({err.reason}); re-encode the file as UTF-8.") from err
-    except csv.Error as err:
-        raise InvalidInputError(f"{path}: malformed CSV ({err}); check quoting and the delimiter.") from err
-    rows = [{k: v for k, v in r.items() if k is not None} for r in rows if any((v or "").strip() for v in r.values())]
-    if not rows:
-        raise InvalidInputError(f"{path} holds no rows; a pool needs a header line and at least one demo.")
-    return rows
 
 
 def read_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
@@ -105,7 +101,9 @@ def read_records_located(path: Path, fmt: str = "auto") -> tuple[list[dict[str, 
         records, lines = _read_jsonl_lines(path)
         return records, [f"{path}:{n}" for n in lines]
     if fmt in ("csv", "tsv"):
-        records = _records_from_csv(path, "," if fmt == "csv" else "\t")
+        from promptkd.pool.pool import read_csv_records
+
+        records = read_csv_records(path, "," if fmt == "csv" else "\t")
         return records, [f"{path} row {i + 1}" for i in range(len(records))]
     raise InvalidInputError(f"--format {fmt!r} is not known; use auto, jsonl, csv or tsv.")
 
@@ -125,7 +123,50 @@ def make_embedder(name: str | None, *, dim: int = 256, cache_dir: Path | None = 
     return emb
 
 
-def load_pool_arg(path: Path, input_key: str = "input", output_key: str = "output", embedder: str | None = None) -> Any:
+_KEY_CHOICES = {"input": ("input", "text"), "output": ("output", "label"), "pair": ("input_pair", "text_pair")}
+
+
+def resolve_keys(
+    records: Sequence[dict[str, Any]], input_key: str | None, output_key: str | None, pair_key: str | None
+) -> tuple[str, str, str | None]:
+    """The record keys to read, detecting the two common conventions when a flag is not given.
+
+    Inputs come from ``input`` or else ``text``, outputs from ``output`` or else ``label``, and the
+    second text of a pair from ``input_pair`` or ``text_pair`` when every record has it. Detected
+    keys other than ``input``/``output`` are reported on stderr, so the choice is never silent.
+    """
+
+    def detect(flag: str, given: str | None, required: bool) -> str | None:
+        if given is not None:
+            return given
+        for key in _KEY_CHOICES[flag]:
+            if all(key in r for r in records):
+                return key
+        if required:
+            fail(
+                f"the records have neither {' nor '.join(repr(k) for k in _KEY_CHOICES[flag])} "
+                f"(keys: {sorted(records[0])[:8]}); pass --{flag}-key with the field name."
+            )
+        return None
+
+    keys = (detect("input", input_key, True), detect("output", output_key, True), detect("pair", pair_key, False))
+    detected = [
+        f"{name} from {key!r}"
+        for name, flag, key in zip(("input", "output", "pair"), (input_key, output_key, pair_key), keys, strict=True)
+        if flag is None and key not in (None, "input", "output")
+    ]
+    if detected:
+        typer.echo("reading " + ", ".join(detected) + " (set --input-key/--output-key/--pair-key to change)", err=True)
+    return keys[0] or "input", keys[1] or "output", keys[2]
+
+
+def load_pool_arg(
+    path: Path,
+    input_key: str | None = None,
+    output_key: str | None = None,
+    embedder: str | None = None,
+    pair_key: str | None = None,
+) -> Any:
     """Load a pool from a saved directory or a JSONL/CSV file."""
     from promptkd.pool import DemoPool
 
@@ -136,26 +177,50 @@ def load_pool_arg(path: Path, input_key: str = "input", output_key: str = "outpu
         raise InvalidInputError(f"--pool {path} does not exist; pass a JSONL/CSV file or a saved pool directory.")
     records, where = read_records_located(path)
     id_key = "id" if all("id" in r for r in records) else None
+    input_key, output_key, pair_key = resolve_keys(records, input_key, output_key, pair_key)
     return DemoPool.from_records(
-        records, input_key=input_key, output_key=output_key, id_key=id_key, embedder=emb, locations=where
+        records,
+        input_key=input_key,
+        output_key=output_key,
+        id_key=id_key,
+        embedder=emb,
+        locations=where,
+        pair_key=pair_key,
     )
 
 
-def read_queries(path: Path, key: str = "input") -> list[str]:
-    """Queries from a file: JSONL records (field ``key``, else ``query``/``input``/``text``) or one per line."""
+def read_queries(path: Path, key: str = "input", pair_key: str | None = None) -> list[str]:
+    """Queries from a file: JSONL records (field ``key``, else ``query``/``input``/``text``) or one per line.
+
+    A record with a second text (``pair_key``, else ``input_pair``/``text_pair``) becomes one query
+    with both texts on two lines, as pair demos are embedded.
+    """
+    from promptkd.pool import join_pair
+
     if not path.is_file():
         raise InvalidInputError(f"--queries-file {path} does not exist; pass a text or JSONL file of queries.")
+    if path.stat().st_size == 0:
+        raise InvalidInputError(f"--queries-file {path} is empty; put one query per line (or JSONL records).")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        from promptkd.pool import read_jsonl
+        from promptkd.pool.pool import _read_jsonl_lines
 
         out = []
-        for i, rec in enumerate(read_jsonl(path), start=1):
+        try:
+            records, lines = _read_jsonl_lines(path)
+        except InvalidInputError as err:
+            if "holds no records" in str(err):
+                raise InvalidInputError(
+                    f"--queries-file {path} holds no queries; put one JSON record per line."
+                ) from None
+            raise
+        for rec, line in zip(records, lines, strict=True):
             field = next((k for k in (key, "query", "input", "text") if k in rec), None)
             if field is None or not isinstance(rec[field], str):
                 raise InvalidInputError(
-                    f"{path}: record {i} has no text field {key!r}; pass --query-key with the field name."
+                    f"{path}:{line} has no text field {key!r}; pass --query-key with the field name."
                 )
-            out.append(rec[field])
+            pair = next((k for k in (pair_key, "input_pair", "text_pair") if k and k in rec), None)
+            out.append(join_pair(rec[field], None if pair is None else str(rec[pair])))
     else:
         try:
             out = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -244,8 +309,16 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 def pool_build(
     source: Annotated[Path, typer.Argument(help="JSONL, CSV or TSV file of demonstrations.")],
     out: Annotated[Path, typer.Argument(help="Directory to save the embedded pool to.")],
-    input_key: Annotated[str, typer.Option(help="Field holding the demo input.")] = "input",
-    output_key: Annotated[str, typer.Option(help="Field holding the demo output (label or answer).")] = "output",
+    input_key: Annotated[
+        str | None, typer.Option(help="Field holding the demo input [default: input, else text].")
+    ] = None,
+    output_key: Annotated[
+        str | None, typer.Option(help="Field holding the demo output (label or answer) [default: output, else label].")
+    ] = None,
+    pair_key: Annotated[
+        str | None,
+        typer.Option(help="Field holding the second text of sentence-pair demos [default: input_pair or text_pair]."),
+    ] = None,
     id_key: Annotated[
         str | None, typer.Option(help="Field holding a unique id (default: 'id' if every row has one).")
     ] = None,
@@ -281,6 +354,7 @@ def pool_build(
         id_key = "id"
     if dedupe not in ("none", "exact"):
         fail(f"--dedupe {dedupe!r} is not known; use none or exact.")
+    input_key, output_key, pair_key = resolve_keys(records, input_key, output_key, pair_key)
     cache = None if no_cache else (cache_dir or Path(platformdirs.user_cache_dir("promptkd")))
     emb = make_embedder(embedder, dim=dim, cache_dir=cache, device=device)
     pool = DemoPool.from_records(
@@ -291,6 +365,8 @@ def pool_build(
         embedder=emb,
         dedupe=dedupe,
         locations=where,
+        pair_key=pair_key,
+        cache=not no_cache,
     )
     X = pool.embed(show_progress_bar=progress, batch_size=batch_size)
     path = pool.save(out)
@@ -406,6 +482,12 @@ def select_cmd(
         str, typer.Option(help="promptkd (MMD herding), random, topk, mmr, dpp, votek or bm25.")
     ] = "promptkd",
     k: Annotated[str, typer.Option(help="Number of demonstrations, or 'auto' (bound-derived budget).")] = "4",
+    k_max: Annotated[
+        int | None, typer.Option(help="With --k auto: the largest number of demonstrations considered [default: 32].")
+    ] = None,
+    token_cost: Annotated[
+        float | None, typer.Option(help="With --k auto: price of one prompt token in U(k) (lambda) [default: 0].")
+    ] = None,
     kernel: Annotated[str | None, typer.Option(help="rbf, laplacian, imq, cosine or linear [default: rbf].")] = None,
     bandwidth: Annotated[
         str | None, typer.Option(help="'median', a number, or numbers joined by commas [default: median].")
@@ -417,7 +499,10 @@ def select_cmd(
     swaps: Annotated[int | None, typer.Option(help="Swap-refinement exchanges after the greedy.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Token budget for the rendered demonstrations.")] = None,
     tokenizer: Annotated[
-        str | None, typer.Option(help="Tokenizer name/path for --max-tokens, or 'whitespace' [default: whitespace].")
+        str | None,
+        typer.Option(
+            help="Tokenizer for --max-tokens: whitespace, smollm2, gemma-3-270m, minilm or chars/4 (all offline), a folder, or a hub name [default: whitespace]."
+        ),
     ] = None,
     label_balance: Annotated[str | None, typer.Option(help="cover or stratified.")] = None,
     dedup_threshold: Annotated[
@@ -435,14 +520,26 @@ def select_cmd(
     random_trials: Annotated[
         int | None, typer.Option(help="Random subsets to compare MMD against [default: 200; 0 with --queries-file].")
     ] = None,
-    input_key: Annotated[str, typer.Option(help="Record key of the demo input in a JSONL/CSV pool.")] = "input",
-    output_key: Annotated[str, typer.Option(help="Record key of the demo output in a JSONL/CSV pool.")] = "output",
+    input_key: Annotated[
+        str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
+    ] = None,
+    output_key: Annotated[
+        str | None,
+        typer.Option(help="Record key of the demo output in a JSONL/CSV pool [default: output, else label]."),
+    ] = None,
+    pair_key: Annotated[
+        str | None,
+        typer.Option(help="Record key of the second text of pair demos/queries [default: input_pair or text_pair]."),
+    ] = None,
     query_key: Annotated[str, typer.Option(help="Field of the query in a JSONL --queries-file.")] = "input",
     embedder: Annotated[
         str | None, typer.Option(help="Embedder for a JSONL pool / queries: minilm, hashing or a path.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar while writing --out [default: on].")
+    ] = None,
 ) -> None:
     """Select demonstrations for one or more queries and show the rendered prompt.
 
@@ -457,7 +554,11 @@ def select_cmd(
     if query and queries_file is not None:
         fail("pass either --query or --queries-file, not both.")
     k_value = parse_k(k)
+    if (k_max is not None or token_cost is not None) and k_value != "auto":
+        fail("--k-max and --token-cost set the budget of --k auto; pass --k auto with them, or drop them.")
     options = _selector_options(
+        k_max=k_max,
+        token_cost=token_cost,
         kernel=kernel,
         bandwidth=parse_bandwidth(bandwidth),
         candidates=candidates,
@@ -475,7 +576,7 @@ def select_cmd(
             from promptkd.bounds.tokens import whitespace_tokens
 
             options["tokenizer"] = whitespace_tokens
-    demo_pool = load_pool_arg(pool, input_key, output_key, embedder)
+    demo_pool = load_pool_arg(pool, input_key, output_key, embedder, pair_key)
     index_map = None
     if "where" in options and "where" not in _accepted_options(selector):
         # selectors without a metadata filter run on the filtered pool; indices are mapped back below
@@ -490,9 +591,9 @@ def select_cmd(
     ctx = list(context) if context else None
 
     if queries_file is not None:
-        queries = read_queries(queries_file, query_key)
+        queries = read_queries(queries_file, query_key, pair_key)
         trials = 0 if random_trials is None else random_trials
-        _select_file(sel, queries, out, template, ctx, trials, seed, joint)
+        _select_file(sel, queries, out, template, ctx, trials, seed, joint, progress)
         return
 
     trials = 200 if random_trials is None else random_trials
@@ -533,6 +634,25 @@ def select_cmd(
             sink.close()
     if sink is not None:
         typer.echo(f"wrote {len(targets)} selection(s) to {out}", err=True)
+    elif not as_json:
+        typer.echo("=" * 78 + "\n" + SELECT_LEGEND)
+
+
+SELECT_LEGEND = """How to read the tables above:
+  MMD2      squared kernel distance between the chosen demos and the target query (0 = same
+            distribution in embedding space); promptkd picks demos to make it small.
+  sim       cosine similarity of the demo to the target.
+  step      when herding picked the demo (1 = first); pos is its place in the prompt, where
+            the most similar demo comes last, next to the query.
+  gain      how much that pick lowered MMD2; run MMD2 is the MMD2 of the first `step` picks.
+  ratio     MMD2 of the selection / mean MMD2 of random subsets of the same size: below 1
+            means closer to the target than chance."""
+
+BOUND_LEGEND = """How to read this: U(k) scores each budget k along the herding path (lower is better) and k*
+is its minimum; a larger k shrinks the A/sqrt(k) term and costs tokens. The bound is an upper
+limit on the error rate on the target (a number in [0, 1]); with the unit theory constants a
+total above 1 says nothing about the error (it is vacuous), so read k* and the terms, not the
+total. Calibrated constants (BoundEstimator.calibrate) make both numbers interpretable."""
 
 
 def _select_file(
@@ -544,9 +664,11 @@ def _select_file(
     trials: int,
     seed: int,
     joint: bool,
+    progress: bool | None = None,
 ) -> None:
     from tqdm.auto import tqdm
 
+    from promptkd._progress import default_show_progress_bar
     from promptkd.integrations.hooks import emit
 
     sink = open(out, "w", encoding="utf-8") if out is not None else sys.stdout  # noqa: SIM115
@@ -554,7 +676,15 @@ def _select_file(
     try:
         groups: list[Sequence[str]] = [queries] if joint else list(_chunks(queries, 256))
         bar = tqdm(
-            total=1 if joint else len(queries), desc="selecting", unit="query", disable=out is None, file=sys.stderr
+            total=1 if joint else len(queries),
+            desc="selecting",
+            unit="query",
+            # a bar only when the rows go to a file; on by default there, off with --no-progress
+            disable=out is None
+            or not default_show_progress_bar(
+                progress if progress is not None or os.environ.get("PROMPTKD_PROGRESS") else True
+            ),
+            file=sys.stderr,
         )
         for chunk in groups:
             selections = (
@@ -607,8 +737,17 @@ def bound_cmd(
     c: Annotated[float, typer.Option("--C", help="Coefficient of the MMD term.")] = 1.0,
     a: Annotated[float | None, typer.Option("--A", help="Budget constant [default: from the theory, ~4.05].")] = None,
     template: Annotated[str, typer.Option(help="Example pattern for token counts.")] = DEFAULT_TEMPLATE,
-    input_key: Annotated[str, typer.Option(help="Record key of the demo input in a JSONL/CSV pool.")] = "input",
-    output_key: Annotated[str, typer.Option(help="Record key of the demo output in a JSONL/CSV pool.")] = "output",
+    input_key: Annotated[
+        str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
+    ] = None,
+    output_key: Annotated[
+        str | None,
+        typer.Option(help="Record key of the demo output in a JSONL/CSV pool [default: output, else label]."),
+    ] = None,
+    pair_key: Annotated[
+        str | None,
+        typer.Option(help="Record key of the second text of pair demos/queries [default: input_pair or text_pair]."),
+    ] = None,
     query_key: Annotated[str, typer.Option(help="Field of the query in a JSONL --queries-file.")] = "input",
     embedder: Annotated[str | None, typer.Option(help="Embedder for a JSONL pool / queries.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -624,10 +763,10 @@ def bound_cmd(
 
     if not query and queries_file is None:
         fail("pass --query TEXT (repeatable) or --queries-file FILE.")
-    queries = list(query or []) + (read_queries(queries_file, query_key) if queries_file is not None else [])
+    queries = list(query or []) + (read_queries(queries_file, query_key, pair_key) if queries_file is not None else [])
     if png is not None and png.suffix.lower() not in (".png", ".svg", ".pdf"):
         fail(f"--png {png} must end in .png (or .svg/.pdf).")
-    demo_pool = load_pool_arg(pool, input_key, output_key, embedder)
+    demo_pool = load_pool_arg(pool, input_key, output_key, embedder, pair_key)
     if png is not None:
         from promptkd._optional import require
 
@@ -660,6 +799,7 @@ def bound_cmd(
     typer.echo(str(bound))
     ids = [demo_pool[i].id for i in budget.selected]
     typer.echo(f"demos at k*={budget.k_star}: " + ", ".join(ids))
+    typer.echo(BOUND_LEGEND)
     if png is not None:
         typer.echo(f"wrote {png}")
 
@@ -713,8 +853,17 @@ def probe_cmd(
     png: Annotated[Path | None, typer.Option(help="Write a heatmap (layers x demos) to this PNG.")] = None,
     metric: Annotated[str, typer.Option(help="Heatmap metric, e.g. demo_mass or contribution_norm.")] = "demo_mass",
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    input_key: Annotated[str, typer.Option(help="Record key of the demo input in a JSONL/CSV pool.")] = "input",
-    output_key: Annotated[str, typer.Option(help="Record key of the demo output in a JSONL/CSV pool.")] = "output",
+    input_key: Annotated[
+        str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
+    ] = None,
+    output_key: Annotated[
+        str | None,
+        typer.Option(help="Record key of the demo output in a JSONL/CSV pool [default: output, else label]."),
+    ] = None,
+    pair_key: Annotated[
+        str | None,
+        typer.Option(help="Record key of the second text of pair demos/queries [default: input_pair or text_pair]."),
+    ] = None,
     embedder: Annotated[str | None, typer.Option(help="Embedder for a JSONL pool / the query.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
@@ -732,7 +881,7 @@ def probe_cmd(
     layer_spec = parse_layers(layers)
     if png is not None and png.suffix.lower() not in (".png", ".svg", ".pdf"):
         fail(f"--png {png} must end in .png (or .svg/.pdf).")
-    demo_pool = load_pool_arg(pool, input_key, output_key, embedder)
+    demo_pool = load_pool_arg(pool, input_key, output_key, embedder, pair_key)
     selection = make_selector(selector, k=k).fit(demo_pool).select(query)
     emit("on_select", selection, source="cli")
     lm = load_lm(resolve_model(model), device=device)
@@ -878,6 +1027,27 @@ def eval_cmd(
 
 
 # ---------------------------------------------------------------------- entry point
+_PY_NAMES = re.compile(
+    r"\b(input_key|output_key|pair_key|id_key|label_balance|max_tokens|dedup_threshold|k_max|token_cost|"
+    r"candidates|swaps|kernel|bandwidth|tokenizer|order|seed|embedder|query_weight|n_neighbors)\b(=?)"
+)
+
+
+def cli_words(message: str) -> str:
+    """A library message in the command line's terms: Python argument names become the flags that set them.
+
+    Examples
+    --------
+    >>> cli_words("pass input_key=/output_key= to match your data")
+    'pass --input-key/--output-key to match your data'
+    >>> cli_words("label_balance must be None, 'cover' or 'stratified'")
+    "--label-balance must be unset, 'cover' or 'stratified'"
+    """
+    out = _PY_NAMES.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
+    out = out.replace("must be None, ", "must be unset, ")
+    return out.replace("re-embed with pool.embed(force=True)", "rebuild the pool with `promptkd pool build`")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning library errors into one line."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -887,7 +1057,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exit_.exit_code)
     except PromptKDError as err:
         code = 2 if isinstance(err, (ValueError, TypeError)) else 1
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {cli_words(str(err))}", err=True)
         sys.exit(code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)

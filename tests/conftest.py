@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -11,6 +12,10 @@ from hypothesis import settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pools cache model embeddings by default: the suite uses a cache of its own, never the user's
+os.environ.setdefault(
+    "PROMPTKD_EMBEDDING_CACHE", os.path.join(tempfile.mkdtemp(prefix="promptkd-tests-"), "embeddings.sqlite")
+)
 
 from promptkd import Demo, DemoPool
 from promptkd.embeddings import HashingEmbedder
@@ -75,3 +80,13 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+REAL_MODEL_FIXTURES = {"st_embedder", "smollm2"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses a real-model fixture is `slow`, so `pytest -m "not slow"` never loads one."""
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

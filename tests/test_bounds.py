@@ -27,6 +27,7 @@ from promptkd.kernels.deviation import (
     mmd_deviation,
 )
 from promptkd.rendering import PromptTemplate
+from promptkd.selection.candidates import per_row_candidates
 from promptkd.selection.herding import herd
 
 # ---------------------------------------------------------------------------- helpers
@@ -251,8 +252,14 @@ def test_budget_path_is_the_selectors_herding_path(gauss: dict) -> None:
     est = BoundEstimator(candidates=64).fit(pool, T)
     budget = est.budget(k_max=10)
     # the same greedy on the same candidate set
-    sims = (E / np.linalg.norm(E, axis=1, keepdims=True)) @ (T / np.linalg.norm(T, axis=1, keepdims=True)).mean(0)
-    cand = np.argsort(-sims, kind="stable")[:64]
+    U = E / np.linalg.norm(E, axis=1, keepdims=True)
+    Tu = T / np.linalg.norm(T, axis=1, keepdims=True)
+    sims = U @ Tu.mean(0)
+    # the top 64 by the mean direction, plus each target point's own nearest items (multi-point target)
+    cand = np.union1d(
+        np.argsort(-sims, kind="stable")[:64], per_row_candidates(lambda D: D @ U.T, Tu, -(-64 // len(T)))
+    )
+    cand = cand[np.lexsort((cand, -sims[cand]))]
     res = herd(E[cand].astype(np.float32), T.astype(np.float32), np.full(len(T), 1 / len(T)), 10,
                bandwidth=est.bandwidth_)  # fmt: skip
     assert budget.indices == tuple(int(cand[j]) for j in res.order)

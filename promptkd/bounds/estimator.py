@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_float, check_int
 from promptkd.bounds.calibration import CalibrationReport, calibrate
 from promptkd.bounds.results import Bound, Budget, BudgetPoint, MMDCurves
 from promptkd.bounds.tokens import TokenCountFn, resolve_tokenizer
-from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.deviation import kernel_bound, mmd_confidence_interval
 from promptkd.kernels.functions import (
@@ -31,6 +31,7 @@ from promptkd.kernels.functions import (
 from promptkd.kernels.mmd import mmd2, mmd_permutation_test
 from promptkd.pool.pool import DemoPool
 from promptkd.rendering.template import PromptTemplate, as_template
+from promptkd.selection.candidates import per_row_candidates
 from promptkd.selection.herding import herd
 from promptkd.selection.target import Target, resolve_target
 
@@ -335,7 +336,12 @@ class BoundEstimator:
         return mask
 
     def _candidates(self, target: Target, size: int, mask: np.ndarray | None = None) -> np.ndarray:
-        """Pool indices of the ``size`` most target-similar (allowed) demos, most similar first."""
+        """Pool indices of the ``size`` most target-similar (allowed) demos, most similar first.
+
+        As in :class:`~promptkd.Selector`, a multi-point target also brings each point's own
+        nearest demos (:func:`~promptkd.selection.candidates.per_row_candidates`), so the budget
+        path is the selector's herding path.
+        """
         T = target.embeddings.astype(np.float32)
         T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
         q = (T.T @ target.weights.astype(np.float32)).astype(np.float32)
@@ -348,7 +354,13 @@ class BoundEstimator:
             top = top[np.lexsort((pool[top], -s[top]))]
         else:
             top = np.lexsort((pool, -s))
-        return pool[top]
+        cand = pool[top]
+        if T.shape[0] > 1 and m < len(pool):
+            E, inv = self.embeddings_, self.inv_norms_
+            extra = per_row_candidates(lambda D: (D @ E.T) * inv[None, :], T, -(-m // T.shape[0]), mask)
+            cand = np.union1d(cand, extra)
+            cand = cand[np.lexsort((cand, -sims[cand]))]
+        return cand
 
     @staticmethod
     def _tokenizer_key(tokenizer: Any) -> Any:

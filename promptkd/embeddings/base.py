@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from promptkd._progress import default_show_progress_bar
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 
 __all__ = ["Embedder", "check_texts", "default_show_progress_bar"]
@@ -39,19 +40,6 @@ class Embedder(Protocol):
     ) -> np.ndarray:  # pragma: no cover - protocol
         """Embed ``texts`` into a float32 array of shape (len(texts), dim)."""
         ...
-
-
-def default_show_progress_bar(show_progress_bar: bool | None) -> bool:
-    """Resolve ``show_progress_bar=None``: on when promptkd logs at INFO or below.
-
-    Examples
-    --------
-    >>> default_show_progress_bar(False)
-    False
-    """
-    if show_progress_bar is not None:
-        return bool(show_progress_bar)
-    return logger.getEffectiveLevel() <= logging.INFO
 
 
 def check_texts(texts: object, name: str = "texts") -> list[str]:

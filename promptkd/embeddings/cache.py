@@ -13,7 +13,44 @@ import numpy as np
 from promptkd.embeddings.base import Embedder, check_output, check_texts
 from promptkd.exceptions import InvalidTypeError, PersistenceError
 
-__all__ = ["CachedEmbedder", "EmbeddingCache"]
+__all__ = ["CachedEmbedder", "EmbeddingCache", "cache_key_of", "default_cache_path"]
+
+
+def default_cache_path() -> Path | None:
+    """Where :class:`~promptkd.DemoPool` caches embeddings by default, or None when caching is off.
+
+    ``PROMPTKD_EMBEDDING_CACHE`` overrides it (a file path, or ``off``/``0`` to disable);
+    otherwise the file ``embeddings.sqlite`` under ``PROMPTKD_CACHE_DIR`` or the user cache
+    directory of promptkd.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["PROMPTKD_EMBEDDING_CACHE"] = "off"
+    >>> default_cache_path() is None
+    True
+    >>> del os.environ["PROMPTKD_EMBEDDING_CACHE"]
+    """
+    import os
+
+    chosen = os.environ.get("PROMPTKD_EMBEDDING_CACHE")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "0", "off", "false", "no") else Path(chosen).expanduser()
+    root = os.environ.get("PROMPTKD_CACHE_DIR")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("promptkd")
+    return Path(root) / "embeddings.sqlite"
+
+
+def cache_key_of(embedder: Embedder) -> str:
+    """The key an embedder's vectors are cached under: its ``cache_key`` when it has one, else its id.
+
+    A ``cache_key`` identifies the weights themselves (e.g. the model folder's files), so two
+    different models that share a display id never share cached vectors.
+    """
+    return str(getattr(embedder, "cache_key", None) or embedder.id)
 
 
 def _text_key(text: str) -> str:
@@ -149,7 +186,8 @@ class CachedEmbedder:
             empty = self.embedder.encode([], batch_size=batch_size, show_progress_bar=False, normalize=normalize)
             empty = np.asarray(empty, dtype=np.float32)
             return empty if empty.ndim == 2 else empty.reshape(0, 0)
-        vectors, misses = self.cache.get(self.id, items, normalize=normalize)
+        key = cache_key_of(self.embedder)
+        vectors, misses = self.cache.get(key, items, normalize=normalize)
         self.hits += len(items) - len(misses)
         self.misses += len(misses)
         if misses:
@@ -160,7 +198,7 @@ class CachedEmbedder:
                 normalize=normalize,
             )
             new = check_output(new, len(misses), self.id)
-            self.cache.put(self.id, [items[i] for i in misses], new, normalize=normalize)
+            self.cache.put(key, [items[i] for i in misses], new, normalize=normalize)
             for j, i in enumerate(misses):
                 vectors[i] = new[j]
         return np.stack(vectors).astype(np.float32, copy=False)  # type: ignore[arg-type]

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
-from promptkd.embeddings.base import check_output, check_texts, default_show_progress_bar, l2_normalise
+from promptkd.embeddings.base import check_output, check_texts, l2_normalise
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 
 __all__ = ["LMEmbedder"]

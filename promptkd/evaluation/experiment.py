@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
-from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.evaluation.scoring import ICLClassifier
 from promptkd.evaluation.tasks import Task, load_task
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from promptkd._optional import require
+from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
-from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.pool.demo import Demo
 from promptkd.rendering.template import PromptTemplate, as_template

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int, check_weights
-from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.kernels.functions import (
     Array,

@@ -92,7 +92,7 @@ def _dedupe_records(demos: list[Demo], explicit: list[bool], dedupe: str, where:
     content_seen: set[str] = set()
     copies: dict[str, int] = {}
     for i, d in enumerate(demos):
-        content = content_id(d.input, d.output)
+        content = content_id(d.input, d.output, d.input_pair)
         if dedupe == "exact" and content in content_seen:
             continue
         content_seen.add(content)
@@ -124,10 +124,26 @@ def count_repeats(demos: Iterable[Demo]) -> int:
     seen: set[str] = set()
     n = 0
     for d in demos:
-        c = content_id(d.input, d.output)
+        c = content_id(d.input, d.output, d.input_pair)
         n += c in seen
         seen.add(c)
     return n
+
+
+def _with_cache(embedder: Embedder | None, cache: bool | str | os.PathLike[str]) -> Embedder | None:
+    """``embedder`` behind the on-disk embedding cache, for model-based embedders (those with a ``cache_key``).
+
+    Cheap embedders (hashing) and ones already cached are returned as they are, and so is every
+    embedder when ``cache`` is False or ``PROMPTKD_EMBEDDING_CACHE=off``.
+    """
+    if embedder is None or cache is False or getattr(embedder, "cache_key", None) is None:
+        return embedder
+    from promptkd.embeddings.cache import CachedEmbedder, default_cache_path
+
+    if isinstance(embedder, CachedEmbedder):
+        return embedder
+    path = default_cache_path() if cache is True else Path(cache)
+    return embedder if path is None else CachedEmbedder(embedder, path)
 
 
 def _check_embeddings(embeddings: Any, n: int, name: str = "embeddings") -> np.ndarray:
@@ -150,6 +166,13 @@ class DemoPool:
         Any :class:`~promptkd.embeddings.Embedder`. ``None`` means the default
         :class:`~promptkd.embeddings.SentenceTransformerEmbedder` when embeddings
         are needed, unless precomputed ``embeddings`` are given.
+    cache
+        Keep model embeddings in an on-disk cache (keyed by the model's files
+        and the text), so a second run embeds nothing it has seen: ``True``
+        (default) uses :func:`~promptkd.embeddings.cache.default_cache_path`
+        (``PROMPTKD_EMBEDDING_CACHE``, else ``embeddings.sqlite`` under
+        ``PROMPTKD_CACHE_DIR`` or the user cache directory), a path uses that
+        file, ``False`` turns it off. Cheap embedders (hashing) are never cached.
     embeddings
         Optional precomputed array of shape (len(demos), d); validated (shape,
         numeric dtype, finite values) and stored as float32 (float16 is kept).
@@ -172,14 +195,19 @@ class DemoPool:
         demos: Iterable[Demo | Mapping[str, Any]] = (),
         embedder: Embedder | None = None,
         embeddings: Any = None,
+        *,
+        cache: bool | str | os.PathLike[str] = True,
     ) -> None:
         items = _as_demos(demos)
         _check_unique(items)
         if embedder is not None and not isinstance(embedder, Embedder):
             raise InvalidTypeError(f"embedder must implement encode(texts, ...) and id, got {type(embedder).__name__}.")
+        if not isinstance(cache, (bool, str, os.PathLike)):
+            raise InvalidTypeError(f"cache must be True, False or a file path, got {type(cache).__name__}.")
         emb = None if embeddings is None else _check_embeddings(embeddings, len(items))
         self._lock = threading.RLock()
-        self._embedder = embedder
+        self._cache = cache
+        self._embedder = _with_cache(embedder, cache)
         self._embedder_id: str | None = (
             embedder.id if embedder is not None else (PRECOMPUTED if emb is not None else None)
         )
@@ -198,10 +226,14 @@ class DemoPool:
         embedder: Embedder | None = None,
         dedupe: str = "none",
         locations: Sequence[str] | None = None,
+        pair_key: str | None = None,
+        cache: bool | str | os.PathLike[str] = True,
     ) -> DemoPool:
         """Build a pool from dict-like records, mapping their keys to demo fields.
 
-        ``metadata_keys=None`` keeps every other key as metadata. Real datasets
+        ``metadata_keys=None`` keeps every other key as metadata. ``pair_key``
+        names the second text of sentence-pair records (e.g. ``"text_pair"``),
+        which becomes :attr:`Demo.input_pair`. Real datasets
         repeat rows: with ``dedupe="none"`` (default) every copy is kept and a
         repeated content id gets a suffix (``<id>.2``, ``<id>.3``, ...);
         ``dedupe="exact"`` keeps only the first copy of each (input, output).
@@ -230,7 +262,12 @@ class DemoPool:
                     raise InvalidInputError(
                         f"records[{i}] has no key {key!r} (keys: {sorted(rec)[:8]}); pass input_key=/output_key= to match your data."
                     )
-            used = {input_key, output_key} | ({id_key} if id_key else set())
+            if pair_key is not None and pair_key not in rec:
+                raise InvalidInputError(
+                    f"records[{i}] has no pair key {pair_key!r} (keys: {sorted(rec)[:8]}); every record of a "
+                    "pair task needs its second text."
+                )
+            used = {input_key, output_key} | ({id_key} if id_key else set()) | ({pair_key} if pair_key else set())
             if metadata_keys is None:
                 meta = {k: v for k, v in rec.items() if k not in used}
             else:
@@ -239,6 +276,7 @@ class DemoPool:
                 _as_demo(
                     {
                         "input": rec[input_key],
+                        "input_pair": rec[pair_key] if pair_key else None,
                         "output": rec[output_key],
                         "id": rec.get(id_key) if id_key else None,
                         "metadata": meta,
@@ -249,7 +287,7 @@ class DemoPool:
             explicit.append(bool(id_key) and rec.get(id_key) not in (None, ""))
         where = (lambda i: locations[i]) if locations is not None else (lambda i: f"records[{i}]")
         demos = _dedupe_records(demos, explicit, dedupe, where)
-        return cls(demos, embedder=embedder)
+        return cls(demos, embedder=embedder, cache=cache)
 
     @classmethod
     def from_jsonl(
@@ -262,6 +300,8 @@ class DemoPool:
         metadata_keys: Sequence[str] | None = None,
         embedder: Embedder | None = None,
         dedupe: str = "none",
+        pair_key: str | None = None,
+        cache: bool | str | os.PathLike[str] = True,
     ) -> DemoPool:
         """Read a JSON-lines file of records (see :meth:`from_records`); errors name the file's line.
 
@@ -283,6 +323,48 @@ class DemoPool:
             embedder=embedder,
             dedupe=dedupe,
             locations=[f"{path}:{n}" for n in lines],
+            pair_key=pair_key,
+            cache=cache,
+        )
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        input_key: str = "input",
+        output_key: str = "output",
+        id_key: str | None = None,
+        pair_key: str | None = None,
+        metadata_keys: Sequence[str] | None = None,
+        embedder: Embedder | None = None,
+        dedupe: str = "none",
+        delimiter: str = ",",
+        cache: bool | str | os.PathLike[str] = True,
+    ) -> DemoPool:
+        """Read a CSV (or, with ``delimiter="\\t"``, TSV) file with a header line (see :meth:`from_records`).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.csv"
+        >>> _ = p.write_text("text,label\\ngood,pos\\nbad,neg\\n")
+        >>> DemoPool.from_csv(p, input_key="text", output_key="label", embedder=HashingEmbedder()).outputs
+        ['pos', 'neg']
+        """
+        records = read_csv_records(path, delimiter)
+        return cls.from_records(
+            records,
+            input_key=input_key,
+            output_key=output_key,
+            id_key=id_key,
+            metadata_keys=metadata_keys,
+            embedder=embedder,
+            dedupe=dedupe,
+            locations=[f"{path} row {i + 1}" for i in range(len(records))],
+            pair_key=pair_key,
+            cache=cache,
         )
 
     # ------------------------------------------------------------------ container protocol
@@ -362,6 +444,7 @@ class DemoPool:
                     from promptkd.embeddings.sentence_transformers import SentenceTransformerEmbedder
 
                     restored = SentenceTransformerEmbedder()
+                restored = _with_cache(restored, getattr(self, "_cache", True))
                 self._embedder = restored
                 self._embedder_id = restored.id
             return self._embedder
@@ -415,7 +498,7 @@ class DemoPool:
             if not snap.demos:
                 raise InvalidInputError("the pool is empty; add demos before embedding it.")
             X = self.encode_texts(
-                [d.input for d in snap.demos], show_progress_bar=show_progress_bar, batch_size=batch_size
+                [d.text for d in snap.demos], show_progress_bar=show_progress_bar, batch_size=batch_size
             )
             self._snapshot = PoolSnapshot(snap.demos, X)
             return X
@@ -463,7 +546,7 @@ class DemoPool:
             new_emb = None if embeddings is None else _check_embeddings(embeddings, len(new))
             if snap.embeddings is not None:
                 if new_emb is None:
-                    new_emb = self.encode_texts([d.input for d in new])
+                    new_emb = self.encode_texts([d.text for d in new])
                 if new_emb.shape[1] != snap.embeddings.shape[1]:
                     raise InvalidInputError(
                         f"embeddings has dimension {new_emb.shape[1]} but the pool's is {snap.embeddings.shape[1]}."
@@ -497,6 +580,7 @@ class DemoPool:
         out = DemoPool.__new__(DemoPool)
         out._lock = threading.RLock()
         out._embedder = self._embedder
+        out._cache = getattr(self, "_cache", True)
         out._embedder_id = self._embedder_id
         emb = None if snap.embeddings is None else np.asarray(snap.embeddings)[idx]
         out._snapshot = PoolSnapshot(tuple(snap.demos[i] for i in idx), emb)
@@ -638,6 +722,34 @@ def _matches(demo: Demo, predicate: Callable[[Demo], bool] | None, where: Mappin
             elif value != wanted:
                 return False
     return bool(predicate(demo)) if predicate is not None else True
+
+
+def read_csv_records(path: str | os.PathLike[str], delimiter: str = ",") -> list[dict[str, Any]]:
+    """Rows of a CSV/TSV file with a header line, as dicts (blank rows skipped).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.csv"
+    >>> _ = p.write_text("text,label\\ngood,pos\\n\\nbad,neg\\n")
+    >>> read_csv_records(p)
+    [{'text': 'good', 'label': 'pos'}, {'text': 'bad', 'label': 'neg'}]
+    """
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [dict(r) for r in csv.DictReader(fh, delimiter=delimiter)]
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(f"{path} is not valid UTF-8 ({err.reason}); re-encode the file as UTF-8.") from err
+    except csv.Error as err:
+        raise InvalidInputError(f"{path}: malformed CSV ({err}); check quoting and the delimiter.") from err
+    except OSError as err:
+        raise InvalidInputError(f"{path} cannot be read ({err}); check the path and permissions.") from err
+    rows = [{k: v for k, v in r.items() if k is not None} for r in rows if any((v or "").strip() for v in r.values())]
+    if not rows:
+        raise InvalidInputError(f"{path} holds no rows; a pool needs a header line and at least one demo.")
+    return rows
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

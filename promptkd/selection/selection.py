@@ -141,6 +141,7 @@ class Selection:
                     "index": int(i),
                     "id": d.id,
                     "input": d.input,
+                    **({"input_pair": d.input_pair} if d.input_pair is not None else {}),
                     "output": d.output,
                     "metadata": dict(d.metadata),
                     "similarity": _num(self.scores[pos]),

@@ -457,7 +457,7 @@ class Selector(BaseSelector):
         """Widen the candidates of a multi-point target with each target row's own nearest items."""
         rows = normalise_rows(target.embeddings)
         m = min(max(self.candidates, k), len(self.eligible_idx_))
-        extra = per_row_candidates(self._candidate_similarities, rows, max(k, -(-m // len(rows))), self.eligible_)
+        extra = per_row_candidates(self._candidate_similarities, rows, -(-m // len(rows)), self.eligible_)
         new = np.setdiff1d(extra, cand)
         if not len(new):
             return cand

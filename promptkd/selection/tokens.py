@@ -11,7 +11,7 @@ import numpy as np
 
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, ModelLoadError
 
-__all__ = ["TokenCounter", "as_token_counter"]
+__all__ = ["OFFLINE_TOKENIZERS", "TokenCounter", "approx_tokens", "as_token_counter"]
 
 logger = logging.getLogger("promptkd")
 
@@ -22,8 +22,12 @@ class TokenCounter:
     Parameters
     ----------
     tokenizer
-        * a transformers tokenizer name or local path (loaded with
-          ``AutoTokenizer.from_pretrained``; offline if ``HF_HUB_OFFLINE=1``);
+        * an offline name: ``"smollm2"`` or ``"gemma-3-270m"`` (read from the
+          installed model packages), ``"minilm"`` (the default embedder's) or
+          ``"chars/4"`` (one token per 4 characters, no tokenizer at all);
+        * a local folder with tokenizer files, or a hub name (read from the
+          local Hugging Face cache; downloaded only when the hub is reachable
+          and ``HF_HUB_OFFLINE`` is unset);
         * a tokenizer object with ``encode(text)`` (transformers, ``tokenizers``
           or tiktoken); special tokens are not counted;
         * a callable ``text -> int``.
@@ -84,19 +88,83 @@ class TokenCounter:
         return np.array([self.count_one(t) for t in texts], dtype=np.int64)
 
 
+OFFLINE_TOKENIZERS = ("smollm2", "gemma-3-270m", "minilm", "chars/4")
+_NAMED_HELP = (
+    "offline tokenizers: 'smollm2' and 'gemma-3-270m' (from their installed packages), 'minilm' (the default "
+    "embedder's), 'chars/4' (an approximation: one token per 4 characters)"
+)
+
+
+def approx_tokens(text: str) -> int:
+    """Approximate token count, one token per 4 characters (rounded up); no tokenizer needed.
+
+    English text averages about 4 characters per byte-pair token, so this is a fair estimate for
+    budgets when no tokenizer of the target LM is at hand.
+
+    Examples
+    --------
+    >>> approx_tokens("twelve chars"), approx_tokens("")
+    (3, 0)
+    """
+    return -(-len(text) // 4)
+
+
 def _load_tokenizer(name: str) -> Any:
+    """A tokenizer by name: an offline one of :data:`OFFLINE_TOKENIZERS`, a local folder, or a hub name.
+
+    Only a hub name can touch the network: it is read from the local Hugging Face cache first,
+    and downloaded only when the hub is reachable and ``HF_HUB_OFFLINE`` is not set; otherwise
+    the error comes at once, naming the offline choices.
+    """
+    lowered = name.strip().lower()
+    if lowered in ("chars/4", "approx"):
+        return approx_tokens
     try:
         from transformers import AutoTokenizer
     except ImportError as err:  # pragma: no cover - transformers is a core dependency
         raise ModelLoadError("loading a tokenizer by name needs transformers; pip install transformers.") from err
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    try:
-        return AutoTokenizer.from_pretrained(name, local_files_only=offline or os.path.isdir(name))
-    except (OSError, ValueError) as err:
+    if lowered in ("minilm", "all-minilm-l6-v2"):
+        from promptkd.embeddings.sentence_transformers import default_model_path
+
+        return AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
+    if lowered in ("smollm2", "smollm2-135m", "smollm2-135m-instruct", "gemma-3-270m", "gemma3-270m", "gemma"):
+        from promptkd.probes.loading import load_packaged_tokenizer
+
+        return load_packaged_tokenizer("gemma-3-270m" if lowered == "gemma" else lowered)
+    if os.path.isdir(name):
+        try:
+            return AutoTokenizer.from_pretrained(name, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(
+                f"could not load a tokenizer from the folder {name!r} ({err}); it needs tokenizer files "
+                f"(tokenizer.json or tokenizer_config.json). Or use one of the {_NAMED_HELP}."
+            ) from err
+    try:  # a hub name: the local Hugging Face cache first, never the network here
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError):
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline or not _hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub cannot be reached"
         raise ModelLoadError(
-            f"could not load the tokenizer {name!r} ({err}); pass a local directory holding tokenizer files, "
-            "a tokenizer object, or a callable text -> int."
-        ) from err
+            f"could not load the tokenizer {name!r}: it is not a local folder, not in the local cache, and {why}; "
+            f"use one of the {_NAMED_HELP}, a local folder with tokenizer files, or a callable text -> int."
+        )
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"could not load the tokenizer {name!r} ({err}); use one of the {_NAMED_HELP}.") from err
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    """One quick TCP connection to the hub, so that an unreachable hub fails in seconds, not after retries."""
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def as_token_counter(tokenizer: Any) -> TokenCounter:
