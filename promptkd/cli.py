@@ -600,6 +600,8 @@ def select_cmd(
     assert query is not None
     targets = [list(query)] if joint else [[q] for q in query]
     sink = open(out, "w", encoding="utf-8") if out is not None else None  # noqa: SIM115
+    if sink is None and not as_json:
+        typer.echo(SELECT_LEGEND)
     try:
         for group in targets:
             q: Any = group if len(group) > 1 else group[0]
@@ -634,11 +636,9 @@ def select_cmd(
             sink.close()
     if sink is not None:
         typer.echo(f"wrote {len(targets)} selection(s) to {out}", err=True)
-    elif not as_json:
-        typer.echo("=" * 78 + "\n" + SELECT_LEGEND)
 
 
-SELECT_LEGEND = """How to read the tables above:
+SELECT_LEGEND = """How to read the tables below:
   MMD2      squared kernel distance between the chosen demos and the target query (0 = same
             distribution in embedding space); promptkd picks demos to make it small.
   sim       cosine similarity of the demo to the target.

@@ -135,3 +135,32 @@ def test_a_bad_k_fails_where_it_is_written(bad) -> None:
     for cls in (Selector, TopKSelector):
         with pytest.raises(PromptKDError, match="k must be"):
             cls(k=bad)
+
+
+def test_selectors_and_the_estimator_clone_like_scikit_learn_estimators() -> None:
+    from sklearn.base import clone
+
+    from promptkd import BoundEstimator
+    from promptkd.integrations.registry import clone_selector
+    from promptkd.selection.baselines import BM25Selector, DPPSelector, MMRSelector, TopKSelector
+
+    for obj in (Selector(k=3, swaps=2), TopKSelector(k=2), MMRSelector(k=2), DPPSelector(k=2), BM25Selector(k=2),
+                BoundEstimator(A=0.5, C=2.0)):  # fmt: skip
+        twin = clone(obj)
+        assert twin is not obj and twin.get_params() == obj.get_params()
+    sel = Selector(k=3).set_params(k=5, swaps=1)
+    assert (sel.k, sel.swaps) == (5, 1)
+    assert clone_selector(sel) is not sel
+    with pytest.raises(InvalidInputError, match="no parameter 'kk'"):
+        sel.set_params(kk=2)
+
+
+def test_clone_fails_loudly_instead_of_sharing_the_instance() -> None:
+    from promptkd.integrations.registry import clone_selector
+
+    class Odd(Selector):
+        def __init__(self, width: int = 3) -> None:
+            super().__init__(k=width)  # 'width' is not stored under its own name
+
+    with pytest.raises(InvalidInputError, match=r"settings of Odd: .*'width'"):
+        clone_selector(Odd())

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._params import ParamsMixin
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_float, check_int
 from promptkd.bounds.calibration import CalibrationReport, calibrate
@@ -60,7 +61,7 @@ def _kernel_name(kernel: str | KernelFn) -> str:
     return kernel if isinstance(kernel, str) else getattr(kernel, "__name__", "custom")
 
 
-class BoundEstimator:
+class BoundEstimator(ParamsMixin):
     """Evaluate the KD bound for a demonstration set and choose how many demos to use.
 
     The bound, with probability at least ``1 - delta``::

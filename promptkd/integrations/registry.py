@@ -21,7 +21,6 @@ Examples
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 from typing import Any
 
@@ -100,20 +99,11 @@ def make_selector(name: str | BaseSelector = "promptkd", **options: Any) -> Base
             )
         return name
     cls = selector_class(name)
-    accepted = _init_params(cls)
+    accepted = cls._get_param_names()
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise InvalidInputError(f"{cls.__name__} does not accept option(s) {unknown}; it accepts {sorted(accepted)}.")
     return cls(**options)
-
-
-def _init_params(cls: type) -> list[str]:
-    sig = inspect.signature(cls.__init__)
-    return [
-        p.name
-        for p in sig.parameters.values()
-        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
 
 
 def _name_of(cls: type) -> str:
@@ -134,11 +124,7 @@ def selector_params(selector: BaseSelector) -> dict[str, Any]:
     """
     if not isinstance(selector, BaseSelector):
         raise InvalidTypeError(f"selector must be a promptkd selector, got {type(selector).__name__}.")
-    params = {}
-    for name in _init_params(type(selector)):
-        if hasattr(selector, name):
-            params[name] = getattr(selector, name)
-    return params
+    return selector.get_params()
 
 
 def selector_config(selector: BaseSelector) -> dict[str, Any]:
@@ -189,7 +175,13 @@ def selector_from_config(config: dict[str, Any]) -> BaseSelector:
 
 
 def clone_selector(selector: BaseSelector) -> BaseSelector:
-    """A new unfitted selector with the same settings (falls back to the same object).
+    """A new unfitted selector with the same settings; never the same object.
+
+    Raises
+    ------
+    InvalidInputError
+        When the selector's class cannot be rebuilt from its own ``get_params()``
+        (its ``__init__`` does not store every argument under its own name).
 
     Examples
     --------
@@ -197,7 +189,12 @@ def clone_selector(selector: BaseSelector) -> BaseSelector:
     >>> s = Selector(k=3); c = clone_selector(s); (c is s, c.k)
     (False, 3)
     """
+    params = selector_params(selector)
     try:
-        return type(selector)(**selector_params(selector))
-    except TypeError:
-        return selector
+        return type(selector)(**params)
+    except TypeError as err:
+        raise InvalidInputError(
+            f"cannot make a fresh copy of {type(selector).__name__}: its constructor rejects its own settings "
+            f"{sorted(params)} ({err}); store every __init__ argument under its own name so get_params() can "
+            "rebuild it."
+        ) from err

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._params import ParamsMixin
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
@@ -47,7 +48,7 @@ _POOL_BLOCK = 65536  # rows of a float16 pool converted to float32 at a time
 _AUTO_DEVICE_MIN_POOL = 20_000  # device="auto" loads torch for pools at least this large (or if already loaded)
 
 
-class BaseSelector:
+class BaseSelector(ParamsMixin):
     """Shared machinery: fitting to a pool, target resolution, ordering, results.
 
     Subclasses implement :meth:`_choose`, returning pool indices in selection
