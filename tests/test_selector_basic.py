@@ -164,3 +164,27 @@ def test_clone_fails_loudly_instead_of_sharing_the_instance() -> None:
 
     with pytest.raises(InvalidInputError, match=r"settings of Odd: .*'width'"):
         clone_selector(Odd())
+
+
+def test_nothing_changes_after_fit_and_concurrent_first_selects_agree(hashing_pool: DemoPool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from promptkd.kernels.attention import AttentionKernel
+
+    sel = Selector(k=3).fit(hashing_pool)
+    before = dict(vars(sel))
+    queries = ["the coach and the team", "profit and shares", "a protein in the cell"] * 4
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        auto = list(pool.map(lambda q: sel.select(q, k="auto").indices, queries))
+        fixed = list(pool.map(lambda q: sel.select(q).indices, queries))
+    assert auto == [sel.select(q, k="auto").indices for q in queries]
+    assert fixed == [sel.select(q).indices for q in queries]
+    assert vars(sel).keys() == before.keys() and all(vars(sel)[k] is v for k, v in before.items())
+    # a data-dependent kernel learns its bandwidth in fit; a direct call leaves it unfitted
+    kern = AttentionKernel(value_dim=2, key_kernel="rbf")
+    X = np.random.default_rng(0).normal(size=(5, 4))
+    kern(X)
+    assert kern.bandwidth_ is None
+    pool = DemoPool([{"input": f"d{i}", "output": "x"} for i in range(5)], embeddings=X.astype(np.float32))
+    Selector(k=2, kernel=kern).fit(pool)
+    assert kern.bandwidth_ is not None

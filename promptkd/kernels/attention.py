@@ -97,27 +97,33 @@ class AttentionKernel:
         return X[:, : self.value_dim], X[:, self.value_dim :]
 
     def fit(self, X: Array) -> AttentionKernel:
-        """Fix the key bandwidth from data (median heuristic per head, averaged), and return self."""
+        """Fix the key bandwidth from data (median heuristic per head, averaged), and return self.
+
+        Selectors call this in their ``fit``. An unfitted kernel called directly uses the
+        bandwidth of the data it is given for that call only, and stays unfitted, so calls
+        never change its state (and concurrent calls cannot race).
+        """
+        self.bandwidth_ = self._bandwidth_from(X)
+        return self
+
+    def _bandwidth_from(self, X: Array) -> float:
         X = _as_float(X)
         _, keys = self._split(X, "X")
         if self.key_kernel == "softmax":
-            self.bandwidth_ = math.sqrt(self.head_dim)
-        elif self.key_kernel in ("rbf", "laplacian", "imq"):
+            return math.sqrt(self.head_dim)
+        if self.key_kernel in ("rbf", "laplacian", "imq"):
             hd = self.head_dim
-            meds = [float(median_bandwidth(keys[:, h * hd : (h + 1) * hd])) for h in range(self.n_heads)]
-            self.bandwidth_ = float(np.mean(meds))
-        else:
-            self.bandwidth_ = 1.0
-        return self
+            return float(
+                np.mean([float(median_bandwidth(keys[:, h * hd : (h + 1) * hd])) for h in range(self.n_heads)])
+            )
+        return 1.0
 
     def __call__(self, X: Array, Y: Array | None = None, *, bandwidth: Bandwidth | None = None) -> Array:
         X = _as_float(X)
         Y = X if Y is None else _as_float(Y, like=X)
         vx, kx = self._split(X, "X")
         vy, ky = self._split(Y, "Y")
-        if self.bandwidth_ is None:
-            self.fit(X if Y is X else _concat(X, Y))
-        bw = float(self.bandwidth_)  # type: ignore[arg-type]
+        bw = self.bandwidth_ if self.bandwidth_ is not None else self._bandwidth_from(X if Y is X else _concat(X, Y))
         hd = self.head_dim
         total = None
         for h in range(self.n_heads):

@@ -144,6 +144,10 @@ class BaseSelector(ParamsMixin):
             self.bandwidth_ = median_bandwidth(np.asarray(sample, dtype=np.float32), seed=self.seed)
         else:
             self.bandwidth_ = resolve_bandwidth(self.bandwidth, self.embeddings_[:1])
+        fit_kernel = getattr(self.kernel, "fit", None)
+        if callable(fit_kernel) and getattr(self.kernel, "bandwidth_", 0.0) is None:
+            # a data-dependent kernel object (e.g. AttentionKernel) learns its bandwidth here, never while selecting
+            fit_kernel(np.asarray(self.embeddings_[: min(self.n_demos_, 1000)], dtype=np.float32))
         self.ordering_ = get_ordering(self.order)
         self._fit_device()
         self._fit_extra()

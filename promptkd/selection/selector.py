@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,6 @@ from promptkd.selection.tokens import as_token_counter
 __all__ = ["Selector"]
 
 logger = logging.getLogger("promptkd")
-_AUTO_LOCK = threading.Lock()
 
 
 class Selector(BaseSelector):
@@ -273,9 +271,9 @@ class Selector(BaseSelector):
                     n,
                     self.ann_threshold,
                 )
-        self.estimator_ = None
-        if self.k == "auto":
-            self.estimator_ = self._make_estimator().fit(self.pool_)
+        # the bound's estimator is built here even for a fixed k, so that select(..., k="auto") later reads
+        # fitted state only: nothing is created or changed while selecting (and threads cannot race on it)
+        self.estimator_ = self._make_estimator().fit(self.pool_)
 
     def _make_estimator(self) -> Any:
         try:
@@ -292,10 +290,6 @@ class Selector(BaseSelector):
         value = self.k if k is None else k
         if value != "auto":
             return self._resolve_k(value), None
-        if getattr(self, "estimator_", None) is None:  # k='auto' asked per call of a fixed-k selector
-            with _AUTO_LOCK:
-                if getattr(self, "estimator_", None) is None:
-                    self.estimator_ = self._make_estimator().fit(self.pool_)
         budget = self.estimator_.budget(
             target,
             k_max=min(self.k_max, len(self.eligible_idx_)),
