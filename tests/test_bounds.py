@@ -139,7 +139,7 @@ def test_bound_terms_match_direct_computation(gauss: dict) -> None:
     assert b.trace_kss == pytest.approx(trace, rel=1e-6)
     assert b.rademacher == pytest.approx(rad, rel=1e-6)
     assert b.complexity_term == pytest.approx(2 * math.sqrt(2) * 1.5 * rad, rel=1e-6)
-    assert b.confidence_term == pytest.approx(2.0 * math.sqrt(math.log(1 / 0.1) / (2 * m)), rel=1e-12)
+    assert b.confidence_term == pytest.approx(3 * 2.0 * math.sqrt(math.log(2 / 0.1) / (2 * m)), rel=1e-12)
     mmd2_direct = direct_mmd2(S, T, sigma)
     assert b.mmd2 == pytest.approx(mmd2_direct, abs=1e-6)
     assert b.mmd_term == pytest.approx(1.3 * math.sqrt(mmd2_direct), rel=1e-5)
@@ -177,7 +177,7 @@ def test_complexity_term_falls_as_inverse_sqrt_m() -> None:
         for m in (25, 100, 400, 1600):
             b = est.bound(list(range(m)))
             scaled.append(b.complexity_term * math.sqrt(m))
-            assert b.confidence_term * math.sqrt(m) == pytest.approx(math.sqrt(math.log(20) / 2))
+            assert b.confidence_term * math.sqrt(m) == pytest.approx(3 * math.sqrt(math.log(40) / 2))
         # on i.i.d. data trace(K_SS) grows like m, so complexity * sqrt(m) is flat
         assert max(scaled) / min(scaled) < 1.1, (kernel, scaled)
 
@@ -487,3 +487,28 @@ def test_report_with_the_real_embedder_writes_a_png(st_embedder, tmp_path) -> No
 
     sub = BoundEstimator().fit(pool).budget(queries, k_max=6, tokenizer=str(default_model_path()))
     assert sub.indices == budget.indices[:6] and sub.curve[-1].tokens > 0
+
+
+@pytest.mark.parametrize("version", ["empirical", "expected"])
+def test_each_version_of_the_bound_has_its_own_terms_on_a_non_unit_kernel(gauss: dict, version: str) -> None:
+    """Linear kernel (k(x, x) = ||x||^2, not 1): every term checked against its formula."""
+    E, T = gauss["base"] * 1.7, gauss["T"]
+    est = BoundEstimator(kernel="linear", rademacher=version, delta=0.1, M=2.0, rho=0.5, B=3.0).fit(array_pool(E), T)
+    idx = [0, 5, 9, 17, 40]
+    b = est.bound(idx)
+    m = len(idx)
+    trace = float(np.sum(E[idx].astype(np.float32).astype(np.float64) ** 2))
+    if version == "empirical":
+        rad = 3.0 / m * np.sqrt(trace)
+        conf = 3 * 2.0 * np.sqrt(np.log(2 / 0.1) / (2 * m))
+    else:
+        phi = np.sqrt(np.max(np.sum(E.astype(np.float64) ** 2, axis=1)))
+        rad = 3.0 * phi / np.sqrt(m)
+        conf = 2.0 * np.sqrt(np.log(1 / 0.1) / (2 * m))
+    assert b.version == version and b.formula.startswith("R_Q <=")
+    assert b.rademacher == pytest.approx(rad, rel=1e-4)
+    assert b.complexity_term == pytest.approx(2 * np.sqrt(2) * 0.5 * rad, rel=1e-4)
+    assert b.confidence_term == pytest.approx(conf, rel=1e-12)
+    assert b.total == pytest.approx(b.complexity_term + b.confidence_term + b.mmd_term)
+    with pytest.raises(InvalidInputError, match="rademacher"):
+        BoundEstimator(rademacher="both").fit(array_pool(E))

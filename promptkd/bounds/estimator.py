@@ -13,7 +13,7 @@ from promptkd._params import ParamsMixin
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_float, check_int
 from promptkd.bounds.calibration import CalibrationReport, calibrate
-from promptkd.bounds.results import Bound, Budget, BudgetPoint, MMDCurves
+from promptkd.bounds.results import BOUND_FORMULAS, Bound, Budget, BudgetPoint, MMDCurves
 from promptkd.bounds.tokens import TokenCountFn, resolve_tokenizer
 from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.deviation import kernel_bound, mmd_confidence_interval
@@ -64,9 +64,14 @@ def _kernel_name(kernel: str | KernelFn) -> str:
 class BoundEstimator(ParamsMixin):
     """Evaluate the KD bound for a demonstration set and choose how many demos to use.
 
-    The bound, with probability at least ``1 - delta``::
+    The bound, with probability at least ``1 - delta``, in one of two versions (``rademacher=``)::
 
-        R_Q <= R_hat_P + 2 sqrt(2) rho (B/m) sqrt(trace K_SS) + M sqrt(log(1/delta) / (2m)) + C MMD(P, Q)
+        empirical: R_Q <= R_hat_P + 2 sqrt(2) rho (B/m) sqrt(trace K_SS) + 3 M sqrt(log(2/delta) / (2m)) + C MMD
+        expected:  R_Q <= R_hat_P + 2 sqrt(2) rho B Phi / sqrt(m)         +   M sqrt(log(1/delta) / (2m)) + C MMD
+
+    Each version carries its own confidence term: the empirical (data-dependent) complexity
+    needs a second concentration step, hence ``3 M`` and ``log(2/delta)``. For unit-diagonal
+    kernels (rbf, laplacian, imq, cosine) the two complexity terms coincide.
 
     and the budget along the herding path ``S_1 ⊂ S_2 ⊂ ...``::
 
@@ -101,6 +106,9 @@ class BoundEstimator(ParamsMixin):
         Seed for the median-bandwidth subsample, random subsets and permutations.
     show_progress_bar
         Progress bars for long loops (None: on when logging at INFO).
+    rademacher
+        ``"empirical"`` (default, data-dependent) or ``"expected"``: which
+        version of the bound :meth:`bound` evaluates.
 
     Examples
     --------
@@ -132,7 +140,9 @@ class BoundEstimator(ParamsMixin):
         candidates: int = 256,
         seed: int = 0,
         show_progress_bar: bool | None = None,
+        rademacher: str = "empirical",
     ) -> None:
+        self.rademacher = rademacher
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.delta = delta
@@ -160,6 +170,10 @@ class BoundEstimator(ParamsMixin):
             check_float(self.A, "A", minimum=0.0)
         check_int(self.candidates, "candidates", minimum=1)
         check_int(self.seed, "seed", minimum=0)
+        if self.rademacher not in BOUND_FORMULAS:
+            raise InvalidInputError(
+                f"rademacher={self.rademacher!r} is not a version of the bound; use 'empirical' or 'expected'."
+            )
 
     def fit(self, pool: DemoPool, target: Any = None, *, weights: Any = None) -> BoundEstimator:
         """Learn the pool's embeddings, the bandwidth, ``Phi`` and (optionally) a default target.
@@ -466,9 +480,15 @@ class BoundEstimator(ParamsMixin):
         m = len(idx)
         diag = np.asarray(kernel_diag(S, kernel=self.kernel, bandwidth=self.bandwidth_), dtype=np.float64)
         trace = float(diag.sum())
-        rademacher = self.B / m * math.sqrt(max(trace, 0.0))
+        if self.rademacher == "empirical":
+            # data-dependent version: empirical Rademacher complexity of the kernel class on S, whose own
+            # concentration step costs the larger confidence term 3M sqrt(log(2/delta) / 2m)
+            rademacher = self.B / m * math.sqrt(max(trace, 0.0))
+            confidence = 3.0 * self.M * math.sqrt(math.log(2.0 / self.delta) / (2.0 * m))
+        else:  # expected version: sup_x k(x, x) = Phi^2 bounds the expected complexity
+            rademacher = self.B * float(self.Phi_) / math.sqrt(m)
+            confidence = self.M * math.sqrt(math.log(1.0 / self.delta) / (2.0 * m))
         complexity = 2.0 * math.sqrt(2.0) * self.rho * rademacher
-        confidence = self.M * math.sqrt(math.log(1.0 / self.delta) / (2.0 * m))
         K = max(
             kernel_bound(S, kernel=self.kernel, bandwidth=self.bandwidth_),
             kernel_bound(T.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_),
@@ -510,6 +530,8 @@ class BoundEstimator(ParamsMixin):
             B=float(self.B),
             Phi=float(self.Phi_),
             C=C,
+            formula=BOUND_FORMULAS[self.rademacher],
+            version=self.rademacher,
         )
 
     # ------------------------------------------------------------------ the budget

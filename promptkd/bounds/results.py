@@ -11,7 +11,13 @@ from promptkd.kernels.deviation import MMDInterval
 
 __all__ = ["Bound", "Budget", "BudgetPoint", "MMDCurves"]
 
-BOUND_FORMULA = "R_Q <= R_hat_P + 2*sqrt(2)*rho*(B/m)*sqrt(trace K_SS) + M*sqrt(log(1/delta)/(2m)) + C*MMD_b(S, T)"
+BOUND_FORMULA = "R_Q <= R_hat_P + 2*sqrt(2)*rho*(B/m)*sqrt(trace K_SS) + 3*M*sqrt(log(2/delta)/(2m)) + C*MMD_b(S, T)"
+BOUND_FORMULAS = {
+    # data-dependent: the empirical Rademacher complexity of the kernel class on the demos themselves
+    "empirical": BOUND_FORMULA,
+    # distribution-level: the expected Rademacher complexity, bounded with sup k(x, x) = Phi^2
+    "expected": "R_Q <= R_hat_P + 2*sqrt(2)*rho*B*Phi/sqrt(m) + M*sqrt(log(1/delta)/(2m)) + C*MMD_b(S, T)",
+}
 BUDGET_FORMULA = "U(k) = intercept + A/sqrt(k) + C*MMD_b(S_k, T) + lambda*tokens(S_k)"
 
 
@@ -42,11 +48,13 @@ class Bound:
     trace_kss
         ``trace(K_SS)``, the sum of ``k(s, s)`` over the demonstrations.
     rademacher
-        Empirical Rademacher complexity bound ``(B / m) * sqrt(trace K_SS)``.
+        The Rademacher complexity bound of the version used: empirical,
+        ``(B / m) * sqrt(trace K_SS)``; expected, ``B * Phi / sqrt(m)``.
     complexity_term
         ``2 * sqrt(2) * rho * rademacher``.
     confidence_term
-        ``M * sqrt(log(1 / delta) / (2 m))``.
+        The version's own confidence term: empirical, ``3 M sqrt(log(2 / delta) / (2 m))``;
+        expected, ``M sqrt(log(1 / delta) / (2 m))``.
     mmd2, mmd
         Biased (target-weighted) MMD2 estimate and its square root.
     mmd_interval
@@ -87,6 +95,7 @@ class Bound:
     Phi: float
     C: float
     formula: str = BOUND_FORMULA
+    version: str = "empirical"
 
     @property
     def terms(self) -> dict[str, float]:
@@ -119,8 +128,19 @@ class Bound:
             f"Bound for m={self.m} demonstrations, n_target={self.n_target:g}, delta={self.delta:g}",
             f"  formula: {self.formula}",
             f"  empirical risk R_hat_P          {self.empirical_risk:10.4f}",
-            f"  complexity 2*sqrt(2)*rho*R_hat  {self.complexity_term:10.4f}   (R_hat = B/m*sqrt(tr K_SS) = {self.rademacher:.4f})",
-            f"  confidence M*sqrt(log(1/d)/2m)  {self.confidence_term:10.4f}",
+            (
+                f"  complexity 2*sqrt(2)*rho*R_hat  {self.complexity_term:10.4f}   "
+                + (
+                    f"(empirical Rademacher: R_hat = B/m*sqrt(tr K_SS) = {self.rademacher:.4f})"
+                    if self.version == "empirical"
+                    else f"(expected Rademacher: R = B*Phi/sqrt(m) = {self.rademacher:.4f})"
+                )
+            ),
+            (
+                f"  confidence 3M*sqrt(log(2/d)/2m) {self.confidence_term:10.4f}"
+                if self.version == "empirical"
+                else f"  confidence M*sqrt(log(1/d)/2m)  {self.confidence_term:10.4f}"
+            ),
             f"  MMD term C*MMD_b                {self.mmd_term:10.4f}   (MMD_b = {self.mmd:.4f}, MMD2 = {self.mmd2:.5f})",
             f"    {100 * (1 - ci.delta):g}% interval for MMD: [{ci.lower:.4f}, {ci.upper:.4f}]{p}{flag}",
             f"  total                           {self.total:10.4f}   (with MMD upper limit: {self.total_upper:.4f})",
