@@ -512,3 +512,19 @@ def test_each_version_of_the_bound_has_its_own_terms_on_a_non_unit_kernel(gauss:
     assert b.total == pytest.approx(b.complexity_term + b.confidence_term + b.mmd_term)
     with pytest.raises(InvalidInputError, match="rademacher"):
         BoundEstimator(rademacher="both").fit(array_pool(E))
+
+
+def test_a_budget_that_never_turns_says_which_term_to_change(gauss: dict, caplog: pytest.LogCaptureFixture) -> None:
+    from promptkd.bounds import estimator as est_module
+
+    est_module._WARNED_NO_TURN.clear()
+    est = BoundEstimator().fit(array_pool(gauss["base"]), gauss["T"])  # theory constants, no token price
+    with caplog.at_level("WARNING", logger="promptkd"):
+        budget = est.budget(k_max=6)
+    assert budget.k_star == 6
+    assert "k* = k_max = 6" in caplog.text and "token_cost" in caplog.text and "calibrate" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="promptkd"):
+        est = BoundEstimator(A=0.01, C=1.0).fit(array_pool(gauss["base"]), gauss["T"])
+        assert est.budget(k_max=6, token_cost=0.1).k_star < 6
+    assert "k_max" not in caplog.text

@@ -61,6 +61,9 @@ def _kernel_name(kernel: str | KernelFn) -> str:
     return kernel if isinstance(kernel, str) else getattr(kernel, "__name__", "custom")
 
 
+_WARNED_NO_TURN: set[tuple[float, float, float, int]] = set()
+
+
 class BoundEstimator(ParamsMixin):
     """Evaluate the KD bound for a demonstration set and choose how many demos to use.
 
@@ -640,6 +643,20 @@ class BoundEstimator(ParamsMixin):
             bandwidth=self.bandwidth_,
         )
         logger.info("budget: k*=%d, U(k*)=%.4f over k=1..%d", k_star, budget.U_star, len(points))
+        last = feasible_pts[-1]
+        key = (round(A, 12), round(C, 12), float(token_cost), k_max)
+        if k_star == last.k and len(feasible_pts) > 1 and last.k == k_max and key not in _WARNED_NO_TURN:
+            _WARNED_NO_TURN.add(key)  # once per setting, not once per query of a batch
+            logger.warning(
+                "budget: k* = k_max = %d because U(k) is still falling there: the A/sqrt(k) term (A = %.3g) "
+                "outweighs what one more demo adds in C*MMD (C = %.3g) and tokens (token_cost = %.3g). To get a "
+                "budget below k_max, calibrate A and C on your task (BoundEstimator.calibrate), raise token_cost "
+                "(the price of a prompt token, in units of error), or raise k_max to see where the curve turns.",
+                k_max,
+                A,
+                C,
+                token_cost,
+            )
         return budget
 
     # ------------------------------------------------------------------ herding versus random
