@@ -488,6 +488,10 @@ def select_cmd(
     token_cost: Annotated[
         float | None, typer.Option(help="With --k auto: price of one prompt token in U(k) (lambda) [default: 0].")
     ] = None,
+    constants: Annotated[
+        Path | None,
+        typer.Option(help="With --k auto: JSON file of budget constants (from `promptkd bound --save-constants`)."),
+    ] = None,
     kernel: Annotated[str | None, typer.Option(help="rbf, laplacian, imq, cosine or linear [default: rbf].")] = None,
     bandwidth: Annotated[
         str | None, typer.Option(help="'median', a number, or numbers joined by commas [default: median].")
@@ -554,11 +558,17 @@ def select_cmd(
     if query and queries_file is not None:
         fail("pass either --query or --queries-file, not both.")
     k_value = parse_k(k)
-    if (k_max is not None or token_cost is not None) and k_value != "auto":
-        fail("--k-max and --token-cost set the budget of --k auto; pass --k auto with them, or drop them.")
+    if (k_max is not None or token_cost is not None or constants is not None) and k_value != "auto":
+        fail("--k-max, --token-cost and --constants set the budget of --k auto; pass --k auto with them, or drop them.")
+    estimator = None
+    if constants is not None:
+        from promptkd.bounds import BoundEstimator
+
+        estimator = BoundEstimator().set_constants(**read_constants(constants))
     options = _selector_options(
         k_max=k_max,
         token_cost=token_cost,
+        bound_estimator=estimator,
         kernel=kernel,
         bandwidth=parse_bandwidth(bandwidth),
         candidates=candidates,
@@ -714,6 +724,44 @@ def _select_file(
 
 
 # ---------------------------------------------------------------------- bound
+def read_constants(path: Path) -> dict[str, float]:
+    """Budget constants ``{"A", "C", "intercept"}`` from a JSON file."""
+    if not path.is_file():
+        fail(f"--constants {path} does not exist; write one with `promptkd bound --calibrate ... --save-constants`.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        fail(f"--constants {path} is not valid JSON ({err}).")
+    if not isinstance(data, dict) or not {"A", "C"} <= set(data):
+        fail(f'--constants {path} must hold a JSON object with "A", "C" and optionally "intercept".')
+    return {"A": data["A"], "C": data["C"], "intercept": data.get("intercept", 0.0)}
+
+
+def calibrate_from_results(estimator: Any, path: Path, *, as_json: bool) -> Any:
+    """Fit the estimator's budget constants on evaluation rows and print the fit quality per task."""
+    from promptkd.evaluation import ExperimentResult, read_rows
+
+    rows = read_rows(path)
+    if not rows:
+        fail(f"--calibrate {path} holds no evaluation rows; run `promptkd eval ... --results {path}` first.")
+    records = ExperimentResult(rows).calibration_records()
+    if len(records) < 3:
+        fail(f"--calibrate {path} gives {len(records)} (k, MMD, error) cells; at least 3 are needed (vary k).")
+    fit = estimator.calibrate(records)
+    per_task: dict[str, list[float]] = {}
+    for rec, res in zip(records, fit.residuals, strict=True):
+        per_task.setdefault(str(rec["task"]), []).append(res)
+    if not as_json:
+        typer.echo(
+            f"calibrated on {fit.n} cells of {path}: A = {fit.A:.4f}, C = {fit.C:.4f}, intercept = "
+            f"{fit.intercept:.4f}, R^2 = {fit.r2:.3f}, RMSE = {fit.rmse:.4f}"
+        )
+        for task, res in sorted(per_task.items()):
+            typer.echo(f"  {task:<12} cells {len(res):3d}  mean residual {np.mean(res):+.4f}  max |residual| "
+                       f"{np.max(np.abs(res)):.4f}")  # fmt: skip
+    return fit
+
+
 @app.command("bound")
 def bound_cmd(
     pool: Annotated[Path, typer.Option("--pool", help="JSONL/CSV file of demos or a saved pool directory.")],
@@ -736,6 +784,22 @@ def bound_cmd(
     delta: Annotated[float, typer.Option(help="Failure probability of the bound.")] = 0.05,
     c: Annotated[float, typer.Option("--C", help="Coefficient of the MMD term.")] = 1.0,
     a: Annotated[float | None, typer.Option("--A", help="Budget constant [default: from the theory, ~4.05].")] = None,
+    constants: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file of budget constants {A, C, intercept} (as --save-constants writes).", dir_okay=False
+        ),
+    ] = None,
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fit A, C and an intercept on evaluation rows (JSONL from `promptkd eval` or run_experiment).",
+            dir_okay=False,
+        ),
+    ] = None,
+    save_constants: Annotated[
+        Path | None, typer.Option(help="With --calibrate: write the fitted constants to this JSON file.")
+    ] = None,
     template: Annotated[str, typer.Option(help="Example pattern for token counts.")] = DEFAULT_TEMPLATE,
     input_key: Annotated[
         str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
@@ -766,6 +830,29 @@ def bound_cmd(
     queries = list(query or []) + (read_queries(queries_file, query_key, pair_key) if queries_file is not None else [])
     if png is not None and png.suffix.lower() not in (".png", ".svg", ".pdf"):
         fail(f"--png {png} must end in .png (or .svg/.pdf).")
+    if constants is not None and calibrate is not None:
+        fail("pass --constants or --calibrate, not both.")
+    if save_constants is not None and calibrate is None:
+        fail("--save-constants writes what --calibrate fits; pass --calibrate RESULTS too.")
+    estimator = None
+    if constants is not None or calibrate is not None:
+        from promptkd.bounds import BoundEstimator
+
+        estimator = BoundEstimator(
+            kernel=kernel, bandwidth=parse_bandwidth(bandwidth), delta=delta, C=c, A=a, seed=seed
+        )
+        if constants is not None:
+            estimator.set_constants(**read_constants(constants))
+        else:
+            assert calibrate is not None
+            fit = calibrate_from_results(estimator, calibrate, as_json=as_json)
+            if save_constants is not None:
+                save_constants.write_text(
+                    json.dumps({"A": fit.A, "C": fit.C, "intercept": fit.intercept, "r2": fit.r2, "n": fit.n}, indent=1)
+                    + "\n",
+                    encoding="utf-8",
+                )
+                typer.echo(f"wrote {save_constants}", err=True)
     demo_pool = load_pool_arg(pool, input_key, output_key, embedder, pair_key)
     if png is not None:
         from promptkd._optional import require
@@ -783,12 +870,18 @@ def bound_cmd(
         target_error=target_error,
         permutation_test=permutations > 0,
         n_permutations=max(permutations, 1),
-        kernel=kernel,
-        bandwidth=parse_bandwidth(bandwidth),
-        delta=delta,
-        C=c,
-        A=a,
-        seed=seed,
+        **(
+            {"estimator": estimator}
+            if estimator is not None
+            else {
+                "kernel": kernel,
+                "bandwidth": parse_bandwidth(bandwidth),
+                "delta": delta,
+                "C": c,
+                "A": a,
+                "seed": seed,
+            }
+        ),
     )
     emit("on_budget", budget, source="cli")
     emit("on_bound", bound, source="cli")

@@ -290,10 +290,29 @@ class BoundEstimator(ParamsMixin):
         >>> round(est.A_, 6), round(est.C_, 6), est.constants_
         (1.5, 0.8, 'calibrated')
         """
+        if hasattr(records, "calibration_records"):  # e.g. an evaluation ExperimentResult
+            records = records.calibration_records()
         report = calibrate(records, fit_intercept=fit_intercept)
         if update:
             self.calibration_ = report
         return report
+
+    def set_constants(self, A: float, C: float, intercept: float = 0.0) -> BoundEstimator:
+        """Use known budget constants (e.g. from a constants file) as if calibrated; returns ``self``.
+
+        Examples
+        --------
+        >>> BoundEstimator().set_constants(0.3, 1.2, 0.05).A_
+        0.3
+        """
+        A = check_float(A, "A", minimum=0.0)
+        C = check_float(C, "C", minimum=0.0)
+        intercept = check_float(intercept, "intercept")
+        self.calibration_ = CalibrationReport(
+            A=A, C=C, intercept=intercept, r2=float("nan"), rmse=float("nan"), residuals=(), n=0,
+            fit_intercept=intercept != 0.0,
+        )  # fmt: skip
+        return self
 
     def reset_calibration(self) -> None:
         """Forget a calibration; the budget goes back to the settings / theory constants."""
