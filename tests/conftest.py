@@ -82,11 +82,12 @@ def single_torch_thread():
     torch.set_num_threads(before)
 
 
-REAL_MODEL_FIXTURES = {"st_embedder", "smollm2"}
+# fixtures that load a real model or start a real Ray cluster (seconds to minutes each)
+REAL_MODEL_FIXTURES = {"st_embedder", "smollm2", "local_ray"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that uses a real-model fixture is `slow`, so `pytest -m "not slow"` never loads one."""
+    """Every test that uses a real-model (or real-Ray) fixture is `slow`: `pytest -m "not slow"` starts none."""
     for item in items:
         if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

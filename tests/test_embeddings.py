@@ -95,6 +95,7 @@ def test_pool_with_real_embedder_and_cache(st_embedder: SentenceTransformerEmbed
     np.testing.assert_allclose(first, st_embedder.encode([d["input"] for d in demos]), atol=1e-5)
 
 
+@pytest.mark.slow  # sentence-transformers tries to build a model from an empty folder
 def test_unknown_model_raises_model_load_error(tmp_path: Path) -> None:
     emb = SentenceTransformerEmbedder(str(tmp_path / "no-such-model"), device="cpu")
     with pytest.raises(ModelLoadError, match="no-such-model"):
