@@ -76,6 +76,19 @@ def _root(
         register_hook(LoggingHook())
 
 
+# ---------------------------------------------------------------------- shared options
+InputKeyOption = Annotated[
+    str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
+]
+OutputKeyOption = Annotated[
+    str | None, typer.Option(help="Record key of the demo output in a JSONL/CSV pool [default: output, else label].")
+]
+PairKeyOption = Annotated[
+    str | None,
+    typer.Option(help="Record key of the second text of pair demos/queries [default: input_pair or text_pair]."),
+]
+
+
 # ---------------------------------------------------------------------- shared helpers
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one error line and exit."""
@@ -524,17 +537,9 @@ def select_cmd(
     random_trials: Annotated[
         int | None, typer.Option(help="Random subsets to compare MMD against [default: 200; 0 with --queries-file].")
     ] = None,
-    input_key: Annotated[
-        str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
-    ] = None,
-    output_key: Annotated[
-        str | None,
-        typer.Option(help="Record key of the demo output in a JSONL/CSV pool [default: output, else label]."),
-    ] = None,
-    pair_key: Annotated[
-        str | None,
-        typer.Option(help="Record key of the second text of pair demos/queries [default: input_pair or text_pair]."),
-    ] = None,
+    input_key: InputKeyOption = None,
+    output_key: OutputKeyOption = None,
+    pair_key: PairKeyOption = None,
     query_key: Annotated[str, typer.Option(help="Field of the query in a JSONL --queries-file.")] = "input",
     embedder: Annotated[
         str | None, typer.Option(help="Embedder for a JSONL pool / queries: minilm, hashing or a path.")
@@ -801,17 +806,9 @@ def bound_cmd(
         Path | None, typer.Option(help="With --calibrate: write the fitted constants to this JSON file.")
     ] = None,
     template: Annotated[str, typer.Option(help="Example pattern for token counts.")] = DEFAULT_TEMPLATE,
-    input_key: Annotated[
-        str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
-    ] = None,
-    output_key: Annotated[
-        str | None,
-        typer.Option(help="Record key of the demo output in a JSONL/CSV pool [default: output, else label]."),
-    ] = None,
-    pair_key: Annotated[
-        str | None,
-        typer.Option(help="Record key of the second text of pair demos/queries [default: input_pair or text_pair]."),
-    ] = None,
+    input_key: InputKeyOption = None,
+    output_key: OutputKeyOption = None,
+    pair_key: PairKeyOption = None,
     query_key: Annotated[str, typer.Option(help="Field of the query in a JSONL --queries-file.")] = "input",
     embedder: Annotated[str | None, typer.Option(help="Embedder for a JSONL pool / queries.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -946,17 +943,9 @@ def probe_cmd(
     png: Annotated[Path | None, typer.Option(help="Write a heatmap (layers x demos) to this PNG.")] = None,
     metric: Annotated[str, typer.Option(help="Heatmap metric, e.g. demo_mass or contribution_norm.")] = "demo_mass",
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    input_key: Annotated[
-        str | None, typer.Option(help="Record key of the demo input in a JSONL/CSV pool [default: input, else text].")
-    ] = None,
-    output_key: Annotated[
-        str | None,
-        typer.Option(help="Record key of the demo output in a JSONL/CSV pool [default: output, else label]."),
-    ] = None,
-    pair_key: Annotated[
-        str | None,
-        typer.Option(help="Record key of the second text of pair demos/queries [default: input_pair or text_pair]."),
-    ] = None,
+    input_key: InputKeyOption = None,
+    output_key: OutputKeyOption = None,
+    pair_key: PairKeyOption = None,
     embedder: Annotated[str | None, typer.Option(help="Embedder for a JSONL pool / the query.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
