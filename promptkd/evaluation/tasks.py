@@ -180,10 +180,6 @@ class Task:
         rng = np.random.default_rng(seed)
         return sorted(int(i) for i in rng.permutation(len(self))[:n])
 
-    def with_template(self, template: PromptTemplate | str, input_format: str | None = None) -> Task:
-        """The same data with another template (and optionally another pair format)."""
-        return replace(self, template=as_template(template), input_format=input_format or self.input_format)
-
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     rows = []

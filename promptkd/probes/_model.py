@@ -31,11 +31,6 @@ class ModelSpec:
     hidden_size: int
     attention: tuple[Any, ...] = field(repr=False)
 
-    @property
-    def group_size(self) -> int:
-        """Query heads per key/value head (1 without grouped-query attention)."""
-        return self.n_heads // self.n_kv_heads
-
 
 def head_to_kv(n_heads: int, n_kv_heads: int) -> np.ndarray:
     """Key/value head used by each query head under grouped-query attention.

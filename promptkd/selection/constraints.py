@@ -19,7 +19,6 @@ Metadata filters (``where=``) act earlier, by restricting the candidates.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -129,11 +128,6 @@ class ConstraintState:
         self.cos_cols: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ greedy
-    @property
-    def active(self) -> bool:
-        """Whether any constraint is set (otherwise the plain greedy is used)."""
-        return self.mode is not None or self.costs is not None or self.threshold is not None
-
     def _available(self) -> np.ndarray:
         return ~self.taken & ~self.dup
 
@@ -258,8 +252,3 @@ class ConstraintState:
             self.dup = np.zeros(self.M, dtype=bool)
             for col in self.cos_cols:
                 self.dup |= col >= self.threshold
-
-
-def describe(settings: dict[str, Any]) -> str:
-    """Readable list of the active constraint settings, for error messages."""
-    return ", ".join(f"{k}={v!r}" for k, v in settings.items() if v is not None) or "no constraints"

@@ -35,7 +35,7 @@ from promptkd.kernels.functions import (
 )
 from promptkd.selection.constraints import ConstraintState
 
-__all__ = ["HerdingResult", "SwapResult", "herd", "path_from_columns", "relevance", "swap_refine"]
+__all__ = ["HerdingResult", "SwapResult", "herd", "path_from_columns", "swap_refine"]
 
 
 @dataclass(frozen=True)
@@ -160,23 +160,6 @@ class _Columns:
         d2 += self.sq[j]
         d2[j] = 0.0
         return self._profile(d2)
-
-
-def relevance(
-    candidates: np.ndarray, target: np.ndarray, weights: np.ndarray, *, kernel: str | KernelFn, bandwidth: Bandwidth
-) -> tuple[np.ndarray, float]:
-    """``rel[i] = sum_j v_j k(c_i, t_j)`` and the constant ``v' K_TT v``.
-
-    Examples
-    --------
-    >>> rel, ktt = relevance(np.zeros((2, 1)), np.zeros((1, 1)), np.ones(1), kernel="rbf", bandwidth=1.0)
-    >>> rel.tolist(), ktt
-    ([1.0, 1.0], 1.0)
-    """
-    fn = get_kernel(kernel)
-    rel = np.asarray(fn(candidates, target, bandwidth=bandwidth), dtype=np.float64) @ weights
-    ktt = float(weights @ np.asarray(fn(target, target, bandwidth=bandwidth), dtype=np.float64) @ weights)
-    return rel, ktt
 
 
 def path_from_columns(order: list[int], columns: np.ndarray, rel: np.ndarray, ktt: float) -> list[float]:
