@@ -96,8 +96,11 @@ class _BaselineSelector(BaseSelector):
     async variants are :class:`~promptkd.selection.BaseSelector`'s.
     """
 
+    # every baseline returns the MMD2 of each prefix of its choice in selection order (from _path), so
+    # Selection.mmd2 is the path's last value: no second kernel evaluation, and no state kept between calls
+    _path_is_exact = True
+
     def _fit_extra(self) -> None:
-        self._last_mmd2 = threading.local()
         self._fit_baseline()
 
     def _fit_baseline(self) -> None:
@@ -126,21 +129,7 @@ class _BaselineSelector(BaseSelector):
         block = np.diagonal(K[:m, :m].cumsum(axis=0).cumsum(axis=1))  # sum of the leading t x t block, every t
         t = np.arange(1, m + 1, dtype=np.float64)
         path = np.maximum(block / t**2 - 2.0 * np.cumsum(kst) / t + ktt, 0.0)
-        values = [float(x) for x in path]
-        self._last_mmd2.value = (tuple(int(i) for i in chosen), target, values[-1])
-        return values
-
-    def target_mmd2(self, indices: Sequence[int], target: Target) -> float:
-        """Biased weighted MMD2 between pool rows ``indices`` and the target.
-
-        Reuses the value :meth:`_path` just computed for the same selection in
-        this thread (same kernel, same bandwidth), instead of evaluating the
-        kernels a second time.
-        """
-        last = getattr(self._last_mmd2, "value", None)
-        if last is not None and last[1] is target and last[0] == tuple(int(i) for i in indices):
-            return last[2]
-        return super().target_mmd2(indices, target)
+        return [float(x) for x in path]
 
 
 class RandomSelector(_BaselineSelector):
