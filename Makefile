@@ -32,9 +32,10 @@ run: $(STAMP)
 		--query "The soundtrack was gorgeous but the plot dragged on forever." --k 4
 	$(VENV)/bin/promptkd select --pool examples/data/demos.jsonl --where task=question_type \
 		--query "Which river flows through Cairo?" --k 4
-	$(VENV)/bin/promptkd bound --pool examples/data/demos.jsonl \
+	$(VENV)/bin/promptkd bound --pool examples/data/demos.jsonl --where task=sentiment \
 		-q "The soundtrack was gorgeous but the plot dragged on forever." \
-		-q "Which river flows through Cairo?" --k-max 12 --token-cost 0.01 --png build/bound_example.png
+		-q "A tender, funny film with a cast at the top of its game." --k-max 12 --token-cost 0.01 \
+		--png build/bound_example.png
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check promptkd tests examples benchmarks

@@ -805,6 +805,10 @@ def bound_cmd(
     save_constants: Annotated[
         Path | None, typer.Option(help="With --calibrate: write the fitted constants to this JSON file.")
     ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Use only demos whose metadata matches (a|b for any of); repeatable."),
+    ] = None,
     template: Annotated[str, typer.Option(help="Example pattern for token counts.")] = DEFAULT_TEMPLATE,
     input_key: InputKeyOption = None,
     output_key: OutputKeyOption = None,
@@ -851,6 +855,10 @@ def bound_cmd(
                 )
                 typer.echo(f"wrote {save_constants}", err=True)
     demo_pool = load_pool_arg(pool, input_key, output_key, embedder, pair_key)
+    if where:
+        demo_pool = demo_pool.filter(where=parse_where(where))
+        if len(demo_pool) == 0:
+            fail(f"--where {where} matches no demo in the pool; check the metadata key and value.")
     if png is not None:
         from promptkd._optional import require
 
