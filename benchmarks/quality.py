@@ -320,7 +320,9 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
         return
     manifest = quality_report.load_manifest(results)
     runs = manifest.get("runs", [])
-    command = runs[-1]["command"] if runs and "command" in runs[-1] else _fmt_cmd(argv)
+    # every distinct invocation that scored rows, in order (a grid is often extended in several runs)
+    commands = list(dict.fromkeys(r["command"] for r in runs if "command" in r)) or [_fmt_cmd(argv)]
+    command = "\n".join(commands)
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
     note = args.note or manifest.get("note", "")  # a note kept in the manifest travels with the rows

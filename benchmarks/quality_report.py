@@ -88,7 +88,7 @@ def build_report(rows: list[dict[str, Any]], manifest: dict[str, Any], command: 
         "committed in `benchmarks/results/quality/rows.jsonl.gz` and the run manifest beside them. "
         "Rebuild the page (no LM, no dataset needed):\n\n"
         "```\n.venv/bin/python benchmarks/quality.py --report-only\n```\n\n"
-        "Command that scored the rows (resumable; rerun it to extend the grid):\n\n"
+        "Commands that scored the rows, in order (resumable; rerun one to extend the grid):\n\n"
         f"```\n{command}\n```\n"
     )
     if note:

@@ -47,7 +47,7 @@ def test_quality_report_tables_paired_differences_and_targets(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"label_words": {"t1": ["a", "b"], "t2": ["a", "b"]}}))
     quality.main(["--report-only", "--results", str(results), "--doc", str(doc), "--note", "NOTE TEXT"])
     text = doc.read_text(encoding="utf-8")
-    scored_by = text.split("Command that scored the rows")[1].split("```")[1]
+    scored_by = text.split("Commands that scored the rows")[1].split("```")[1]
     assert "NOTE TEXT" in text and "--note" not in scored_by and "--report-only" not in scored_by
     # every item's gold label is "a": the majority-class row is 100%; promptkd 70%, topk 60% at k=8
     assert "| majority class | 100.0 [100.0, 100.0] |" in text
