@@ -115,7 +115,7 @@ def _setup(manifest: dict[str, Any]) -> list[str]:
             f"{first['machine']}, CPU only.\n"
             f"- Train pools: each task's train split subsampled to {first['pool_size']} demos "
             f"(pool draws {', '.join(map(str, draws))}); texts cut to {first['max_chars']} characters; "
-            f"up to {first['n_test']} test items per task (a fixed seeded sample, the same items for every "
+            f"up to {max(r['n_test'] for r in runs)} test items per task (a fixed seeded sample, the same items for every "
             "selector).\n"
             f"- Code: commit(s) {', '.join(commits)} (see `manifest.json` for every invocation).\n"
         )
