@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from promptkd.evaluation import ExperimentResult
 from promptkd.evaluation.experiment import ZERO_SHOT
 from promptkd.evaluation.metrics import with_item_metrics
+from promptkd.evaluation.results import _per_item  # mean of a field per item, over seeds and pool draws
 
 PROMPTKD = "promptkd"
 AUTO = "promptkd-auto"
@@ -48,15 +48,6 @@ def _macro_ci(per_task: dict[str, np.ndarray], rng: np.random.Generator, scale: 
     boots /= len(per_task)
     point = float(np.mean([v.mean() for v in per_task.values()]))
     return scale * point, scale * float(np.percentile(boots, 2.5)), scale * float(np.percentile(boots, 97.5))
-
-
-def _per_item(rows: Sequence[dict[str, Any]], field: str) -> dict[int, float]:
-    """Mean of ``field`` per test item over seeds and pool draws (rows without it are skipped)."""
-    acc: dict[int, list[float]] = {}
-    for r in rows:
-        if r.get(field) is not None:
-            acc.setdefault(int(r["item"]), []).append(float(r[field]))
-    return {i: float(np.mean(v)) for i, v in acc.items()}
 
 
 def _majority_rows(cells: dict[tuple[str, str, str, str], list[dict[str, Any]]], lm: str) -> dict[str, list[dict]]:
