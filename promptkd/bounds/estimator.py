@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,26 +12,21 @@ import numpy as np
 from promptkd._params import ParamsMixin
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_float, check_int
-from promptkd.bounds.calibration import CalibrationReport, calibrate
-from promptkd.bounds.results import BOUND_FORMULAS, Bound, Budget, BudgetPoint, MMDCurves
-from promptkd.bounds.tokens import TokenCountFn, resolve_tokenizer
+from promptkd.bounds.constants import _UNIT_DIAGONAL, BudgetConstantsMixin, theory_A
+from promptkd.bounds.results import BOUND_FORMULAS, Budget, BudgetPoint, MMDCurves
+from promptkd.bounds.terms import BoundTermsMixin
+from promptkd.bounds.tokens import DemoTokensMixin, TokenCountFn
 from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, NotFittedError
-from promptkd.kernels.deviation import kernel_bound, mmd_confidence_interval
+from promptkd.kernels.deviation import kernel_bound
 from promptkd.kernels.functions import (
     Bandwidth,
     KernelFn,
-    cosine,
     get_kernel,
-    imq,
-    kernel_diag,
-    laplacian,
     median_bandwidth,
-    rbf,
     resolve_bandwidth,
 )
-from promptkd.kernels.mmd import mmd2, mmd_permutation_test
+from promptkd.kernels.mmd import mmd2
 from promptkd.pool.pool import DemoPool
-from promptkd.rendering.template import PromptTemplate, as_template
 from promptkd.selection.candidates import per_row_candidates
 from promptkd.selection.herding import herd
 from promptkd.selection.target import Target, resolve_target
@@ -39,22 +34,6 @@ from promptkd.selection.target import Target, resolve_target
 __all__ = ["BoundEstimator", "theory_A"]
 
 logger = logging.getLogger(__name__)
-
-_UNIT_DIAGONAL = (rbf, laplacian, imq, cosine)
-
-
-def theory_A(*, rho: float = 1.0, B: float = 1.0, Phi: float = 1.0, M: float = 1.0, delta: float = 0.05) -> float:
-    """The budget constant the bound implies: ``2 sqrt(2) rho B Phi + M sqrt(log(1/delta) / 2)``.
-
-    It is what ``complexity + confidence`` becomes at ``m = 1`` when
-    ``trace(K_SS) <= m Phi**2``, so that both terms together are ``<= A / sqrt(m)``.
-
-    Examples
-    --------
-    >>> round(theory_A(), 4)  # normalised constants, delta = 0.05
-    4.0523
-    """
-    return 2.0 * math.sqrt(2.0) * rho * B * Phi + M * math.sqrt(math.log(1.0 / delta) / 2.0)
 
 
 def _kernel_name(kernel: str | KernelFn) -> str:
@@ -64,7 +43,7 @@ def _kernel_name(kernel: str | KernelFn) -> str:
 _WARNED_NO_TURN: set[tuple[float, float, float, int]] = set()
 
 
-class BoundEstimator(ParamsMixin):
+class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, ParamsMixin):
     """Evaluate the KD bound for a demonstration set and choose how many demos to use.
 
     The bound, with probability at least ``1 - delta``, in one of two versions (``rademacher=``)::
@@ -233,92 +212,6 @@ class BoundEstimator(ParamsMixin):
                 "this BoundEstimator is not fitted yet; call .fit(pool) (or .fit(pool, target)) first."
             )
 
-    # ------------------------------------------------------------------ constants
-    @property
-    def theory_A_(self) -> float:
-        """``A`` implied by the bound's constants (:func:`theory_A` with the fitted ``Phi_``)."""
-        self._check_fitted()
-        return theory_A(rho=self.rho, B=self.B, Phi=self.Phi_, M=self.M, delta=self.delta)
-
-    @property
-    def A_(self) -> float:
-        """``A`` used by the budget: calibrated, else the ``A`` setting, else the theory's."""
-        cal = getattr(self, "calibration_", None)
-        if cal is not None:
-            return cal.A
-        if self.A is not None:
-            return float(self.A)
-        if hasattr(self, "Phi_"):
-            return self.theory_A_
-        if self.Phi is not None or get_kernel(self.kernel) in _UNIT_DIAGONAL:
-            phi = 1.0 if self.Phi is None else float(self.Phi)
-            return theory_A(rho=self.rho, B=self.B, Phi=phi, M=self.M, delta=self.delta)
-        raise NotFittedError("A depends on Phi, which is derived from the pool for this kernel; call .fit(pool) first.")
-
-    @property
-    def C_(self) -> float:
-        """``C`` used by the budget: calibrated, else the ``C`` setting."""
-        cal = getattr(self, "calibration_", None)
-        return cal.C if cal is not None else float(self.C)
-
-    @property
-    def intercept_(self) -> float:
-        """Intercept of ``U(k)`` (the calibrated empirical-risk level; 0 by default)."""
-        cal = getattr(self, "calibration_", None)
-        return cal.intercept if cal is not None else 0.0
-
-    @property
-    def constants_(self) -> str:
-        """Where the budget's constants come from: ``"calibrated"``, ``"user"`` or ``"theory"``."""
-        if getattr(self, "calibration_", None) is not None:
-            return "calibrated"
-        return "user" if self.A is not None or self.C != 1.0 else "theory"
-
-    def calibrate(
-        self, records: Iterable[Any], *, fit_intercept: bool = True, update: bool = True
-    ) -> CalibrationReport:
-        """Fit ``A``, ``C`` and an intercept from observed ``(k, mmd, error)`` records.
-
-        With ``update=True`` the budget uses the fitted constants from now on
-        (the bound keeps the theory's constants). See
-        :func:`promptkd.bounds.calibrate`.
-
-        Examples
-        --------
-        >>> est = BoundEstimator()
-        >>> rep = est.calibrate([(k, m, 0.2 + 1.5 / k**0.5 + 0.8 * m) for k in (1, 4, 16) for m in (0.1, 0.5)])
-        >>> round(est.A_, 6), round(est.C_, 6), est.constants_
-        (1.5, 0.8, 'calibrated')
-        """
-        if hasattr(records, "calibration_records"):  # e.g. an evaluation ExperimentResult
-            records = records.calibration_records()
-        report = calibrate(records, fit_intercept=fit_intercept)
-        if update:
-            self.calibration_ = report
-        return report
-
-    def set_constants(self, A: float, C: float, intercept: float = 0.0) -> BoundEstimator:
-        """Use known budget constants (e.g. from a constants file) as if calibrated; returns ``self``.
-
-        Examples
-        --------
-        >>> BoundEstimator().set_constants(0.3, 1.2, 0.05).A_
-        0.3
-        """
-        A = check_float(A, "A", minimum=0.0)
-        C = check_float(C, "C", minimum=0.0)
-        intercept = check_float(intercept, "intercept")
-        self.calibration_ = CalibrationReport(
-            A=A, C=C, intercept=intercept, r2=float("nan"), rmse=float("nan"), residuals=(), n=0,
-            fit_intercept=intercept != 0.0,
-        )  # fmt: skip
-        return self
-
-    def reset_calibration(self) -> None:
-        """Forget a calibration; the budget goes back to the settings / theory constants."""
-        if hasattr(self, "calibration_"):
-            del self.calibration_
-
     # ------------------------------------------------------------------ helpers
     def _resolve_target(self, target: Any, weights: Any = None) -> Target:
         if isinstance(target, Target):
@@ -399,43 +292,6 @@ class BoundEstimator(ParamsMixin):
             cand = cand[np.lexsort((cand, -sims[cand]))]
         return cand
 
-    @staticmethod
-    def _tokenizer_key(tokenizer: Any) -> Any:
-        try:
-            hash(tokenizer)
-        except TypeError:
-            return ("id", id(tokenizer))
-        return tokenizer  # keeps the object alive, so the key cannot be reused by another object
-
-    def _counter(self, tokenizer: Any) -> TokenCountFn:
-        key = self._tokenizer_key(tokenizer)
-        if key not in self._counters:
-            self._counters[key] = resolve_tokenizer(tokenizer)
-        return self._counters[key]
-
-    def demo_tokens(self, indices: Sequence[int], *, tokenizer: Any = None, template: Any = None) -> np.ndarray:
-        """Token count of each demo (as rendered by ``template``), cached per tokenizer and template.
-
-        Examples
-        --------
-        >>> from promptkd import DemoPool
-        >>> from promptkd.embeddings import HashingEmbedder
-        >>> pool = DemoPool([{"input": "one two", "output": "x"}], embedder=HashingEmbedder(dim=8))
-        >>> BoundEstimator().fit(pool).demo_tokens([0]).tolist()  # "Input: one two / Output: x"
-        [5]
-        """
-        self._check_fitted()
-        tmpl: PromptTemplate = as_template(template)
-        count = self._counter(tokenizer)
-        tkey = self._tokenizer_key(tokenizer)
-        out = np.empty(len(indices), dtype=np.int64)
-        for pos, i in enumerate(indices):
-            key = (tkey, tmpl, int(i))
-            if key not in self._token_cache:
-                self._token_cache[key] = int(count(tmpl.render_demo(self.demos_[int(i)])))
-            out[pos] = self._token_cache[key]
-        return out
-
     def herding_path(
         self, target: Any = None, k_max: int = 32, *, allowed: Any = None
     ) -> tuple[list[int], list[float]]:
@@ -463,98 +319,6 @@ class BoundEstimator(ParamsMixin):
         path = [int(cand[j]) for j in res.order]
         values = [self._mmd2(path[: t + 1], T) for t in range(len(path))]
         return path, values
-
-    # ------------------------------------------------------------------ the bound
-    def bound(
-        self,
-        selection_or_indices: Any,
-        *,
-        target: Any = None,
-        permutation_test: bool = False,
-        n_permutations: int = 200,
-        empirical_risk: float = 0.0,
-    ) -> Bound:
-        """Evaluate every term of the bound for a set of demonstrations.
-
-        Parameters
-        ----------
-        selection_or_indices
-            A :class:`~promptkd.Selection` or a sequence of pool indices.
-        target
-            Target (defaults to the one given to :meth:`fit`).
-        permutation_test
-            Also compute a permutation-test p-value for the MMD (target weights
-            are ignored by the test).
-        n_permutations
-            Permutations of the test.
-        empirical_risk
-            ``R_hat_P``, if known (e.g. the LM's error on the demonstrations).
-
-        Returns
-        -------
-        Bound
-        """
-        T = self._target(target)
-        idx = self._indices(selection_or_indices)
-        empirical_risk = check_float(empirical_risk, "empirical_risk", minimum=0.0)
-        n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
-        S = self.embeddings_[idx]
-        m = len(idx)
-        diag = np.asarray(kernel_diag(S, kernel=self.kernel, bandwidth=self.bandwidth_), dtype=np.float64)
-        trace = float(diag.sum())
-        if self.rademacher == "empirical":
-            # data-dependent version: empirical Rademacher complexity of the kernel class on S, whose own
-            # concentration step costs the larger confidence term 3M sqrt(log(2/delta) / 2m)
-            rademacher = self.B / m * math.sqrt(max(trace, 0.0))
-            confidence = 3.0 * self.M * math.sqrt(math.log(2.0 / self.delta) / (2.0 * m))
-        else:  # expected version: sup_x k(x, x) = Phi^2 bounds the expected complexity
-            rademacher = self.B * float(self.Phi_) / math.sqrt(m)
-            confidence = self.M * math.sqrt(math.log(1.0 / self.delta) / (2.0 * m))
-        complexity = 2.0 * math.sqrt(2.0) * self.rho * rademacher
-        K = max(
-            kernel_bound(S, kernel=self.kernel, bandwidth=self.bandwidth_),
-            kernel_bound(T.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_),
-        )
-        ci = mmd_confidence_interval(
-            S, T.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_, delta=self.delta,
-            weights_y=T.weights, K=K,
-        )  # fmt: skip
-        p_value = None
-        if permutation_test:
-            p_value = mmd_permutation_test(
-                S, T.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_,
-                n_permutations=n_permutations, seed=self.seed,
-            ).p_value  # fmt: skip
-        C = float(self.C)
-        mmd_term = C * ci.mmd
-        mmd_upper = C * ci.upper
-        base = empirical_risk + complexity + confidence
-        return Bound(
-            m=m,
-            n_target=ci.n,
-            indices=tuple(idx),
-            empirical_risk=empirical_risk,
-            trace_kss=trace,
-            rademacher=rademacher,
-            complexity_term=complexity,
-            confidence_term=confidence,
-            mmd2=ci.mmd2,
-            mmd=ci.mmd,
-            mmd_interval=ci,
-            mmd_p_value=p_value,
-            mmd_term=mmd_term,
-            mmd_term_upper=mmd_upper,
-            total=base + mmd_term,
-            total_upper=base + mmd_upper,
-            delta=float(self.delta),
-            M=float(self.M),
-            rho=float(self.rho),
-            B=float(self.B),
-            Phi=float(self.Phi_),
-            C=C,
-            formula=BOUND_FORMULAS[self.rademacher],
-            version=self.rademacher,
-        )
 
     # ------------------------------------------------------------------ the budget
     def budget(
