@@ -1,33 +1,4 @@
-"""LangChain adapter: an MMD example selector and an LCEL pipeline step.
-
-:class:`PromptKDExampleSelector` is a real
-``langchain_core.example_selectors.BaseExampleSelector``: drop it into
-``FewShotPromptTemplate`` or ``FewShotChatMessagePromptTemplate`` as
-``example_selector=``. It returns examples in the selector's prompt order and
-can be saved to and loaded from a directory (the pool via
-:meth:`promptkd.DemoPool.save` plus a JSON config; no pickle).
-
-:class:`PromptKDRunnable` is an LCEL ``Runnable`` that maps an input dict to the
-same dict plus the selected examples, their rendered text, chat messages and the
-:class:`~promptkd.selection.Selection` (for tracing), so ``hook | prompt | llm``
-composes.
-
-Needs the ``langchain`` extra (``pip install "promptkd[langchain]"``).
-
-Examples
---------
->>> from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
->>> from promptkd.embeddings import HashingEmbedder
->>> examples = [{"input": "happy", "output": "sad"}, {"input": "tall", "output": "short"},
-...             {"input": "sunny", "output": "gloomy"}]
->>> sel = PromptKDExampleSelector.from_examples(examples, k=2, embedder=HashingEmbedder())
->>> prompt = FewShotPromptTemplate(
-...     example_selector=sel, example_prompt=PromptTemplate.from_template("{input} -> {output}"),
-...     suffix="{adjective} ->", input_variables=["adjective"])
->>> text = prompt.format(adjective="cheerful")
->>> text.count("->")
-3
-"""
+"""The LangChain example selector: :class:`PromptKDExampleSelector` and its save/load (package docs: ``promptkd.integrations.langchain``)."""
 
 from __future__ import annotations
 
@@ -35,37 +6,30 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptkd._optional import require
 from promptkd.embeddings.base import Embedder
-from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.integrations.hooks import check_hooks, emit
-from promptkd.integrations.registry import clone_selector, make_selector, selector_config, selector_from_config
+from promptkd.integrations.langchain.persistence import SelectorPersistenceMixin
+from promptkd.integrations.registry import clone_selector, make_selector
 from promptkd.pool import Demo, DemoPool
-from promptkd.pool.persistence import umask_file_mode
-from promptkd.rendering import PromptTemplate as PKTemplate
 from promptkd.selection import BaseSelector, Selection
 
 require("langchain_core", "langchain", purpose="the LangChain integration")
 
 from langchain_core.example_selectors import BaseExampleSelector  # noqa: E402
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage  # noqa: E402
-from langchain_core.runnables import Runnable, RunnableConfig  # noqa: E402
 
-__all__ = ["PromptKDExampleSelector", "PromptKDRunnable"]
+if TYPE_CHECKING:
+    from promptkd.integrations.langchain.lcel import PromptKDRunnable
+
+__all__ = ["PromptKDExampleSelector", "example_to_demo"]
 
 logger = logging.getLogger("promptkd")
 
-CONFIG_NAME = "promptkd_selector.json"
-POOL_DIR = "pool"
-FORMAT = "promptkd-langchain-selector"
-FORMAT_VERSION = 1
 EXAMPLE_KEY = "lc_example"
 
 
@@ -112,7 +76,7 @@ def example_to_demo(example: Mapping[str, Any], input_keys: Sequence[str], outpu
     )
 
 
-class PromptKDExampleSelector(BaseExampleSelector):
+class PromptKDExampleSelector(SelectorPersistenceMixin, BaseExampleSelector):
     """LangChain example selector that picks and orders examples by kernel MMD.
 
     Build it with :meth:`from_examples` (LangChain-style dict examples),
@@ -463,218 +427,6 @@ class PromptKDExampleSelector(BaseExampleSelector):
 
     def as_runnable(self, **kwargs: Any) -> PromptKDRunnable:
         """An LCEL step for pipelines: see :class:`PromptKDRunnable`."""
+        from promptkd.integrations.langchain.lcel import PromptKDRunnable
+
         return PromptKDRunnable(self, **kwargs)
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to a directory: ``pool/`` (the DemoPool) and ``promptkd_selector.json``.
-
-        No pickle is used. A selector with a non-JSON setting (a custom kernel
-        function) raises :class:`~promptkd.exceptions.PersistenceError`.
-
-        Examples
-        --------
-        >>> import tempfile
-        >>> from promptkd.embeddings import HashingEmbedder
-        >>> sel = PromptKDExampleSelector.from_examples(
-        ...     [{"input": "a", "output": "b"}, {"input": "c", "output": "d"}], k=1, embedder=HashingEmbedder())
-        >>> d = sel.save(tempfile.mkdtemp() + "/sel")
-        >>> loaded = PromptKDExampleSelector.load(d)
-        >>> loaded.select_examples({"input": "c"}) == sel.select_examples({"input": "c"})
-        True
-        """
-        root = Path(path)
-        config = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "selector": selector_config(self._template),
-            "input_keys": self.input_keys,
-            "output_key": self.output_key,
-            "query_keys": self.query_keys,
-            "example_keys": self.example_keys,
-        }
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            with self._lock:
-                if not len(self.pool):
-                    raise InvalidInputError("the selector has no examples; add examples before saving.")
-                self.pool.embed()
-                self.pool.save(root / POOL_DIR)
-            fd, tmp = tempfile.mkstemp(prefix=".cfg-", suffix=".json", dir=root)
-            if hasattr(os, "fchmod"):  # follow the umask, not mkstemp's 0600, so shared folders stay readable
-                os.fchmod(fd, umask_file_mode())
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(config, fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, root / CONFIG_NAME)
-        except OSError as err:
-            if isinstance(err, PersistenceError):
-                raise
-            raise PersistenceError(f"could not save the example selector to {root}: {err}.") from err
-        return root
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        embedder: Embedder | None = None,
-        hooks: Iterable[Any] | None = None,
-    ) -> PromptKDExampleSelector:
-        """Load a directory written by :meth:`save` (``embedder`` as for :meth:`DemoPool.load`)."""
-        root = Path(path)
-        cfg_path = root / CONFIG_NAME
-        if not cfg_path.is_file():
-            raise PersistenceError(f"{root} is not a saved example selector (no {CONFIG_NAME}); check the path.")
-        try:
-            config = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise PersistenceError(f"{cfg_path} is unreadable or not JSON ({err}); save the selector again.") from err
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
-            raise PersistenceError(f"{cfg_path} is not a promptkd LangChain selector config.")
-        if int(config.get("version", 0)) > FORMAT_VERSION:
-            raise PersistenceError(
-                f"{cfg_path} has format version {config.get('version')}, newer than this promptkd "
-                f"understands ({FORMAT_VERSION}); upgrade promptkd."
-            )
-        pool = DemoPool.load(root / POOL_DIR, embedder=embedder)
-        selector = selector_from_config(config["selector"])
-        return cls(
-            selector,
-            pool,
-            input_keys=config["input_keys"],
-            output_key=config["output_key"],
-            query_keys=config.get("query_keys"),
-            example_keys=config.get("example_keys"),
-            hooks=hooks,
-        )
-
-
-class PromptKDRunnable(Runnable[dict[str, Any], dict[str, Any]]):
-    """LCEL step: ``{...inputs}`` -> ``{...inputs, examples, examples_text, example_messages, selection}``.
-
-    Put it in front of a prompt so ``hook | prompt | llm`` composes: use
-    ``{examples_text}`` in a ``PromptTemplate``, or
-    ``MessagesPlaceholder("example_messages")`` in a ``ChatPromptTemplate``.
-
-    Parameters
-    ----------
-    example_selector
-        A :class:`PromptKDExampleSelector`.
-    example_prompt
-        How one example is written into ``examples_text``: a LangChain
-        ``PromptTemplate``, a format string such as ``"Q: {input}\\nA: {output}"``
-        (example keys as fields), or ``None`` for promptkd's default
-        ``"Input: ...\\nOutput: ..."``.
-    separator
-        Text between examples in ``examples_text``.
-    examples_key, text_key, messages_key, selection_key
-        Output key names (``None`` leaves that output out).
-    hooks
-        Extra hooks called on each selection (besides the selector's own).
-
-    Examples
-    --------
-    >>> from langchain_core.prompts import PromptTemplate
-    >>> from promptkd.embeddings import HashingEmbedder
-    >>> sel = PromptKDExampleSelector.from_examples(
-    ...     [{"input": "2+2", "output": "4"}, {"input": "3+3", "output": "6"}], k=1, embedder=HashingEmbedder())
-    >>> chain = sel.as_runnable(example_prompt="{input} = {output}") | PromptTemplate.from_template(
-    ...     "{examples_text}\\n{input} =")
-    >>> chain.invoke({"input": "3+3"}).to_string()
-    '3+3 = 6\\n3+3 ='
-    """
-
-    def __init__(
-        self,
-        example_selector: PromptKDExampleSelector,
-        *,
-        example_prompt: Any = None,
-        separator: str = "\n\n",
-        examples_key: str | None = "examples",
-        text_key: str | None = "examples_text",
-        messages_key: str | None = "example_messages",
-        selection_key: str | None = "selection",
-        hooks: Iterable[Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        if not isinstance(example_selector, PromptKDExampleSelector):
-            raise InvalidTypeError(
-                f"example_selector must be a PromptKDExampleSelector, got {type(example_selector).__name__}."
-            )
-        if example_prompt is not None and not isinstance(example_prompt, str) and not hasattr(example_prompt, "format"):
-            raise InvalidTypeError("example_prompt must be a LangChain PromptTemplate, a format string, or None.")
-        self.example_selector = example_selector
-        self.example_prompt = example_prompt
-        self.separator = separator
-        self.examples_key = examples_key
-        self.text_key = text_key
-        self.messages_key = messages_key
-        self.selection_key = selection_key
-        self.hooks = check_hooks(hooks)
-        self.name = name or "PromptKDSelectExamples"
-
-    def _format_example(self, example: Mapping[str, Any], demo: Demo) -> str:
-        if self.example_prompt is None:
-            return PKTemplate().render_demo(demo)
-        if isinstance(self.example_prompt, str):
-            try:
-                return self.example_prompt.format(**example)
-            except KeyError as err:
-                raise InvalidInputError(
-                    f"example_prompt uses {{{err.args[0]}}} but the examples have keys {sorted(example)}; fix the template."
-                ) from err
-        return str(self.example_prompt.format(**example))
-
-    def _messages(self, selection: Selection) -> list[BaseMessage]:
-        messages: list[BaseMessage] = []
-        for demo in selection.demos:
-            messages.append(HumanMessage(content=demo.input))
-            messages.append(AIMessage(content=demo.output))
-        return messages
-
-    def _output(
-        self, inputs: Mapping[str, Any], examples: list[dict[str, Any]], selection: Selection
-    ) -> dict[str, Any]:
-        emit("on_select", selection, hooks=self.hooks, source="langchain-runnable")
-        out = dict(inputs)
-        if self.examples_key:
-            out[self.examples_key] = examples
-        if self.text_key:
-            out[self.text_key] = self.separator.join(
-                self._format_example(e, d) for e, d in zip(examples, selection.demos, strict=True)
-            )
-        if self.messages_key:
-            out[self.messages_key] = self._messages(selection)
-        if self.selection_key:
-            out[self.selection_key] = selection
-        return out
-
-    @staticmethod
-    def _check_input(inputs: Any) -> Mapping[str, Any]:
-        if not isinstance(inputs, Mapping):
-            raise InvalidTypeError(
-                f"the runnable's input must be a dict of prompt variables, got {type(inputs).__name__}."
-            )
-        return inputs
-
-    def _run(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs = self._check_input(inputs)  # type: ignore[assignment]
-        examples, selection = self.example_selector.select(inputs)
-        return self._output(inputs, examples, selection)
-
-    async def _arun(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs = self._check_input(inputs)  # type: ignore[assignment]
-        examples, selection = await self.example_selector.aselect(inputs)
-        return self._output(inputs, examples, selection)
-
-    def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Select examples for one input dict (traced as a chain run)."""
-        return self._call_with_config(self._run, input, config)
-
-    async def ainvoke(
-        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        """Async :meth:`invoke` using the selector's native async path."""
-        return await self._acall_with_config(self._arun, input, config)
