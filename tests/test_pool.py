@@ -12,7 +12,7 @@ from promptkd import Demo, DemoPool
 from promptkd.embeddings import HashingEmbedder
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.pool import content_id, read_jsonl
-from promptkd.pool.pool import count_repeats
+from promptkd.pool.records import count_repeats
 
 
 def test_demo_ids_are_deterministic_from_content() -> None:

@@ -109,7 +109,7 @@ def pool_info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Describe a pool: size, labels, embedder, embedding shape, metadata fields, repeated rows."""
-    from promptkd.pool.pool import count_repeats
+    from promptkd.pool.records import count_repeats
 
     pool = load_pool_arg(path)
     counts: dict[str, int] = {}

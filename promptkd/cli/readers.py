@@ -20,7 +20,7 @@ def read_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
 
 def read_records_located(path: Path, fmt: str = "auto") -> tuple[list[dict[str, Any]], list[str]]:
     """Demo records from a JSONL, CSV or TSV file, and where each came from (``file:line`` or ``file row N``)."""
-    from promptkd.pool.pool import _read_jsonl_lines
+    from promptkd.pool.records import read_jsonl_lines
 
     if not path.is_file():
         raise InvalidInputError(f"{path} does not exist or is not a file; check the path.")
@@ -28,10 +28,10 @@ def read_records_located(path: Path, fmt: str = "auto") -> tuple[list[dict[str, 
         suffix = path.suffix.lower()
         fmt = {".csv": "csv", ".tsv": "tsv"}.get(suffix, "jsonl")
     if fmt == "jsonl":
-        records, lines = _read_jsonl_lines(path)
+        records, lines = read_jsonl_lines(path)
         return records, [f"{path}:{n}" for n in lines]
     if fmt in ("csv", "tsv"):
-        from promptkd.pool.pool import read_csv_records
+        from promptkd.pool.records import read_csv_records
 
         records = read_csv_records(path, "," if fmt == "csv" else "\t")
         return records, [f"{path} row {i + 1}" for i in range(len(records))]
@@ -132,11 +132,11 @@ def read_queries(path: Path, key: str = "input", pair_key: str | None = None) ->
     if path.stat().st_size == 0:
         raise InvalidInputError(f"--queries-file {path} is empty; put one query per line (or JSONL records).")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        from promptkd.pool.pool import _read_jsonl_lines
+        from promptkd.pool.records import read_jsonl_lines
 
         out = []
         try:
-            records, lines = _read_jsonl_lines(path)
+            records, lines = read_jsonl_lines(path)
         except InvalidInputError as err:
             if "holds no records" in str(err):
                 raise InvalidInputError(
