@@ -3,8 +3,11 @@
 Layout of a saved pool directory::
 
     manifest.json            format, schema version, count, embedder id and dim, file checksums
-    demos-<token>.jsonl      one demo record per line
+    demos-<token>.jsonl      one demo record per line (schema 1), or
+    demos-<token>.arrow      an Arrow IPC file, one column per demo field (schema 2, see
+                             :mod:`promptkd.pool.columnar`)
     embeddings-<token>.npy   float32/float16 array (optional)
+    index-<token>.faiss      a saved candidate index with its parameters (optional)
 
 The manifest is the commit point: data files are written under fresh names and
 flushed first, then ``manifest.json`` is replaced with one atomic ``os.replace``.
@@ -30,25 +33,29 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from promptkd.exceptions import PoolFormatError
 
-__all__ = ["FORMAT", "SCHEMA_VERSION", "read_pool_dir", "write_pool_dir"]
+__all__ = ["FORMAT", "SCHEMA_VERSION", "read_manifest", "read_pool_dir", "write_pool_dir"]
 
 FORMAT = "promptkd.pool"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the JSONL layout that DemoPool.save writes by default
+ARROW_SCHEMA_VERSION = 2  # the columnar layout (DemoPool.save(..., layout="arrow"))
+MAX_SCHEMA_VERSION = ARROW_SCHEMA_VERSION
 MANIFEST = "manifest.json"
 LOCK = ".lock"
-_OWN_PREFIXES = ("demos-", "embeddings-", ".manifest-")
+_OWN_PREFIXES = ("demos-", "embeddings-", "index-", ".manifest-")
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def _dir_lock(root: Path) -> Iterator[None]:
+def dir_lock(root: Path) -> Iterator[None]:
     """Exclusive advisory lock on ``root/.lock`` for the duration of a save."""
     try:
         import fcntl
@@ -65,7 +72,7 @@ def _dir_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -93,13 +100,8 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def write_pool_dir(
-    path: str | os.PathLike[str],
-    records: list[dict[str, Any]],
-    embeddings: np.ndarray | None,
-    embedder_id: str | None,
-) -> Path:
-    """Write a pool directory atomically; see the module docstring for the protocol."""
+def prepare_pool_dir(path: str | os.PathLike[str]) -> Path:
+    """Check that ``path`` may receive a pool (new, empty, or a saved pool) and create it."""
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise PoolFormatError(f"cannot save a pool to {root}: it exists and is not a directory; choose another path.")
@@ -111,26 +113,63 @@ def write_pool_dir(
                 f"(found {sorted(foreign)[:3]}); choose an empty or new directory."
             )
     root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def write_embeddings_file(root: Path, name: str, embeddings: np.ndarray) -> dict[str, Any]:
+    """Write ``embeddings`` as ``root/name`` (``.npy``, flushed) and return its manifest entry."""
+    with open(root / name, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(embeddings), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {
+        "name": name,
+        "sha256": sha256_file(root / name),
+        "dtype": str(embeddings.dtype),
+        "shape": list(embeddings.shape),
+    }
+
+
+def commit_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Replace ``root/manifest.json`` atomically, then remove data files no longer referenced.
+
+    Call with the directory lock held and every data file already flushed.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=root)
+    if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; a saved pool follows the umask like its data files
+        os.fchmod(fd, umask_file_mode())
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_dir(root)  # the data files' directory entries are durable before the commit
+    os.replace(tmp, root / MANIFEST)  # the commit point
+    _fsync_dir(root)
+    keep = {MANIFEST} | {f["name"] for f in manifest["files"].values() if isinstance(f, dict)}
+    for entry in root.iterdir():
+        if entry.name not in keep and entry.name.startswith(_OWN_PREFIXES):
+            with contextlib.suppress(OSError):  # best-effort clean-up of stale files
+                entry.unlink()
+
+
+def write_pool_dir(
+    path: str | os.PathLike[str],
+    records: list[dict[str, Any]],
+    embeddings: np.ndarray | None,
+    embedder_id: str | None,
+) -> Path:
+    """Write a pool directory atomically; see the module docstring for the protocol."""
+    root = prepare_pool_dir(path)
     lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
     data = lines.encode("utf-8")
-    with _dir_lock(root):
+    with dir_lock(root):
         token = secrets.token_hex(6)
         demos_name = f"demos-{token}.jsonl"
         _write_file(root / demos_name, data)
         files: dict[str, dict[str, Any]] = {"demos": {"name": demos_name, "sha256": hashlib.sha256(data).hexdigest()}}
         dim = None
         if embeddings is not None:
-            emb_name = f"embeddings-{token}.npy"
-            with open(root / emb_name, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(embeddings), allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            files["embeddings"] = {
-                "name": emb_name,
-                "sha256": _sha256(root / emb_name),
-                "dtype": str(embeddings.dtype),
-                "shape": list(embeddings.shape),
-            }
+            files["embeddings"] = write_embeddings_file(root, f"embeddings-{token}.npy", embeddings)
             dim = int(embeddings.shape[1])
         manifest = {
             "format": FORMAT,
@@ -139,21 +178,7 @@ def write_pool_dir(
             "embedder": {"id": embedder_id, "dim": dim},
             "files": files,
         }
-        fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=root)
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; a saved pool follows the umask like its data files
-            os.fchmod(fd, umask_file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        _fsync_dir(root)  # the data files' directory entries are durable before the commit
-        os.replace(tmp, root / MANIFEST)  # the commit point
-        _fsync_dir(root)
-        keep = {MANIFEST} | {f["name"] for f in files.values()}
-        for entry in root.iterdir():
-            if entry.name not in keep and entry.name.startswith(_OWN_PREFIXES):
-                with contextlib.suppress(OSError):  # best-effort clean-up of stale files
-                    entry.unlink()
+        commit_manifest(root, manifest)
     return root
 
 
@@ -164,7 +189,7 @@ def umask_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _safe_member(root: Path, name: Any, what: str) -> Path:
+def safe_member(root: Path, name: Any, what: str) -> Path:
     """Resolve a file name from the manifest; it must be a plain file directly inside ``root``."""
     if (
         not isinstance(name, str)
@@ -219,7 +244,7 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     return tuple(int(x) for x in shape), np.dtype(dtype), bool(fortran), offset
 
 
-def _read_embeddings(emb_path: Path, count: int, dim: Any, mmap: bool) -> np.ndarray:
+def read_embeddings(emb_path: Path, count: int, dim: Any, mmap: bool, check_finite: bool = True) -> np.ndarray:
     shape, dtype, _fortran, offset = _npy_header(emb_path)
     if dtype.hasobject or dtype not in (np.dtype(np.float32), np.dtype(np.float16)):
         raise PoolFormatError(f"{emb_path}: dtype {dtype} is not float32 or float16; re-save the pool.")
@@ -238,7 +263,7 @@ def _read_embeddings(emb_path: Path, count: int, dim: Any, mmap: bool) -> np.nda
         embeddings = np.load(emb_path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise PoolFormatError(f"{emb_path}: not a readable .npy array ({err}).") from err
-    for start in range(0, embeddings.shape[0], 65536):  # chunked, so a memory map is not read at once
+    for start in range(0, embeddings.shape[0] if check_finite else 0, 65536):  # chunked: a map is not read at once
         if not np.all(np.isfinite(embeddings[start : start + 65536])):
             raise PoolFormatError(f"{emb_path}: contains NaN or infinite values; re-embed and re-save the pool.")
     return embeddings
@@ -253,11 +278,15 @@ def read_pool_dir(
     file. When a concurrent save replaces the manifest while it is being read,
     the read is retried (up to ``retries`` times) against the new manifest.
     """
-    root = Path(path)
+    return with_retries(Path(path), lambda root: _read_pool_dir_once(root, mmap=mmap, verify=verify), retries)
+
+
+def with_retries(root: Path, read: Callable[[Path], T], retries: int = 5) -> T:
+    """Run ``read(root)``, retrying when a concurrent save replaced the manifest meanwhile."""
     for attempt in range(retries + 1):
         before = _manifest_stamp(root)
         try:
-            return _read_pool_dir_once(root, mmap=mmap, verify=verify)
+            return read(root)
         except PoolFormatError:
             if attempt == retries or before is None or _manifest_stamp(root) == before:
                 raise
@@ -273,9 +302,8 @@ def _manifest_stamp(root: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _read_pool_dir_once(
-    root: Path, *, mmap: bool, verify: bool
-) -> tuple[list[dict[str, Any]], np.ndarray | None, str | None]:
+def read_manifest(root: Path) -> dict[str, Any]:
+    """Read ``root/manifest.json`` and check the entries every layout shares."""
     manifest_path = root / MANIFEST
     if not root.is_dir():
         raise PoolFormatError(f"{root} is not a directory; DemoPool.load expects a directory written by DemoPool.save.")
@@ -293,10 +321,10 @@ def _read_pool_dir_once(
     version = manifest.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise PoolFormatError(f"{manifest_path}: schema_version is missing or not a positive integer.")
-    if version > SCHEMA_VERSION:
+    if version > MAX_SCHEMA_VERSION:
         raise PoolFormatError(
             f"{manifest_path}: schema version {version} is newer than this promptkd supports "
-            f"({SCHEMA_VERSION}); upgrade promptkd to read it."
+            f"({MAX_SCHEMA_VERSION}); upgrade promptkd to read it."
         )
     files = manifest.get("files")
     count = manifest.get("count")
@@ -314,8 +342,42 @@ def _read_pool_dir_once(
     dim = embedder.get("dim")
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
         raise PoolFormatError(f"{manifest_path}: the embedder dimension {dim!r} is not a positive integer.")
+    for key in ("embeddings", "index"):
+        if files.get(key) is not None and not isinstance(files[key], dict):
+            raise PoolFormatError(f"{manifest_path}: the {key} entry is malformed.")
+    manifest["embedder"] = embedder
+    return manifest
 
-    demos_path = _safe_member(root, files["demos"].get("name"), "demos")
+
+def manifest_embedder_id(manifest: dict[str, Any]) -> str | None:
+    """The embedder id a manifest records (None when absent or not a string)."""
+    emb_id = manifest["embedder"].get("id")
+    return emb_id if isinstance(emb_id, str) else None
+
+
+def read_pool_embeddings(
+    root: Path, manifest: dict[str, Any], *, mmap: bool, verify: bool, check_finite: bool = True
+) -> np.ndarray | None:
+    """The embeddings a manifest names (checksum checked when ``verify``), or None."""
+    spec = manifest["files"].get("embeddings")
+    if spec is None:
+        return None
+    emb_path = safe_member(root, spec.get("name"), "embeddings")
+    if verify:
+        try:
+            digest = sha256_file(emb_path)
+        except OSError as err:
+            raise PoolFormatError(f"{emb_path}: cannot be read ({err}).") from err
+        if digest != spec.get("sha256"):
+            raise PoolFormatError(f"{emb_path}: checksum mismatch; the file was truncated or modified.")
+    return read_embeddings(emb_path, manifest["count"], manifest["embedder"].get("dim"), mmap, check_finite)
+
+
+def read_jsonl_records(root: Path, manifest: dict[str, Any], *, verify: bool) -> list[dict[str, Any]]:
+    """The demo records of a JSONL-layout (schema 1) pool."""
+    files = manifest["files"]
+    count = manifest["count"]
+    demos_path = safe_member(root, files["demos"].get("name"), "demos")
     try:
         raw = demos_path.read_bytes()
     except OSError as err:
@@ -336,19 +398,18 @@ def _read_pool_dir_once(
         records.append(rec)
     if len(records) != count:
         raise PoolFormatError(f"{demos_path}: holds {len(records)} demos but the manifest says {count}.")
+    return records
 
-    embeddings = None
-    if files.get("embeddings") is not None:
-        spec = files["embeddings"]
-        if not isinstance(spec, dict):
-            raise PoolFormatError(f"{manifest_path}: the embeddings entry is malformed.")
-        emb_path = _safe_member(root, spec.get("name"), "embeddings")
-        try:
-            digest = _sha256(emb_path) if verify else None
-        except OSError as err:
-            raise PoolFormatError(f"{emb_path}: cannot be read ({err}).") from err
-        if verify and digest != spec.get("sha256"):
-            raise PoolFormatError(f"{emb_path}: checksum mismatch; the file was truncated or modified.")
-        embeddings = _read_embeddings(emb_path, count, dim, mmap)
-    emb_id = embedder.get("id")
-    return records, embeddings, emb_id if isinstance(emb_id, str) else None
+
+def _read_pool_dir_once(
+    root: Path, *, mmap: bool, verify: bool
+) -> tuple[list[dict[str, Any]], np.ndarray | None, str | None]:
+    manifest = read_manifest(root)
+    if manifest["schema_version"] >= ARROW_SCHEMA_VERSION:
+        from promptkd.pool.columnar import read_arrow_records
+
+        records = read_arrow_records(root, manifest, verify=verify)
+    else:
+        records = read_jsonl_records(root, manifest, verify=verify)
+    embeddings = read_pool_embeddings(root, manifest, mmap=mmap, verify=verify)
+    return records, embeddings, manifest_embedder_id(manifest)

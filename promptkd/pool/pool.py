@@ -12,103 +12,59 @@ from typing import Any, overload
 
 import numpy as np
 
-from promptkd._validation import as_matrix, check_int
+from promptkd._validation import check_int
 from promptkd.embeddings.base import Embedder, check_output, check_texts
 from promptkd.embeddings.registry import embedder_from_id
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError, PoolFormatError
+from promptkd.pool.checks import (  # noqa: F401 - _as_demos and friends keep their old import path
+    PRECOMPUTED,
+    _as_demo,
+    _as_demos,
+    _check_embeddings,
+    _check_unique,
+    _matches,
+    _matches_fields,
+    _with_cache,
+)
+from promptkd.pool.constructors import RecordConstructors
 from promptkd.pool.demo import Demo
-from promptkd.pool.persistence import read_pool_dir, write_pool_dir
+from promptkd.pool.lazy import LazyDemos
+from promptkd.pool.persistence import (
+    ARROW_SCHEMA_VERSION,
+    manifest_embedder_id,
+    read_jsonl_records,
+    read_manifest,
+    read_pool_dir,
+    read_pool_embeddings,
+    with_retries,
+    write_pool_dir,
+)
 from promptkd.pool.records import (  # noqa: F401 - read_jsonl and count_repeats are re-exported here
-    DEDUPE,
-    _dedupe_records,
     count_repeats,
-    read_csv_records,
     read_jsonl,
-    read_jsonl_lines,
 )
 
-__all__ = ["DemoPool", "PoolSnapshot"]
+__all__ = ["LAYOUTS", "DemoPool", "PoolSnapshot"]
 
 logger = logging.getLogger("promptkd")
 
-PRECOMPUTED = "precomputed"
+#: How :meth:`DemoPool.save` writes the demos: one JSON line each, or an Arrow file opened lazily.
+LAYOUTS = ("jsonl", "arrow")
 
 
 @dataclass(frozen=True)
 class PoolSnapshot:
-    """A consistent view of a pool at one moment: demos and their embeddings."""
+    """A consistent view of a pool at one moment: demos and their embeddings.
 
-    demos: tuple[Demo, ...]
+    ``demos`` is a tuple, or a :class:`~promptkd.pool.lazy.LazyDemos` sequence
+    (demos read on access) for a pool opened with :meth:`DemoPool.open`.
+    """
+
+    demos: Sequence[Demo]
     embeddings: np.ndarray | None
 
 
-def _as_demo(item: Any, position: int) -> Demo:
-    if isinstance(item, Demo):
-        return item
-    if isinstance(item, Mapping):
-        try:
-            return Demo(**item)
-        except InvalidTypeError as err:
-            raise InvalidTypeError(f"demos[{position}] is not a valid demo: {err}") from err
-        except InvalidInputError as err:
-            raise InvalidInputError(f"demos[{position}] is not a valid demo: {err}") from err
-        except TypeError as err:  # e.g. non-string keys in the mapping
-            raise InvalidTypeError(
-                f"demos[{position}] is not a valid demo: {err}; keys must be input, output, id, metadata."
-            ) from err
-    raise InvalidTypeError(
-        f"demos[{position}] must be a Demo or a mapping with 'input' and 'output', got {type(item).__name__}."
-    )
-
-
-def _as_demos(demos: Any, name: str = "demos") -> list[Demo]:
-    if demos is None:
-        raise InvalidTypeError(f"{name} must be a list of Demo objects or mappings, got None.")
-    if isinstance(demos, (Demo, Mapping)):
-        demos = [demos]
-    if isinstance(demos, (str, bytes)) or not isinstance(demos, Iterable):
-        raise InvalidTypeError(f"{name} must be a list of Demo objects or mappings, got {type(demos).__name__}.")
-    return [_as_demo(d, i) for i, d in enumerate(demos)]
-
-
-def _check_unique(demos: Sequence[Demo], existing: Iterable[str] = ()) -> None:
-    seen: dict[str, int | None] = dict.fromkeys(existing)
-    for i, d in enumerate(demos):
-        if d.id in seen:
-            first = seen[d.id]
-            where = "a demo already in the pool" if first is None else f"demos[{first}]"
-            raise InvalidInputError(
-                f"duplicate demo id {d.id!r} at demos[{i}] (first used by {where}); ids must be unique: "
-                "drop the duplicate or give it another id."
-            )
-        seen[d.id] = i
-
-
-def _with_cache(embedder: Embedder | None, cache: bool | str | os.PathLike[str]) -> Embedder | None:
-    """``embedder`` behind the on-disk embedding cache, for model-based embedders (those with a ``cache_key``).
-
-    Cheap embedders (hashing) and ones already cached are returned as they are, and so is every
-    embedder when ``cache`` is False or ``PROMPTKD_EMBEDDING_CACHE=off``.
-    """
-    if embedder is None or cache is False or getattr(embedder, "cache_key", None) is None:
-        return embedder
-    from promptkd.embeddings.cache import CachedEmbedder, default_cache_path
-
-    if isinstance(embedder, CachedEmbedder):
-        return embedder
-    path = default_cache_path() if cache is True else Path(cache)
-    return embedder if path is None else CachedEmbedder(embedder, path)
-
-
-def _check_embeddings(embeddings: Any, n: int, name: str = "embeddings") -> np.ndarray:
-    keep16 = getattr(embeddings, "dtype", None) == np.float16
-    mat = as_matrix(embeddings, name, allow_empty=True, dtype=None if keep16 else np.float32)
-    if mat.shape[0] != n:
-        raise InvalidInputError(f"{name} has {mat.shape[0]} rows but there are {n} demos; pass one row per demo.")
-    return mat
-
-
-class DemoPool:
+class DemoPool(RecordConstructors):
     """Demonstrations with lazily computed, cached embeddings.
 
     Parameters
@@ -167,169 +123,20 @@ class DemoPool:
         )
         self._snapshot = PoolSnapshot(tuple(items), emb)
 
-    # ------------------------------------------------------------------ constructors
-    @classmethod
-    def from_records(
-        cls,
-        records: Iterable[Mapping[str, Any]],
-        *,
-        input_key: str = "input",
-        output_key: str = "output",
-        id_key: str | None = None,
-        metadata_keys: Sequence[str] | None = None,
-        embedder: Embedder | None = None,
-        dedupe: str = "none",
-        locations: Sequence[str] | None = None,
-        pair_key: str | None = None,
-        cache: bool | str | os.PathLike[str] = True,
-    ) -> DemoPool:
-        """Build a pool from dict-like records, mapping their keys to demo fields.
-
-        ``metadata_keys=None`` keeps every other key as metadata. ``pair_key``
-        names the second text of sentence-pair records (e.g. ``"text_pair"``),
-        which becomes :attr:`Demo.input_pair`. Real datasets
-        repeat rows: with ``dedupe="none"`` (default) every copy is kept and a
-        repeated content id gets a suffix (``<id>.2``, ``<id>.3``, ...);
-        ``dedupe="exact"`` keeps only the first copy of each (input, output).
-        Ids taken from ``id_key`` must be unique. ``locations`` (one string per
-        record, e.g. ``"train.jsonl:12"``) names the records in error messages.
-
-        Examples
-        --------
-        >>> from promptkd.embeddings import HashingEmbedder
-        >>> rows = [{"text": "fine", "label": 1, "src": "a"}, {"text": "bad", "label": 0, "src": "b"}]
-        >>> pool = DemoPool.from_records(rows, input_key="text", output_key="label", embedder=HashingEmbedder())
-        >>> pool[0].output, pool[0].metadata
-        ('1', {'src': 'a'})
-        """
-        if records is None or isinstance(records, (str, bytes, Mapping)):
-            raise InvalidTypeError("records must be an iterable of mappings (e.g. a list of dicts).")
-        if dedupe not in DEDUPE:
-            raise InvalidInputError(f"dedupe={dedupe!r} is not supported; use one of {', '.join(DEDUPE)}.")
-        demos = []
-        explicit = []
-        for i, rec in enumerate(records):
-            if not isinstance(rec, Mapping):
-                raise InvalidTypeError(f"records[{i}] must be a mapping, got {type(rec).__name__}.")
-            for key in (input_key, output_key):
-                if key not in rec:
-                    raise InvalidInputError(
-                        f"records[{i}] has no key {key!r} (keys: {sorted(rec)[:8]}); pass input_key=/output_key= to match your data."
-                    )
-            if pair_key is not None and pair_key not in rec:
-                raise InvalidInputError(
-                    f"records[{i}] has no pair key {pair_key!r} (keys: {sorted(rec)[:8]}); every record of a "
-                    "pair task needs its second text."
-                )
-            used = {input_key, output_key} | ({id_key} if id_key else set()) | ({pair_key} if pair_key else set())
-            if metadata_keys is None:
-                meta = {k: v for k, v in rec.items() if k not in used}
-            else:
-                meta = {k: rec[k] for k in metadata_keys if k in rec}
-            demos.append(
-                _as_demo(
-                    {
-                        "input": rec[input_key],
-                        "input_pair": rec[pair_key] if pair_key else None,
-                        "output": rec[output_key],
-                        "id": rec.get(id_key) if id_key else None,
-                        "metadata": meta,
-                    },
-                    i,
-                )
-            )
-            explicit.append(bool(id_key) and rec.get(id_key) not in (None, ""))
-        where = (lambda i: locations[i]) if locations is not None else (lambda i: f"records[{i}]")
-        demos = _dedupe_records(demos, explicit, dedupe, where)
-        return cls(demos, embedder=embedder, cache=cache)
-
-    @classmethod
-    def from_jsonl(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        input_key: str = "input",
-        output_key: str = "output",
-        id_key: str | None = None,
-        metadata_keys: Sequence[str] | None = None,
-        embedder: Embedder | None = None,
-        dedupe: str = "none",
-        pair_key: str | None = None,
-        cache: bool | str | os.PathLike[str] = True,
-    ) -> DemoPool:
-        """Read a JSON-lines file of records (see :meth:`from_records`); errors name the file's line.
-
-        Examples
-        --------
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.jsonl"
-        >>> _ = p.write_text('{"input": "hi", "output": "greeting"}\\n')
-        >>> len(DemoPool.from_jsonl(p))
-        1
-        """
-        records, lines = read_jsonl_lines(path)
-        return cls.from_records(
-            records,
-            input_key=input_key,
-            output_key=output_key,
-            id_key=id_key,
-            metadata_keys=metadata_keys,
-            embedder=embedder,
-            dedupe=dedupe,
-            locations=[f"{path}:{n}" for n in lines],
-            pair_key=pair_key,
-            cache=cache,
-        )
-
-    @classmethod
-    def from_csv(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        input_key: str = "input",
-        output_key: str = "output",
-        id_key: str | None = None,
-        pair_key: str | None = None,
-        metadata_keys: Sequence[str] | None = None,
-        embedder: Embedder | None = None,
-        dedupe: str = "none",
-        delimiter: str = ",",
-        cache: bool | str | os.PathLike[str] = True,
-    ) -> DemoPool:
-        """Read a CSV (or, with ``delimiter="\\t"``, TSV) file with a header line (see :meth:`from_records`).
-
-        Examples
-        --------
-        >>> import tempfile, pathlib
-        >>> from promptkd.embeddings import HashingEmbedder
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "d.csv"
-        >>> _ = p.write_text("text,label\\ngood,pos\\nbad,neg\\n")
-        >>> DemoPool.from_csv(p, input_key="text", output_key="label", embedder=HashingEmbedder()).outputs
-        ['pos', 'neg']
-        """
-        records = read_csv_records(path, delimiter)
-        return cls.from_records(
-            records,
-            input_key=input_key,
-            output_key=output_key,
-            id_key=id_key,
-            metadata_keys=metadata_keys,
-            embedder=embedder,
-            dedupe=dedupe,
-            locations=[f"{path} row {i + 1}" for i in range(len(records))],
-            pair_key=pair_key,
-            cache=cache,
-        )
-
     # ------------------------------------------------------------------ container protocol
     def snapshot(self) -> PoolSnapshot:
         """A consistent (demos, embeddings) pair; later ``add`` calls do not change it."""
         return self._snapshot
 
     @property
-    def demos(self) -> tuple[Demo, ...]:
-        """All demos, in insertion order."""
+    def demos(self) -> Sequence[Demo]:
+        """All demos, in insertion order (a tuple, or a lazy sequence for an opened pool)."""
         return self._snapshot.demos
+
+    @property
+    def is_lazy(self) -> bool:
+        """Whether the demos are read on access from a saved file (see :meth:`open`)."""
+        return isinstance(self._snapshot.demos, LazyDemos)
 
     def __len__(self) -> int:
         return len(self._snapshot.demos)
@@ -357,20 +164,26 @@ class DemoPool:
     def __repr__(self) -> str:
         return f"DemoPool(n={len(self)}, embedder={self._embedder_id!r}, embedded={self.has_embeddings})"
 
+    def _field(self, name: str) -> list[str]:
+        demos = self._snapshot.demos
+        if isinstance(demos, LazyDemos):
+            return demos.column(name)
+        return [getattr(d, name) for d in demos]
+
     @property
     def inputs(self) -> list[str]:
         """The demos' inputs."""
-        return [d.input for d in self._snapshot.demos]
+        return self._field("input")
 
     @property
     def outputs(self) -> list[str]:
         """The demos' outputs (labels)."""
-        return [d.output for d in self._snapshot.demos]
+        return self._field("output")
 
     @property
     def ids(self) -> list[str]:
         """The demos' ids."""
-        return [d.id for d in self._snapshot.demos]
+        return self._field("id")
 
     @property
     def labels(self) -> list[str]:
@@ -453,7 +266,7 @@ class DemoPool:
                 raise InvalidInputError("the pool is empty; add demos before embedding it.")
             X = self.encode_texts(
                 [d.text for d in snap.demos], show_progress_bar=show_progress_bar, batch_size=batch_size
-            )
+            )  # a lazy pool builds its demos here: embed large pools with embed_dataset instead
             self._snapshot = PoolSnapshot(snap.demos, X)
             return X
 
@@ -481,7 +294,10 @@ class DemoPool:
         """Append demos (ids must stay unique); embeds them if the pool is embedded.
 
         The pool's state is replaced in one step, so concurrent readers see either
-        the old or the new pool, never a mix.
+        the old or the new pool, never a mix. Adding to an embedded pool copies
+        its embeddings into one new (n + m) x d array, and a pool opened with
+        :meth:`open` keeps the added demos in memory after its stored ones;
+        neither touches the saved files until :meth:`save` rewrites them.
 
         Examples
         --------
@@ -496,7 +312,8 @@ class DemoPool:
             return
         with self._lock:
             snap = self._snapshot
-            _check_unique(new, (d.id for d in snap.demos))
+            existing = snap.demos.positions() if isinstance(snap.demos, LazyDemos) else (d.id for d in snap.demos)
+            _check_unique(new, existing)
             new_emb = None if embeddings is None else _check_embeddings(embeddings, len(new))
             if snap.embeddings is not None:
                 if new_emb is None:
@@ -513,7 +330,7 @@ class DemoPool:
                 )
             else:
                 merged = new_emb
-            self._snapshot = PoolSnapshot(snap.demos + tuple(new), merged)
+            self._snapshot = PoolSnapshot(snap.demos + tuple(new), merged)  # type: ignore[operator]
 
     def subset(self, indices: Iterable[int]) -> DemoPool:
         """A new pool holding the demos at ``indices`` (embeddings sliced, not recomputed).
@@ -537,7 +354,8 @@ class DemoPool:
         out._cache = getattr(self, "_cache", True)
         out._embedder_id = self._embedder_id
         emb = None if snap.embeddings is None else np.asarray(snap.embeddings)[idx]
-        out._snapshot = PoolSnapshot(tuple(snap.demos[i] for i in idx), emb)
+        demos = snap.demos.take(idx) if isinstance(snap.demos, LazyDemos) else tuple(snap.demos[i] for i in idx)
+        out._snapshot = PoolSnapshot(demos, emb)
         return out
 
     def filter(
@@ -572,21 +390,42 @@ class DemoPool:
         if where is not None and not isinstance(where, Mapping):
             raise InvalidTypeError(f"where must be a mapping of metadata key to value, got {type(where).__name__}.")
         demos = self._snapshot.demos
+        if isinstance(demos, LazyDemos) and predicate is None:  # metadata filters read columns, building no demo
+            outputs, metas = demos.column("output"), demos.metadata()
+            return np.array([_matches_fields(o, m, where) for o, m in zip(outputs, metas, strict=True)], dtype=bool)
         return np.array([_matches(d, predicate, where) for d in demos], dtype=bool)
 
     def index_of(self, demo_id: str) -> int:
         """Position of the demo with id ``demo_id``."""
-        for i, d in enumerate(self._snapshot.demos):
-            if d.id == demo_id:
-                return i
+        demos = self._snapshot.demos
+        if isinstance(demos, LazyDemos):
+            position = demos.positions().get(demo_id)
+            if position is not None:
+                return position
+        else:
+            for i, d in enumerate(demos):
+                if d.id == demo_id:
+                    return i
         raise InvalidInputError(f"no demo with id {demo_id!r} in this pool.")
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to a directory atomically (manifest + JSONL + ``.npy``).
+    def save(self, path: str | os.PathLike[str], *, layout: str = "jsonl") -> Path:
+        """Save to a directory atomically (manifest + demos file + ``.npy``).
 
         A crash during ``save`` leaves the previously saved pool at ``path``
         intact. Returns the directory.
+
+        Parameters
+        ----------
+        path
+            The pool directory (created if needed).
+        layout
+            ``"jsonl"`` (default): one JSON line per demo, read whole by
+            :meth:`load`. ``"arrow"``: an Arrow IPC file (needs ``pyarrow``)
+            that :meth:`open` maps without reading, for pools of millions of
+            demos. Either layout is checksummed and loads with :meth:`load`.
+            Saving rewrites every file; a pool opened with :meth:`open` is
+            written from its memory maps without building its demos.
 
         Examples
         --------
@@ -596,15 +435,27 @@ class DemoPool:
         >>> d = pool.save(tempfile.mkdtemp() + "/pool")
         >>> DemoPool.load(d)[0].input
         'a'
+        >>> DemoPool.open(pool.save(tempfile.mkdtemp() + "/big", layout="arrow")).ids == pool.ids
+        True
         """
+        if layout not in LAYOUTS:
+            raise InvalidInputError(f"layout={layout!r} is not known; use one of {', '.join(LAYOUTS)}.")
         snap = self._snapshot
+        embeddings = None if snap.embeddings is None else np.asarray(snap.embeddings)
         try:
-            return write_pool_dir(
-                path,
-                [d.to_record() for d in snap.demos],
-                None if snap.embeddings is None else np.asarray(snap.embeddings),
-                self._embedder_id,
+            if layout == "arrow":
+                from promptkd.pool.columnar import write_arrow_pool
+                from promptkd.pool.lazy import records_table
+
+                demos = snap.demos
+                table = (
+                    demos.to_table() if isinstance(demos, LazyDemos) else records_table(d.to_record() for d in demos)
+                )
+                return write_arrow_pool(path, table, embeddings, self._embedder_id)
+            records = (
+                list(snap.demos.records()) if isinstance(snap.demos, LazyDemos) else [d.to_record() for d in snap.demos]
             )
+            return write_pool_dir(path, records, embeddings, self._embedder_id)
         except (TypeError, ValueError) as err:
             if isinstance(err, PersistenceError):
                 raise
@@ -665,14 +516,91 @@ class DemoPool:
             pool._embedder_id = embedder_id
         return pool
 
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedder: Embedder | None = None,
+        verify: bool = False,
+        cache: bool | str | os.PathLike[str] = True,
+    ) -> DemoPool:
+        """Open a saved pool lazily: embeddings memory-mapped, demos read on access.
 
-def _matches(demo: Demo, predicate: Callable[[Demo], bool] | None, where: Mapping[str, Any] | None) -> bool:
-    if where:
-        for key, wanted in where.items():
-            value = demo.metadata.get(key, demo.output if key == "output" else None)
-            if isinstance(wanted, (list, tuple, set, frozenset)):
-                if value not in wanted:
-                    return False
-            elif value != wanted:
-                return False
-    return bool(predicate(demo)) if predicate is not None else True
+        Opening a pool saved with ``layout="arrow"`` reads only the manifest,
+        the Arrow footer and the ``.npy`` header, so it takes about as long for
+        a million demos as for ten, and builds no :class:`Demo`: ``pool[i]``
+        builds one, ``pool.ids`` / ``pool.outputs`` read a column. Iterating
+        the pool (or fitting a selector, which reads every label) builds them
+        batch by batch. A JSONL-layout pool opens too, but its file is parsed
+        whole (no demo objects are built). A faiss index saved beside the pool
+        (:func:`~promptkd.pool.index_store.build_pool_index`) is loaded by
+        selectors instead of being rebuilt.
+
+        Parameters
+        ----------
+        path
+            The pool directory.
+        embedder
+            Embedder for new texts; by default recreated from the stored id.
+        verify
+            ``False`` (default) checks the structure: manifest, columns, row
+            counts, the ``.npy`` header against the file size. ``True`` also
+            checks every checksum and record (ids unique, metadata, finite
+            embeddings), which reads every byte (about a second per GB).
+        cache
+            As for :class:`DemoPool`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from promptkd.embeddings import HashingEmbedder
+        >>> src = DemoPool([{"input": f"t{i}", "output": "x"} for i in range(3)], embedder=HashingEmbedder(dim=8))
+        >>> src.embed().shape
+        (3, 8)
+        >>> pool = DemoPool.open(src.save(tempfile.mkdtemp() + "/pool", layout="arrow"))
+        >>> pool.is_lazy, pool.snapshot().demos.built
+        (True, 0)
+        >>> pool[2].input, pool.snapshot().demos.built
+        ('t2', 1)
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(f"path must be a directory path, got {type(path).__name__}.")
+        if embedder is not None and not isinstance(embedder, Embedder):
+            raise InvalidTypeError(f"embedder must implement encode(texts, ...) and id, got {type(embedder).__name__}.")
+        if not isinstance(verify, bool):
+            raise InvalidTypeError(f"verify must be True or False, got {type(verify).__name__}.")
+        table, embeddings, embedder_id = with_retries(Path(path), lambda root: _open_dir(root, verify))
+        if embedder is not None and embedder_id not in (None, PRECOMPUTED) and embedder.id != embedder_id:
+            raise InvalidInputError(
+                f"embedder {embedder.id!r} differs from the one that embedded this pool ({embedder_id!r}); "
+                "pass the same embedder or re-embed with pool.embed(force=True)."
+            )
+        pool = cls((), embedder=embedder, cache=cache)
+        pool._snapshot = PoolSnapshot(LazyDemos(table), embeddings)
+        if embedder is None:
+            pool._embedder_id = embedder_id
+        return pool
+
+
+def _open_dir(root: Path, verify: bool) -> tuple[Any, np.ndarray | None, str | None]:
+    """(demos table, memory-mapped embeddings, embedder id) of a saved pool."""
+    manifest = read_manifest(root)
+    if manifest["schema_version"] >= ARROW_SCHEMA_VERSION:
+        from promptkd.pool.columnar import open_arrow_table
+
+        table = open_arrow_table(root, manifest, verify=verify)
+    else:
+        from promptkd.pool.lazy import records_table
+
+        records = read_jsonl_records(root, manifest, verify=verify)
+        try:
+            table = records_table(Demo(**r).to_record() for r in records)
+        except (InvalidInputError, TypeError, KeyError) as err:
+            raise PoolFormatError(f"{root}: a demo record is malformed ({err}).") from err
+    embeddings = read_pool_embeddings(root, manifest, mmap=True, verify=verify, check_finite=verify)
+    if verify and embeddings is not None and manifest["files"].get("index") is not None:
+        from promptkd.pool.index_store import find_saved_index
+
+        find_saved_index(embeddings, verify=True, strict=True)  # a damaged index is reported here and not used later
+    return table, embeddings, manifest_embedder_id(manifest)

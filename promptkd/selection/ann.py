@@ -12,12 +12,20 @@ over the unit-normalised pool embeddings answers it:
 float16 pools are indexed with faiss' fp16 scalar quantiser, so the index is
 as small as the embeddings. Search is read-only after building and may run
 from several threads at once.
+
+An index can be saved (:meth:`CandidateIndex.save`) and loaded
+(:meth:`CandidateIndex.load`); one saved beside a pool
+(:func:`promptkd.pool.index_store.build_pool_index`) is loaded, not rebuilt,
+whenever an index with the same parameters is asked for over that pool's
+memory-mapped embeddings.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +55,9 @@ class CandidateIndex:
         HNSW graph degree and search breadth.
     seed
         Seed for IVF training.
+    use_saved
+        Load an index saved beside the pool (same parameters) instead of
+        building one, when ``embeddings`` are memory-mapped from a saved pool.
 
     Examples
     --------
@@ -68,6 +79,7 @@ class CandidateIndex:
         hnsw_m: int = 32,
         ef_search: int = 128,
         seed: int = 0,
+        use_saved: bool = True,
     ) -> None:
         faiss = require("faiss", "ann", purpose="the approximate candidate index (index='ivf'/'hnsw'/'exact')")
         if kind == "auto":
@@ -81,6 +93,20 @@ class CandidateIndex:
         self.kind = kind
         self.n = int(n)
         self.dim = int(d)
+        self.ef_search = ef_search
+        nl = nlist if nlist is not None else max(1, min(n // 39, int(4 * math.sqrt(n))))
+        self.params: dict[str, Any] = {
+            "kind": kind,
+            "n": self.n,
+            "dim": self.dim,
+            "dtype": str(E.dtype),
+            "hnsw_m": int(hnsw_m) if kind == "hnsw" else None,
+            "nlist": int(nl) if kind == "ivf" else None,
+            "seed": int(seed) if kind == "ivf" else None,
+            "faiss": faiss.__version__,
+        }
+        if use_saved and self._load_saved(E, nprobe):
+            return
         if kind == "exact":
             index: Any = (
                 faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, metric) if half else faiss.IndexFlatIP(d)
@@ -92,9 +118,7 @@ class CandidateIndex:
                 index = faiss.IndexHNSWFlat(d, hnsw_m, metric)
             index.hnsw.efConstruction = max(40, 2 * hnsw_m)
             index.hnsw.efSearch = ef_search
-            self.ef_search = ef_search
         else:
-            nl = nlist if nlist is not None else max(1, min(n // 39, int(4 * math.sqrt(n))))
             quantizer = faiss.IndexFlatIP(d)
             if half:
                 index = faiss.IndexIVFScalarQuantizer(quantizer, d, nl, faiss.ScalarQuantizer.QT_fp16, metric)
@@ -110,6 +134,92 @@ class CandidateIndex:
             index.add(block)
         self.index = index
         logger.info("built a faiss %s index over %d x %d embeddings", kind, n, d)
+
+    def _load_saved(self, E: np.ndarray, nprobe: int) -> bool:
+        from promptkd.pool.index_store import find_saved_index
+
+        found = find_saved_index(E)
+        if found is None:
+            return False
+        file, entry = found
+        saved = {k: v for k, v in entry["params"].items() if k != "faiss"}
+        wanted = {k: v for k, v in self.params.items() if k != "faiss"}
+        if saved != wanted:
+            logger.info("the index saved beside the pool was built with %s, not %s; building a new one", saved, wanted)
+            return False
+        self._attach(self._read(file), nprobe)
+        logger.info("loaded the saved faiss %s index %s", self.kind, file)
+        return True
+
+    @staticmethod
+    def _read(file: str | os.PathLike[str]) -> Any:
+        import faiss
+
+        try:
+            return faiss.read_index(str(file))  # already the concrete class (and the owner of the index)
+        except RuntimeError as err:  # faiss reports unreadable files as RuntimeError
+            from promptkd.exceptions import PoolFormatError
+
+            raise PoolFormatError(f"{file}: not a readable faiss index ({err}).") from err
+
+    def _attach(self, index: Any, nprobe: int) -> None:
+        if self.kind == "hnsw":
+            index.hnsw.efSearch = self.ef_search
+        elif self.kind == "ivf":
+            self.nlist = int(index.nlist)
+            index.nprobe = min(nprobe, self.nlist)
+        self.index = index
+
+    def save(self, file: str | os.PathLike[str]) -> Path:
+        """Write the index to ``file`` (faiss' own format), flushed to disk.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+        >>> f = CandidateIndex(X, "exact").save(tempfile.mkdtemp() + "/i.faiss")
+        >>> CandidateIndex.load(f, X).search(X[:1], 1).tolist()
+        [[0]]
+        """
+        import faiss
+
+        path = Path(file)
+        faiss.write_index(self.index, str(path))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        file: str | os.PathLike[str],
+        embeddings: np.ndarray,
+        kind: str = "auto",
+        *,
+        nprobe: int = 16,
+        ef_search: int = 128,
+    ) -> CandidateIndex:
+        """Load an index written by :meth:`save`; ``embeddings`` are the pool's (checked: rows and dimension)."""
+        require("faiss", "ann", purpose="loading a candidate index")
+        index = cls._read(file)
+        E = np.asarray(embeddings)
+        if index.ntotal != E.shape[0] or index.d != E.shape[1]:
+            raise InvalidInputError(
+                f"the index in {file} holds {index.ntotal} x {index.d} vectors but the embeddings are "
+                f"{E.shape[0]} x {E.shape[1]}; build the index for these embeddings."
+            )
+        inner = index
+        found = "hnsw" if hasattr(inner, "hnsw") else "ivf" if hasattr(inner, "nlist") else "exact"
+        if kind not in ("auto", found):
+            raise InvalidInputError(f"the index in {file} is a {found} index, not {kind!r}.")
+        out = cls.__new__(cls)
+        out.kind, out.n, out.dim, out.ef_search = found, int(E.shape[0]), int(E.shape[1]), ef_search
+        out.params = {"kind": found, "n": out.n, "dim": out.dim, "dtype": str(E.dtype)}
+        out._attach(inner, nprobe)
+        return out
 
     def search(self, directions: np.ndarray, m: int) -> np.ndarray:
         """Ids (n_queries, m) of the ``m`` items with the largest inner product; -1 pads missing hits."""
