@@ -1,5 +1,6 @@
-"""Distributed batch selection (Ray Data); needs the ``ray`` extra only when called."""
+"""Distributed selection and embedding on Ray Data; needs the ``ray`` extra only when called."""
 
+from promptkd.distributed.data import embed_dataset, save_dataset_pool, select_dataset
 from promptkd.distributed.ray import select_with_ray
 
-__all__ = ["select_with_ray"]
+__all__ = ["embed_dataset", "save_dataset_pool", "select_dataset", "select_with_ray"]

@@ -1,11 +1,11 @@
-"""Batch selection on a Ray cluster with Ray Data ``map_batches``.
+"""``select_with_ray``: a list of queries in, a list of :class:`~promptkd.selection.Selection` out.
 
-The pool's demos and embeddings and the selector's settings are shipped once to
-each worker, which fits its own copy of the selector (cheap: the embeddings are
-not recomputed) and runs :meth:`~promptkd.selection.BaseSelector.select_batch`
-over its query batches (one similarity GEMM per batch). Queries are embedded on
-the workers when the pool's embedder can be recreated from its id (hashing, the
-default MiniLM), otherwise once on the driver.
+A thin wrapper over :func:`promptkd.distributed.select_dataset`: the queries
+become a Ray Dataset, the pool is put in the object store once, and the full
+:class:`~promptkd.selection.Selection` objects come back in query order. For
+millions of queries, or a pool saved on shared storage, call
+:func:`~promptkd.distributed.select_dataset` directly and keep the results as
+a dataset.
 
 Needs the ``ray`` extra (``pip install "promptkd[ray]"``).
 """
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from promptkd._optional import require
 from promptkd._validation import check_int
+from promptkd.distributed.data import _ray, _select_mapped
 from promptkd.embeddings.registry import embedder_from_id
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, PromptKDError
 from promptkd.integrations.registry import make_selector, selector_params
@@ -32,38 +33,6 @@ __all__ = ["select_with_ray"]
 logger = logging.getLogger("promptkd")
 
 EMBED_ON = ("auto", "workers", "driver")
-
-
-class _BatchSelector:
-    """Ray Data callable class: one fitted selector per worker, reused for every batch."""
-
-    def __init__(
-        self,
-        selector_cls: type,
-        params: dict[str, Any],
-        records: list[dict[str, Any]],
-        embeddings: np.ndarray,
-        embedder_id: str | None,
-        k: int | None,
-        select_kwargs: dict[str, Any],
-    ) -> None:
-        embedder = embedder_from_id(embedder_id) if embedder_id else None
-        pool = DemoPool(records, embedder=embedder, embeddings=embeddings)
-        self.selector = selector_cls(**params).fit(pool)
-        self.k = k
-        self.select_kwargs = select_kwargs
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        qids = np.asarray(batch["qid"])
-        if "embedding" in batch:
-            queries: Any = np.stack([np.asarray(e, dtype=np.float32) for e in batch["embedding"]])
-        else:
-            queries = [str(q) for q in batch["query"]]
-        selections = self.selector.select_batch(queries, self.k, **self.select_kwargs)
-        out = np.empty(len(selections), dtype=object)
-        for i, s in enumerate(selections):
-            out[i] = s
-        return {"qid": qids, "selection": out}
 
 
 def select_with_ray(
@@ -94,7 +63,7 @@ def select_with_ray(
     batch_size
         Queries per ``map_batches`` batch (one ``select_batch`` call each).
     concurrency
-        Number of worker actors (default: Ray's choice).
+        Number of worker actors (default: 1).
     num_cpus
         CPUs reserved per worker actor.
     embed_on
@@ -119,8 +88,7 @@ def select_with_ray(
         ray.init(num_cpus=2, include_dashboard=False)
         selections = select_with_ray(pool, ["query one", "query two"], "promptkd", k=4)
     """
-    require("ray", "ray", purpose="select_with_ray")
-    require("ray.data", "ray", purpose="select_with_ray (Ray Data)")
+    _ray()
     if not isinstance(pool, DemoPool):
         raise InvalidTypeError(f"pool must be a promptkd.DemoPool, got {type(pool).__name__}.")
     if isinstance(queries, str) or not isinstance(queries, Sequence):
@@ -139,50 +107,42 @@ def select_with_ray(
     template = make_selector(selector, k=k if k is not None else 8) if isinstance(selector, str) else selector
     if not isinstance(template, BaseSelector):
         raise InvalidTypeError(f"selector must be a name or a promptkd selector, got {type(selector).__name__}.")
-    params = selector_params(template)
     if k is not None:
         check_int(k, "k", minimum=1)
-    # validate the settings on the driver (fast failure with a clear message) before shipping them
-    template_fit = type(template)(**params).fit(pool)
+    # validate the settings on the driver (fast failure with a clear message) before Ray starts
+    fitted = type(template)(**selector_params(template)).fit(pool)
     if k is not None:
-        template_fit._resolve_k(k)
-    snap = pool.snapshot()
-    embeddings = np.asarray(snap.embeddings if snap.embeddings is not None else pool.embed())
-    records = [d.to_record() for d in snap.demos]
+        fitted._resolve_k(k)
     recreatable = pool.embedder_id is not None and embedder_from_id(pool.embedder_id) is not None
     if embed_on == "workers" and not recreatable:
         raise InvalidInputError(
             f"the pool's embedder {pool.embedder_id!r} cannot be recreated on Ray workers; use embed_on='driver'."
         )
-    on_workers = embed_on == "workers" or (embed_on == "auto" and recreatable)
-    if on_workers:
-        items = [{"qid": i, "query": q} for i, q in enumerate(queries)]
-    else:
-        Q = pool.encode_texts(queries)
-        items = [{"qid": i, "embedding": Q[i].astype(np.float32)} for i in range(len(queries))]
-
     from ray import data as ray_data
 
-    ds = ray_data.from_items(items)
-    mapped = ds.map_batches(
-        _BatchSelector,
-        fn_constructor_args=(
-            type(template),
-            params,
-            records,
-            embeddings,
-            pool.embedder_id if on_workers else None,
-            k,
-            dict(select_kwargs),
-        ),
+    if embed_on == "workers" or (embed_on == "auto" and recreatable):
+        ds, column = ray_data.from_items([{"qid": i, "query": q} for i, q in enumerate(queries)]), "query"
+    else:
+        Q = pool.encode_texts(queries)
+        ds = ray_data.from_items([{"qid": i, "embedding": Q[i].astype(np.float32)} for i in range(len(queries))])
+        column = "embedding"
+    mapped = _select_mapped(
+        ds,
+        template,
+        pool=pool,
+        k=k,
+        query_column=column,
+        output_column="selection",
         batch_size=batch_size,
-        batch_format="numpy",
         concurrency=concurrency or 1,
         num_cpus=num_cpus,
+        num_gpus=0.0,
+        select_kwargs=dict(select_kwargs),
+        as_objects=True,
     )
-    rows = mapped.take_all()
+    rows = mapped.select_columns(["qid", "selection"]).take_all()
     logger.info("select_with_ray: %d queries in %d-query batches", len(rows), batch_size)
-    by_qid: dict[int, Selection] = {int(r["qid"]): r["selection"] for r in rows}
+    by_qid: dict[int, Selection] = {int(r["qid"]): pickle.loads(r["selection"]) for r in rows}
     if len(by_qid) != len(queries):
         raise PromptKDError(
             f"Ray returned {len(by_qid)} selections for {len(queries)} queries; a worker failed, rerun or lower batch_size."

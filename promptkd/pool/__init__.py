@@ -1,6 +1,17 @@
 """Demonstrations and pools of demonstrations."""
 
 from promptkd.pool.demo import Demo, content_id, join_pair
+from promptkd.pool.index_store import build_pool_index
+from promptkd.pool.lazy import LazyDemos
 from promptkd.pool.pool import DemoPool, PoolSnapshot, read_jsonl
 
-__all__ = ["Demo", "DemoPool", "PoolSnapshot", "content_id", "join_pair", "read_jsonl"]
+__all__ = [
+    "Demo",
+    "DemoPool",
+    "LazyDemos",
+    "PoolSnapshot",
+    "build_pool_index",
+    "content_id",
+    "join_pair",
+    "read_jsonl",
+]
