@@ -156,7 +156,9 @@ class CandidateIndex:
         import faiss
 
         try:
-            return faiss.read_index(str(file))  # already the concrete class (and the owner of the index)
+            # the vectors stay memory-mapped from the file (loads in milliseconds; processes on one node share
+            # the pages); the graph or lists are read into memory. Returns the concrete class, owning the index.
+            return faiss.read_index(str(file), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
         except RuntimeError as err:  # faiss reports unreadable files as RuntimeError
             from promptkd.exceptions import PoolFormatError
 

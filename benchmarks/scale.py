@@ -1,0 +1,406 @@
+"""Scale benchmark: saved pools of 100k and 1M demos, opened lazily, selected for 10k queries.
+
+Synthetic pools (d=384, clustered, short text rows) are written in the columnar
+layout, then measured step by step: save, open, candidate index build and size,
+open-and-select-one in a fresh process, ``select_batch`` throughput and peak
+resident memory (fresh process), recall of the candidate index against exact
+search, and ``select_dataset`` on a local Ray cluster with 1 and 2 workers.
+
+Every step's result is stored in ``benchmarks/results/scale/n<N>.json`` as soon
+as it is measured; a rerun skips the steps already there (``--force`` redoes
+them), and ``--table`` rewrites ``docs/benchmarks/scale.md`` from the files.
+
+Run (about 10 minutes for both sizes on 2 cores)::
+
+    nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 100000 1000000
+
+The data: cluster centres in a 64-dimensional latent space (one per 1,000
+demos), each demo its centre plus Gaussian spread, mapped into 384 dimensions
+by a random orthonormal map, plus small isotropic noise, then unit-normalised;
+queries are drawn the same way. The text rows are short ("topic 12 item 345:
+...") and the label is the cluster modulo 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(os.environ.get("PROMPTKD_SCALE_RESULTS", ROOT / "benchmarks" / "results" / "scale"))
+TABLE = ROOT / "docs" / "benchmarks" / "scale.md"
+COMMAND = "nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 100000 1000000"
+DIM = 384
+LATENT = 64
+K = 8
+CANDIDATES = 256  # the Selector's default candidate count
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _basis(seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(DIM, LATENT)))
+    return q.T.astype(np.float32)  # (LATENT, DIM), orthonormal rows
+
+
+def _centres(n: int, seed: int = 11) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(max(10, n // 1000), LATENT)).astype(np.float32)
+
+
+def sample(n: int, pool_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit vectors from the clustered distribution of a pool of ``pool_size``, and their clusters."""
+    rng = np.random.default_rng(seed)
+    centres = _centres(pool_size)
+    cluster = rng.integers(0, len(centres), size=n)
+    latent = centres[cluster] + 0.6 * rng.normal(size=(n, LATENT)).astype(np.float32)
+    X = latent @ _basis() + 0.05 * rng.normal(size=(n, DIM)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X.astype(np.float32), cluster
+
+
+def write_pool(n: int, path: Path, tmp: Path) -> float:
+    """Generate the pool in chunks and write it in the columnar layout; return the write time (s)."""
+    import pyarrow as pa
+
+    from promptkd.pool.columnar import write_arrow_pool
+    from promptkd.pool.lazy import arrow_schema
+
+    words = ["match", "goal", "stock", "bank", "cell", "atom", "film", "plot", "rain", "river"]
+    emb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, DIM))
+    cols: dict[str, list[Any]] = {"id": [], "input": [], "output": [], "input_pair": [], "metadata": []}
+    step = 100_000
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        X, cluster = sample(m, n, seed=1000 + start // step)
+        emb[start : start + m] = X
+        for j in range(m):
+            i, c = start + j, int(cluster[j])
+            cols["id"].append(f"d{i}")
+            cols["input"].append(f"topic {c} item {i}: the {words[c % 10]} and the {words[(c * 7 + i) % 10]}")
+            cols["output"].append(str(c % 10))
+            cols["input_pair"].append(None)
+            cols["metadata"].append(f'{{"cluster": {c}}}')
+    emb.flush()
+    table = pa.Table.from_pydict(cols, schema=arrow_schema())
+    del cols
+    t0 = time.perf_counter()
+    write_arrow_pool(path, table, emb, "precomputed")
+    took = time.perf_counter() - t0
+    del emb
+    tmp.unlink()
+    return took
+
+
+# ---------------------------------------------------------------------------------------------- steps in a fresh process
+CHILD = textwrap.dedent(
+    """
+    import json, resource, sys, threading, time
+    import numpy as np
+    import faiss, torch  # imports are not timed
+    from promptkd import DemoPool, Selector
+
+    def status():
+        out = {}
+        for line in open("/proc/self/status"):
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) * 1024
+        return out
+
+    peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+    running = True
+    def sampler():
+        while running:
+            s = status()
+            for key in peak:
+                peak[key] = max(peak[key], s.get(key, 0))
+            time.sleep(0.02)
+
+    args = json.loads(sys.argv[1])
+    Q = np.load(args["queries"])
+    threading.Thread(target=sampler, daemon=True).start()
+    out = {}
+    t0 = time.perf_counter()
+    pool = DemoPool.open(args["pool"])
+    out["open_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    selector = Selector(k=args["k"], batch_chunk=args["batch_chunk"]).fit(pool)
+    out["fit_s"] = time.perf_counter() - t1
+    out["index"] = None if selector.index_ is None else selector.index_.kind
+    t2 = time.perf_counter()
+    first = selector.select(Q[0])
+    out["select_one_s"] = time.perf_counter() - t2
+    out["open_and_select_one_s"] = time.perf_counter() - t0
+    out["demos_built_by_fit"] = pool.snapshot().demos.built
+    before = dict(peak)
+    if args["n_queries"] > 1:
+        for key in peak:
+            peak[key] = 0
+        t3 = time.perf_counter()
+        sel = selector.select_batch(Q[: args["n_queries"]], show_progress_bar=False)
+        took = time.perf_counter() - t3
+        out["select_batch_s"] = took
+        out["queries_per_s"] = len(sel) / took
+        out["first_indices"] = [list(s.indices) for s in sel[:50]]
+    running = False
+    time.sleep(0.05)
+    out["peak_rss_bytes"] = peak["VmRSS"]  # while selecting (the whole run for n_queries == 1)
+    out["peak_rss_anon_bytes"] = peak["RssAnon"]
+    out["peak_rss_file_bytes"] = peak["RssFile"]
+    out["peak_rss_open_fit_bytes"] = before["VmRSS"]
+    out["peak_rss_open_fit_anon_bytes"] = before["RssAnon"]
+    out["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+def child(pool: Path, queries: Path, n_queries: int, batch_chunk: int = 256) -> dict[str, Any]:
+    args = {"pool": str(pool), "queries": str(queries), "n_queries": n_queries, "k": K, "batch_chunk": batch_chunk}
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+# ---------------------------------------------------------------------------------------------- measured steps
+def step_save(n: int, work: Path) -> dict[str, Any]:
+    from promptkd import DemoPool
+
+    path = work / f"pool-{n}"
+    write_s = write_pool(n, path, work / f"emb-{n}.npy")
+    t0 = time.perf_counter()
+    again = DemoPool.open(path).save(work / f"pool-{n}-resaved", layout="arrow")
+    resave_s = time.perf_counter() - t0
+    sizes = {p.name.split("-")[0]: p.stat().st_size for p in path.iterdir() if p.name != ".lock"}
+    import shutil
+
+    shutil.rmtree(again)
+    return {"write_s": write_s, "resave_opened_s": resave_s, "bytes": sizes}
+
+
+def step_open(n: int, work: Path) -> dict[str, Any]:
+    from promptkd import DemoPool
+
+    path = work / f"pool-{n}"
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        pool = DemoPool.open(path)
+        times.append(time.perf_counter() - t0)
+    built = pool.snapshot().demos.built
+    t0 = time.perf_counter()
+    DemoPool.open(path, verify=True)
+    verify_s = time.perf_counter() - t0
+    return {"open_s": min(times), "open_s_all": times, "demos_built": built, "open_verify_s": verify_s}
+
+
+def step_index(n: int, work: Path) -> dict[str, Any]:
+    from promptkd.pool.index_store import build_pool_index
+    from promptkd.pool.persistence import read_manifest
+
+    path = work / f"pool-{n}"
+    t0 = time.perf_counter()
+    index = build_pool_index(path)
+    took = time.perf_counter() - t0
+    entry = read_manifest(path)["files"]["index"]
+    return {"build_s": took, "bytes": entry["size"], "params": index.params}
+
+
+def step_recall(n: int, work: Path, queries: np.ndarray, n_recall: int) -> dict[str, Any]:
+    from promptkd import DemoPool
+    from promptkd.selection.ann import CandidateIndex
+
+    pool = DemoPool.open(work / f"pool-{n}")
+    E = pool.embeddings
+    Q = queries[:n_recall]
+    index = CandidateIndex(E, "auto")  # loads the saved index (selector defaults: ef_search=128)
+    t0 = time.perf_counter()
+    approx = index.search(Q, CANDIDATES)
+    search_s = time.perf_counter() - t0
+    best = np.full((len(Q), CANDIDATES), -np.inf, dtype=np.float32)
+    ids = np.zeros((len(Q), CANDIDATES), dtype=np.int64)
+    t0 = time.perf_counter()
+    for start in range(0, n, 131_072):  # exact top-m, block by block over the memory map
+        S = Q @ np.asarray(E[start : start + 131_072]).T
+        both = np.concatenate([best, S], axis=1)
+        both_ids = np.concatenate([ids, np.arange(start, start + S.shape[1])[None, :].repeat(len(Q), 0)], axis=1)
+        top = np.argpartition(-both, CANDIDATES - 1, axis=1)[:, :CANDIDATES]
+        best = np.take_along_axis(both, top, axis=1)
+        ids = np.take_along_axis(both_ids, top, axis=1)
+    exact_s = time.perf_counter() - t0
+    recall = float(
+        np.mean([len(set(a.tolist()) & set(b.tolist())) / CANDIDATES for a, b in zip(approx, ids, strict=True)])
+    )
+    return {
+        "recall_at_candidates": recall,
+        "candidates": CANDIDATES,
+        "queries": len(Q),
+        "index_search_s": search_s,
+        "exact_search_s": exact_s,
+    }
+
+
+def step_select(n: int, work: Path, qfile: Path, n_queries: int) -> dict[str, Any]:
+    out = child(work / f"pool-{n}", qfile, n_queries)
+    out.pop("first_indices", None)
+    return out
+
+
+def step_open_select_one(n: int, work: Path, qfile: Path) -> dict[str, Any]:
+    return child(work / f"pool-{n}", qfile, 1)
+
+
+def step_ray(n: int, work: Path, queries: np.ndarray, n_queries: int, batch: int) -> dict[str, Any]:
+    import ray
+
+    from promptkd.distributed import select_dataset
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        from ray.data import DataContext
+
+        DataContext.get_current().enable_progress_bars = False
+        out: dict[str, Any] = {"queries": n_queries, "batch_size": batch}
+        for workers in (1, 2):
+            for label, count in (("startup", workers), ("run", n_queries)):
+                # a run of one query per worker measures start-up (actors start, open the pool, fit)
+                ds = ray.data.from_numpy(queries[:count]).repartition(max(1, min(count, 8 * workers))).materialize()
+                t0 = time.perf_counter()
+                rows = select_dataset(
+                    ds,
+                    "promptkd",
+                    pool=str(work / f"pool-{n}"),
+                    k=K,
+                    query_column="data",
+                    batch_size=batch,
+                    concurrency=workers,
+                ).materialize()
+                assert rows.count() == count
+                out[f"workers_{workers}_{label}_s"] = time.perf_counter() - t0
+            took = out[f"workers_{workers}_run_s"]
+            steady = max(took - out[f"workers_{workers}_startup_s"], 1e-9)
+            out[f"workers_{workers}_queries_per_s"] = n_queries / took
+            out[f"workers_{workers}_steady_queries_per_s"] = n_queries / steady
+        out["steady_speedup_2_vs_1"] = out["workers_2_steady_queries_per_s"] / out["workers_1_steady_queries_per_s"]
+        out["speedup_2_vs_1"] = out["workers_2_queries_per_s"] / out["workers_1_queries_per_s"]
+        return out
+    finally:
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def load(n: int) -> dict[str, Any]:
+    f = RESULTS / f"n{n}.json"
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def store(n: int, data: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS / f".n{n}.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, RESULTS / f"n{n}.json")
+
+
+def run(n: int, args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = load(n)
+    data["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    queries, _ = sample(args.queries, n, seed=99)
+    qfile = work / f"queries-{n}.npy"
+    np.save(qfile, queries)
+    if not (work / f"pool-{n}" / "manifest.json").exists():
+        data.pop("save", None)  # the pool must be written again; later steps read it
+    steps = [
+        ("save", lambda: step_save(n, work)),
+        ("open", lambda: step_open(n, work)),
+        ("index", lambda: step_index(n, work)),
+        ("recall", lambda: step_recall(n, work, queries, args.recall_queries)),
+        ("open_select_one", lambda: step_open_select_one(n, work, qfile)),
+        ("select", lambda: step_select(n, work, qfile, args.queries)),
+    ]
+    if n <= args.ray_max:
+        steps.append(("ray", lambda: step_ray(n, work, queries, args.ray_queries, args.ray_batch)))
+    for name, fn in steps:
+        if name in data and not args.force:
+            print(f"n={n}: {name} already measured, skipped")
+            continue
+        print(f"n={n}: {name} ...", flush=True)
+        t0 = time.perf_counter()
+        data[name] = fn()
+        data[name]["step_wall_s"] = time.perf_counter() - t0
+        store(n, data)
+        print(f"n={n}: {name} {json.dumps(data[name])[:300]}", flush=True)
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:.2f}"
+
+
+def table() -> str:
+    rows = []
+    for f in sorted(RESULTS.glob("n*.json"), key=lambda p: int(p.stem[1:])):
+        n = int(f.stem[1:])
+        d = json.loads(f.read_text())
+        if not {"save", "open", "index", "recall", "select", "open_select_one"} <= set(d):
+            continue
+        sel, one, idx = d["select"], d["open_select_one"], d["index"]
+        ray_cols = ("-", "-", "-")
+        if "ray" in d:
+            r = d["ray"]
+            ray_cols = (
+                f"{r['workers_1_queries_per_s']:.0f} ({r['workers_1_steady_queries_per_s']:.0f})",
+                f"{r['workers_2_queries_per_s']:.0f} ({r['workers_2_steady_queries_per_s']:.0f})",
+                f"{r['speedup_2_vs_1']:.2f}x ({r['steady_speedup_2_vs_1']:.2f}x)",
+            )
+        rows.append(
+            f"| {n:,} | {d['save']['write_s']:.1f} | {d['save']['resave_opened_s']:.1f} | {d['open']['open_s'] * 1000:.0f} ms "
+            f"| {d['open']['open_verify_s']:.1f} | {idx['build_s']:.0f} | {_gb(idx['bytes'])} "
+            f"| {d['recall']['recall_at_candidates']:.3f} | {sel['index'] or 'exact (numpy)'} | {sel['fit_s']:.1f} "
+            f"| {sel['queries_per_s']:.0f} | {_gb(sel['peak_rss_bytes'])} ({_gb(sel['peak_rss_anon_bytes'])} + "
+            f"{_gb(sel['peak_rss_file_bytes'])}) | {one['open_and_select_one_s']:.2f} | {ray_cols[0]} | {ray_cols[1]} "
+            f"| {ray_cols[2]} |"
+        )
+    head = (
+        "| demos | write (s) | re-save opened (s) | open | open, verify=True (s) | index build (s) | index (GB) "
+        "| recall@256 | candidate stage | fit (s) | queries/s | peak RSS GB (anon + file) | open + fit + select one (s) "
+        "| Ray 1 worker, q/s (after start-up) | Ray 2 workers, q/s (after start-up) | Ray 2 vs 1 |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    return head + "\n" + "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=10_000)
+    parser.add_argument("--recall-queries", type=int, default=1_000)
+    parser.add_argument("--ray-queries", type=int, default=10_000)
+    parser.add_argument("--ray-batch", type=int, default=256)
+    parser.add_argument("--ray-max", type=int, default=100_000, help="largest pool measured on Ray")
+    parser.add_argument("--work", default=os.environ.get("PROMPTKD_SCALE_DIR", "/tmp/promptkd-scale"))
+    parser.add_argument("--force", action="store_true", help="measure again steps already stored")
+    parser.add_argument("--table", action="store_true", help="only print the table from stored results")
+    args = parser.parse_args()
+    if not args.table:
+        for n in args.sizes:
+            run(n, args)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
