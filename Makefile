@@ -1,7 +1,8 @@
 # Two entry points do all the set-up on a fresh machine:
 #   make run   - create .venv, install promptkd, run the main job on the example pool
 #                (select demonstrations, then the bound-derived budget k* and the bound at k*)
-#   make test  - create .venv, install promptkd with test extras, lint and run the test suite
+#   make test  - create .venv, install promptkd with test extras, lint, build the docs site strictly
+#                (mkdocs build --strict into build/site) and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,8 +11,10 @@ STAMP := $(VENV)/.promptkd-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# mkdocs-material prints a notice about its successor on every build
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install run test lint bench-speed clean
+.PHONY: install run test lint docs bench-speed clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +44,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check promptkd tests examples benchmarks
 	$(VENV)/bin/ruff format --check promptkd tests examples benchmarks
 
-test: $(STAMP) lint
+# the documentation site: a broken link, a page missing from the nav or a docstring mkdocstrings cannot
+# render fails the build; `$(VENV)/bin/mkdocs serve` previews it
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+test: $(STAMP) lint docs
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench-speed: $(STAMP)
