@@ -6,13 +6,19 @@ optional cross-reference that mkdocs-autorefs resolves against the objects rende
 a dotted path is used as it is, and a bare name (``TopKSelector``, ``BoundEstimator.budget``) is looked up
 among the ``::: identifier`` blocks of ``docs/api/``. A reference that resolves to nothing stays inline
 code, without the role. Loaded through ``hooks:`` in ``mkdocs.yml``.
+
+It also holds a Griffe extension, :class:`RuntimeDocstrings`, loaded through the mkdocstrings options.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from pathlib import Path
 from typing import Any
+
+import griffe
 
 ROLE = re.compile(r":(?:py:)?(?:class|meth|func|mod|attr|data|exc|obj|const):<code>([^<]+)</code>")
 BLOCK = re.compile(r"^:::\s+(promptkd[\w.]*)\s*$", flags=re.M)
@@ -61,3 +67,34 @@ def _replace(match: re.Match[str]) -> str:
 def on_page_content(html: str, **kwargs: Any) -> str:
     """Rewrite the roles of one page; autorefs resolves the references afterwards."""
     return ROLE.sub(_replace, html)
+
+
+class RuntimeDocstrings(griffe.Extension):
+    """Document module attributes that hold functions made at import time with the docstring they get then.
+
+    ``rbf = _distance_kernel(...)`` followed by ``rbf.__doc__ = "..."`` is a function at run time but, read
+    from the source, an attribute without a docstring; this extension gives it the run-time docstring.
+    """
+
+    def on_attribute_instance(self, *, node: Any, attr: Any, agent: Any, **kwargs: Any) -> None:
+        parent = attr.parent
+        if (
+            attr.docstring is not None
+            or parent is None
+            or not parent.is_module
+            or not attr.path.startswith("promptkd.")
+        ):
+            return
+        if not re.match(r"_\w+\(", str(attr.value or "")):  # only values made by a module's private factory
+            return
+        try:
+            value = getattr(importlib.import_module(parent.path), attr.name)
+        except Exception:  # a module that needs an optional extra: leave the attribute as it is
+            return
+        if inspect.isfunction(value) and value.__doc__:
+            attr.docstring = griffe.Docstring(
+                inspect.cleandoc(value.__doc__),
+                parent=attr,
+                parser=getattr(agent, "docstring_parser", None),
+                parser_options=getattr(agent, "docstring_options", None),
+            )
