@@ -89,16 +89,16 @@ def test_tuning_report_paired_against_the_default(tmp_path):
     rows = []
     for task in ("t1", "t2"):
         for i in range(10):
-            rows.append(_row(task, "median-x1", 8, i, i < 5, 400, 8))
+            rows.append(_row(task, "topk", 8, i, i < 5, 400, 8))
             rows.append(_row(task, "median-x2", 8, i, i < 7, 400, 8))
-            rows.append(_row(task, "median-x1", 4, i, False, 200, 4))  # another k: left out of the k=8 table
+            rows.append(_row(task, "topk", 4, i, False, 200, 4))  # another k: left out of the k=8 table
     rows.append(_row("t1", "cover", 8, 0, True, 400, 8))  # on one task only
     results, doc = tmp_path / "t.jsonl", tmp_path / "tuning.md"
     _write(results, rows)
     tune.main(["--report-only", "--results", str(results), "--doc", str(doc), "--n-dev", "10"])
     text = doc.read_text(encoding="utf-8")
     assert (
-        "| median-x1 | the defaults before tuning: median bandwidth, similarity order | 50.0 | 50.0 | 50.0 |  |" in text
+        "| topk | reference: the k nearest demos | 50.0 | 50.0 | 50.0 |  |" in text
     )
     line = next(ln for ln in text.splitlines() if ln.startswith("| median-x2 |"))
     assert "| 70.0 | 70.0 | 70.0 | +20.0 [" in line

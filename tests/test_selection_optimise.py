@@ -140,7 +140,7 @@ def test_provenance_matches_recomputed_values(clustered_pool: DemoPool) -> None:
 
 def test_swap_is_kept_only_when_the_recomputed_objective_drops(monkeypatch: pytest.MonkeyPatch) -> None:
     """A swap predicted to help from stored columns is undone if the fresh column says otherwise."""
-    from promptkd.selection import herding
+    from promptkd.kernels.columns import KernelColumns
 
     rng = np.random.default_rng(3)
     C = rng.normal(size=(40, 3)).astype(np.float32)
@@ -148,12 +148,12 @@ def test_swap_is_kept_only_when_the_recomputed_objective_drops(monkeypatch: pyte
     res = herd(C, T, np.full(6, 1 / 6), 4, bandwidth=1.5, keep_columns=True)
     honest = swap_refine(C, res, bandwidth=1.5, max_swaps=5)
     assert honest.n_swaps > 0  # the case has a real improvement to find
-    fresh_column = herding._Columns.column
+    fresh_column = KernelColumns.column
 
     def drifting_column(self, j: int) -> np.ndarray:  # a column whose rounding disagrees with the stored ones
         return fresh_column(self, j) + 0.5
 
-    monkeypatch.setattr(herding._Columns, "column", drifting_column)
+    monkeypatch.setattr(KernelColumns, "column", drifting_column)
     out = swap_refine(C, res, bandwidth=1.5, max_swaps=5)
     assert out.n_swaps == 0 and out.order == res.order
     assert out.mmd2_after == res.mmd2_path[-1]

@@ -30,6 +30,7 @@ from promptkd.kernels.functions import (
     resolve_bandwidth,
     self_gram,
 )
+from promptkd.kernels.objects import Kernel, Views
 
 __all__ = ["PermutationTestResult", "mmd2", "mmd2_from_kernels", "mmd2_linear", "mmd_permutation_test"]
 
@@ -127,9 +128,12 @@ def mmd2(
         Samples as numpy arrays or torch tensors (tensors stay on their device).
     kernel
         Kernel name (``"rbf"``, ``"laplacian"``, ``"imq"``, ``"cosine"``,
-        ``"linear"``) or a callable ``k(X, Y, *, bandwidth)``.
+        ``"linear"``), a callable ``k(X, Y, *, bandwidth)``, or a kernel object
+        (:mod:`promptkd.kernels.objects`; ``X`` and ``Y`` may then be
+        :class:`~promptkd.kernels.objects.Views`).
     bandwidth
-        Float, ``"median"`` (median heuristic on the pooled sample) or a list.
+        Float, ``"median"`` (median heuristic on the pooled sample) or a list;
+        ignored for kernel objects, which carry their own.
     unbiased
         Use the unbiased U-statistic (compare estimates across sample sizes).
     weights_x, weights_y
@@ -149,6 +153,13 @@ def mmd2(
     >>> mmd2(X, X + 5.0, bandwidth=1.0) > 0.5
     True
     """
+    if isinstance(kernel, Kernel):  # the object carries its own settings; "median" is fixed on the pooled rows
+        if not isinstance(X, Views):
+            X, Y = _check_pair(X, Y)
+        k = kernel.resolve(X, Y)
+        return mmd2_from_kernels(
+            k.gram(X), k.gram(Y), k.gram(X, Y), unbiased=unbiased, weights_x=weights_x, weights_y=weights_y
+        )
     X, Y = _check_pair(X, Y)
     bw = resolve_bandwidth(bandwidth, X, Y)
     fn = get_kernel(kernel)

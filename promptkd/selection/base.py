@@ -30,7 +30,9 @@ from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.mmd import mmd2
+from promptkd.kernels.objects import Kernel
 from promptkd.pool.pool import DemoPool
+from promptkd.selection.labels import label_codes, neighbour_label_vote
 from promptkd.selection.ordering import OrderContext, apply_ordering, get_ordering
 from promptkd.selection.selection import Selection
 from promptkd.selection.target import (
@@ -148,6 +150,7 @@ class BaseSelector(ParamsMixin):
         if callable(fit_kernel) and getattr(self.kernel, "bandwidth_", 0.0) is None:
             # a data-dependent kernel object (e.g. AttentionKernel) learns its bandwidth here, never while selecting
             fit_kernel(np.asarray(self.embeddings_[: min(self.n_demos_, 1000)], dtype=np.float32))
+        self.label_names_, self.label_codes_ = label_codes([d.output for d in self.demos_])
         self.ordering_ = get_ordering(self.order)
         self._fit_device()
         self._fit_extra()
@@ -264,7 +267,10 @@ class BaseSelector(ParamsMixin):
     def target_mmd2(self, indices: Sequence[int], target: Target) -> float:
         """Biased weighted MMD2 between pool rows ``indices`` and the target."""
         X = np.asarray(self.embeddings_[list(indices)], dtype=np.float32)
-        return mmd2(X, target.embeddings, kernel=self.kernel, bandwidth=self.bandwidth_, weights_y=target.weights)
+        kernel = getattr(self, "kernel_", None) or self.kernel
+        if isinstance(kernel, Kernel) and kernel.views != {"embedding"}:
+            kernel = "rbf"  # a kernel that reads labels: the reported MMD2 stays on the inputs
+        return mmd2(X, target.embeddings, kernel=kernel, bandwidth=self.bandwidth_, weights_y=target.weights)
 
     def _target(self, query: Any, weights: Any = None) -> Target:
         return resolve_target(self.pool_, query, dim=self.dim_, weights=weights)
@@ -317,6 +323,13 @@ class BaseSelector(ParamsMixin):
         """Extra :class:`Selection` fields for the chosen pool indices (e.g. token counts)."""
         return {}
 
+    def _label_prior(self, sims: np.ndarray, m: int | None) -> dict[str, float] | None:
+        """The target's label distribution voted by its ``m`` most similar pool demos; None when ``m`` is None."""
+        if m is None:
+            return None
+        vote = neighbour_label_vote(sims, self.label_codes_, len(self.label_names_), m)
+        return {name: float(p) for name, p in zip(self.label_names_, vote, strict=True) if p > 0}
+
     def _build(self, target: Target, k: int, sims: np.ndarray | None = None, budget: Any = None) -> Selection:
         if sims is None:
             sims = self.similarities(target)
@@ -334,6 +347,7 @@ class BaseSelector(ParamsMixin):
             query=target.query,
             target_embeddings=target.embeddings,
             target_weights=target.weights,
+            label_prior=self._label_prior(sims, getattr(self.ordering_, "label_neighbours", None)),
         )
         perm = apply_ordering(self.ordering_, context)
         demo_tokens = extras.pop("demo_tokens", None)
@@ -351,7 +365,11 @@ class BaseSelector(ParamsMixin):
             phases=dict(phases),
             query=target.query,
             target_size=target.size,
-            kernel=self.kernel if isinstance(self.kernel, str) else getattr(self.kernel, "__name__", "custom"),
+            kernel=self.kernel
+            if isinstance(self.kernel, str)
+            else repr(self.kernel)
+            if isinstance(self.kernel, Kernel)
+            else getattr(self.kernel, "__name__", "custom"),
             bandwidth=self.bandwidth_,
             budget=budget,
             demo_tokens=None if demo_tokens is None else tuple(int(demo_tokens[p]) for p in perm),

@@ -18,21 +18,14 @@ accepted swap.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from promptkd.exceptions import InvalidInputError
-from promptkd.kernels.functions import (
-    Bandwidth,
-    KernelFn,
-    cosine,
-    get_kernel,
-    imq,
-    kernel_diag,
-    laplacian,
-    linear,
-    rbf,
-)
+from promptkd.kernels.columns import ColumnProvider, KernelColumns
+from promptkd.kernels.functions import Bandwidth, KernelFn
+from promptkd.kernels.objects import Kernel
 from promptkd.selection.constraints import ConstraintState
 
 __all__ = ["HerdingResult", "SwapResult", "herd", "path_from_columns", "swap_refine"]
@@ -69,97 +62,11 @@ class SwapResult:
     mmd2_after: float
 
 
-_PROFILES = {
-    rbf: lambda d2, s: np.exp(-d2 / (2.0 * s * s)),
-    laplacian: lambda d2, s: np.exp(-np.sqrt(d2) / s),
-    imq: lambda d2, s: 1.0 / np.sqrt(1.0 + d2 / (s * s)),
-}
-
-
-class _Columns:
-    """Kernel columns ``k(C, c_j)`` for the built-in kernels from one GEMV each.
-
-    Candidate norms are computed once, so a column costs O(M * d) with no
-    per-call validation; other kernels fall back to the kernel function.
-    """
-
-    def __init__(self, candidates: np.ndarray, kernel: str | KernelFn, bandwidth: Bandwidth) -> None:
-        self.fn = get_kernel(kernel)
-        self.bw = bandwidth
-        self.fast = self.fn in _PROFILES or self.fn is cosine or self.fn is linear
-        C = np.asarray(candidates)
-        # Products run in float32 for float32 embeddings (sums are float64); the Laplacian's sqrt
-        # amplifies rounding of tiny distances, so it (and float64 input) works in float64.
-        exact = C.dtype == np.float64 or self.fn is laplacian or not self.fast
-        self.C = C.astype(np.float64 if exact else np.float32, copy=False)
-        if self.fn is cosine:
-            self.U = self.C / np.maximum(np.linalg.norm(self.C, axis=1, keepdims=True), 1e-12).astype(self.C.dtype)
-        elif self.fn in _PROFILES:
-            self.sq = np.einsum("ij,ij->i", self.C, self.C).astype(np.float64)
-        elif self.fn is linear:
-            self.lin_diag = np.einsum("ij,ij->i", self.C, self.C).astype(np.float64)
-
-    def _profile(self, d2: np.ndarray) -> np.ndarray:
-        d2 = np.maximum(d2, 0.0, out=d2)
-        if self.fn is rbf and not isinstance(self.bw, tuple):
-            d2 *= -1.0 / (2.0 * float(self.bw) ** 2)  # type: ignore[arg-type]
-            return np.exp(d2, out=d2)
-        profile = _PROFILES[self.fn]
-        if isinstance(self.bw, tuple):
-            return sum(profile(d2, float(b)) for b in self.bw) / len(self.bw)
-        return profile(d2, float(self.bw))  # type: ignore[arg-type]
-
-    def cross(self, Y: np.ndarray) -> np.ndarray:
-        """``k(C, Y)`` as float64 (M, n)."""
-        Y = np.asarray(Y, dtype=self.C.dtype)
-        if not self.fast:
-            return np.asarray(self.fn(self.C, Y, bandwidth=self.bw), dtype=np.float64)
-        if self.fn is cosine:
-            Yu = Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12).astype(Y.dtype)
-            return (self.U @ Yu.T).astype(np.float64)
-        if self.fn is linear:
-            return (self.C @ Y.T).astype(np.float64)
-        yy = np.einsum("ij,ij->i", Y, Y).astype(np.float64)
-        return self._profile(self.sq[:, None] + yy[None, :] - 2.0 * (self.C @ Y.T).astype(np.float64))
-
-    def target_constant(self, Y: np.ndarray, weights: np.ndarray) -> float:
-        """``v' K_YY v``."""
-        if not self.fast:
-            return float(weights @ np.asarray(self.fn(Y, Y, bandwidth=self.bw), dtype=np.float64) @ weights)
-        if Y.shape[0] == 1 and self.fn in _PROFILES:
-            return float(weights[0] ** 2)  # k(t, t) = 1
-        K = _Columns(Y, self.fn, self.bw).cross(Y)
-        if self.fn in _PROFILES:
-            np.fill_diagonal(K, 1.0)
-        return float(weights @ K @ weights)
-
-    def diag(self) -> np.ndarray:
-        """``k(c_i, c_i)`` as float64 (M,)."""
-        if self.fn is linear:
-            return self.lin_diag.copy()
-        if self.fast:
-            return np.ones(self.C.shape[0], dtype=np.float64)
-        return np.asarray(kernel_diag(self.C, kernel=self.fn, bandwidth=self.bw), dtype=np.float64)
-
-    def column(self, j: int) -> np.ndarray:
-        """``k(C, C[j])`` as float64 (M,)."""
-        if not self.fast:
-            return np.asarray(self.fn(self.C, self.C[j : j + 1], bandwidth=self.bw), dtype=np.float64)[:, 0]
-        # the entry of c_j itself equals diag() exactly, so greedy and swap arithmetic agree
-        if self.fn is cosine:
-            col = (self.U @ self.U[j]).astype(np.float64)
-            col[j] = 1.0
-            return col
-        if self.fn is linear:
-            col = (self.C @ self.C[j]).astype(np.float64)
-            col[j] = self.lin_diag[j]
-            return col
-        d2 = (self.C @ self.C[j]).astype(np.float64)
-        d2 *= -2.0
-        d2 += self.sq
-        d2 += self.sq[j]
-        d2[j] = 0.0
-        return self._profile(d2)
+def columns_for(candidates: Any, kernel: Any, bandwidth: Bandwidth) -> ColumnProvider:
+    """The column provider of ``kernel`` on ``candidates``: a kernel object's own, or the built-in one."""
+    if isinstance(kernel, Kernel):
+        return kernel.columns(candidates)
+    return KernelColumns(np.asarray(candidates), kernel, bandwidth)
 
 
 def path_from_columns(order: list[int], columns: np.ndarray, rel: np.ndarray, ktt: float) -> list[float]:
@@ -222,8 +129,8 @@ def herd(
     >>> len(res.order), all(a >= b for a, b in zip(res.mmd2_path, res.mmd2_path[1:]))
     (3, True)
     """
-    columns_of = _Columns(candidates, kernel, bandwidth)
-    M = candidates.shape[0]
+    columns_of = columns_for(candidates, kernel, bandwidth)
+    M = len(candidates)
     k = min(k, M if allowed is None else int(np.count_nonzero(allowed)))
     weights = np.asarray(weights, dtype=np.float64)
     rel = columns_of.cross(target) @ weights
@@ -327,7 +234,7 @@ def swap_refine(
         raise InvalidInputError(
             "swap_refine needs a herding result computed with keep_columns=True; rerun herd(..., keep_columns=True)."
         )
-    columns_of = _Columns(candidates, kernel, bandwidth)
+    columns_of = columns_for(candidates, kernel, bandwidth)
     order = list(result.order)
     n = len(order)
     cols = result.columns.copy()

@@ -16,7 +16,7 @@ weights) needs; such a policy holds its model and template itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +28,7 @@ from promptkd.pool.demo import Demo
 __all__ = [
     "HerdingOrder",
     "InterleaveLabelsOrder",
+    "LabelPriorOrder",
     "OrderContext",
     "OrderingPolicy",
     "RandomOrder",
@@ -62,6 +63,10 @@ class OrderContext:
         The query text when the target came from one string.
     target_embeddings, target_weights
         The weighted target sample, or None.
+    label_prior
+        The target's label distribution estimated from its nearest pool demos
+        (label -> probability), filled in when the policy asks for it with a
+        ``label_neighbours`` attribute; None otherwise.
     """
 
     demos: tuple[Demo, ...]
@@ -73,6 +78,7 @@ class OrderContext:
     query: str | None = None
     target_embeddings: Any = None
     target_weights: Any = None
+    label_prior: Mapping[str, float] | None = None
 
 
 @runtime_checkable
@@ -153,6 +159,46 @@ class InterleaveLabelsOrder:
         return reversed_order[::-1]
 
 
+class LabelPriorOrder:
+    """Demos of the target's most likely label last, the most similar of them at the very end.
+
+    The likely label is read from the target's ``label_neighbours`` nearest pool
+    demos (a similarity-weighted vote, :attr:`OrderContext.label_prior`), not
+    from the chosen set alone. Demos are sorted by the prior probability of their
+    label, then by similarity, both ascending. Small LMs lean towards the label
+    of the last demonstrations (recency bias); this order makes the label they
+    lean towards the one the neighbourhood of the query supports.
+
+    Parameters
+    ----------
+    label_neighbours
+        How many nearest pool demos vote on the target's label distribution.
+
+    Examples
+    --------
+    >>> from promptkd.pool import Demo
+    >>> demos = tuple(Demo(input=str(i), output=y) for i, y in enumerate("abab"))
+    >>> ctx = OrderContext(demos, (0.9, 0.8, 0.7, 0.6), None, label_prior={"a": 0.25, "b": 0.75})
+    >>> [demos[i].output + demos[i].input for i in LabelPriorOrder()(ctx)]
+    ['a2', 'a0', 'b3', 'b1']
+    """
+
+    name = "label_prior"
+
+    def __init__(self, label_neighbours: int = 16) -> None:
+        if isinstance(label_neighbours, bool) or not isinstance(label_neighbours, int) or label_neighbours < 1:
+            raise InvalidInputError(f"label_neighbours must be a positive int, got {label_neighbours!r}.")
+        self.label_neighbours = label_neighbours
+
+    def __call__(self, context: OrderContext) -> list[int]:
+        prior = context.label_prior or {}
+        sims = context.similarities
+        return sorted(range(len(context.demos)), key=lambda i: (prior.get(context.demos[i].output, 0.0), sims[i], -i))
+
+    def __repr__(self) -> str:
+        return f"LabelPriorOrder(label_neighbours={self.label_neighbours})"
+
+
 class RandomOrder:
     """A seeded random permutation."""
 
@@ -168,6 +214,7 @@ _POLICIES: dict[str, Callable[[], OrderingPolicy]] = {
     "reverse": ReverseOrder,
     "random": RandomOrder,
     "interleave_labels": InterleaveLabelsOrder,
+    "label_prior": LabelPriorOrder,
 }
 
 

@@ -11,12 +11,14 @@ import numpy as np
 from promptkd._validation import check_choice, check_float, check_int
 from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, MissingDependencyError
 from promptkd.kernels.functions import Bandwidth, KernelFn
+from promptkd.kernels.objects import Kernel, Views
 from promptkd.rendering.template import as_template
 from promptkd.selection.ann import INDEX_KINDS, CandidateIndex
 from promptkd.selection.base import BaseSelector
 from promptkd.selection.candidates import per_row_candidates
 from promptkd.selection.constraints import LABEL_BALANCE, ConstraintState, Infeasible, stratified_quotas
 from promptkd.selection.herding import herd, swap_refine
+from promptkd.selection.labels import neighbour_label_vote
 from promptkd.selection.target import Target, normalise_rows
 from promptkd.selection.tokens import as_token_counter
 
@@ -107,6 +109,9 @@ class Selector(BaseSelector):
     k_max, token_cost, bound_estimator
         For ``k="auto"``: the largest k considered, the price of a token in
         the budget, and an optional configured ``BoundEstimator``.
+    label_neighbours
+        With a kernel that reads labels (``RBF() * LabelKernel(...)``): how many
+        nearest pool demos vote on each target row's label distribution.
 
     Examples
     --------
@@ -127,13 +132,12 @@ class Selector(BaseSelector):
     """
 
     method = "promptkd"
-    _path_is_exact = True
 
     def __init__(
         self,
         k: int | str = 8,
         *,
-        kernel: str | KernelFn = "rbf",
+        kernel: str | KernelFn | Kernel = "rbf",
         bandwidth: Bandwidth = "median",
         median_scale: float = 2.0,
         candidates: int = 256,
@@ -156,6 +160,7 @@ class Selector(BaseSelector):
         k_max: int = 32,
         token_cost: float = 0.0,
         bound_estimator: Any = None,
+        label_neighbours: int = 16,
     ) -> None:
         super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)  # type: ignore[arg-type]
         self.median_scale = median_scale
@@ -176,6 +181,7 @@ class Selector(BaseSelector):
         self.k_max = k_max
         self.token_cost = token_cost
         self.bound_estimator = bound_estimator
+        self.label_neighbours = label_neighbours
 
     # ------------------------------------------------------------------ settings and fitting
     def _check_settings(self) -> None:
@@ -209,6 +215,12 @@ class Selector(BaseSelector):
             check_choice(self.dtype, "dtype", ("float32", "float16"))
         check_int(self.k_max, "k_max", minimum=1)
         check_float(self.token_cost, "token_cost", minimum=0.0)
+        check_int(self.label_neighbours, "label_neighbours", minimum=1)
+        if isinstance(self.kernel, Kernel) and not self.kernel.views <= {"embedding", "label"}:
+            raise InvalidInputError(
+                f"kernel={self.kernel!r} reads feature blocks {sorted(self.kernel.views)}; a Selector provides "
+                "'embedding' and 'label' only."
+            )
 
     def _store_embeddings(self, emb: np.ndarray) -> np.ndarray:
         if self.dtype is None:
@@ -232,12 +244,9 @@ class Selector(BaseSelector):
         else:
             self.eligible_ = None
         self.eligible_idx_ = np.flatnonzero(self.eligible_) if self.eligible_ is not None else np.arange(n)
-        names, codes = np.unique(
-            np.array([d.output for d in self.demos_], dtype=object).astype(str), return_inverse=True
-        )
-        self.label_names_ = tuple(str(x) for x in names)
-        self.label_codes_ = codes.astype(np.int64)
-        self.label_counts_ = np.bincount(self.label_codes_[self.eligible_idx_], minlength=len(names))
+        self.label_counts_ = np.bincount(self.label_codes_[self.eligible_idx_], minlength=len(self.label_names_))
+        # a kernel object gets its "median" bandwidths fixed to the selector's (already scaled) median
+        self.kernel_ = self.kernel.resolve(median=float(self.bandwidth_)) if isinstance(self.kernel, Kernel) else None
         self.probe_idx_ = None
         if n >= 8192:  # a fixed sample of similarity positions for the fast candidate threshold
             self.probe_idx_ = np.sort(np.random.default_rng(self.seed).choice(n, size=4096, replace=False))
@@ -284,7 +293,9 @@ class Selector(BaseSelector):
             ) from err
         if self.bound_estimator is not None:
             return self.bound_estimator
-        return BoundEstimator(kernel=self.kernel, bandwidth=self.bandwidth_, candidates=self.candidates, seed=self.seed)
+        # the bound is stated on the input embeddings: a kernel object contributes its RBF scale only
+        kernel = "rbf" if isinstance(self.kernel, Kernel) else self.kernel
+        return BoundEstimator(kernel=kernel, bandwidth=self.bandwidth_, candidates=self.candidates, seed=self.seed)
 
     def _resolve_k_for(self, target: Target, k: Any) -> tuple[int, Any]:
         value = self.k if k is None else k
@@ -390,17 +401,43 @@ class Selector(BaseSelector):
             n_candidates=len(cand),
         )
 
+    @property
+    def _path_is_exact(self) -> bool:  # type: ignore[override]
+        # with a joint input-label kernel the greedy's path is the joint MMD2; Selection.mmd2 stays on inputs
+        return not self._reads_labels
+
+    @property
+    def _reads_labels(self) -> bool:
+        return isinstance(self.kernel, Kernel) and "label" in self.kernel.views
+
+    def _target_labels(self, target: Target, sims: np.ndarray) -> np.ndarray:
+        """(n, L) label distribution of every target row, voted by its nearest eligible pool demos."""
+        if target.size == 1:
+            rows = sims[None, :]
+        else:
+            rows = self._similarity_rows(normalise_rows(target.embeddings))
+            if self.eligible_ is not None:
+                rows = np.where(self.eligible_[None, :], rows, -np.inf)
+        L = len(self.label_names_)
+        return np.stack([neighbour_label_vote(r, self.label_codes_, L, self.label_neighbours) for r in rows])
+
     def _run(
-        self, target: Target, k: int, cand: np.ndarray
+        self, target: Target, k: int, cand: np.ndarray, target_labels: np.ndarray | None = None
     ) -> tuple[list[int], list[float], list[float], dict[str, float]]:
         C = np.asarray(self.embeddings_[cand], dtype=np.float32)
         state = self._state(cand, k, C)
+        kernel = self.kernel if self.kernel_ is None else self.kernel_
+        rows: Any = C
+        goal: Any = target.embeddings
+        if target_labels is not None:
+            rows = Views(C, label=np.eye(len(self.label_names_))[self.label_codes_[cand]])
+            goal = Views(target.embeddings, label=target_labels)
         result = herd(
-            C,
-            target.embeddings,
+            rows,
+            goal,
             target.weights,
             k,
-            kernel=self.kernel,
+            kernel=kernel,
             bandwidth=self.bandwidth_,
             constraints=state,
             keep_columns=self.swaps > 0,
@@ -415,7 +452,7 @@ class Selector(BaseSelector):
         phases = {"greedy": float(path[-1])}
         if self.swaps > 0:
             refined = swap_refine(
-                C, result, kernel=self.kernel, bandwidth=self.bandwidth_, max_swaps=self.swaps, constraints=state
+                rows, result, kernel=kernel, bandwidth=self.bandwidth_, max_swaps=self.swaps, constraints=state
             )
             order, gains, path = list(refined.order), list(refined.gains), list(refined.mmd2_path)
             phases["swap"] = refined.mmd2_after
@@ -433,8 +470,9 @@ class Selector(BaseSelector):
         cand = self._candidate_set(sims, k)
         if target.embeddings.shape[0] > 1:
             cand = self._add_target_modes(cand, target, k, sims)
+        labels = self._target_labels(target, sims) if self._reads_labels else None
         try:
-            return self._run(target, k, cand)
+            return self._run(target, k, cand, labels)
         except Infeasible as first:
             if len(cand) >= len(self.eligible_idx_):
                 raise self._infeasible(k, str(first)) from None
@@ -443,7 +481,7 @@ class Selector(BaseSelector):
         idx = self.eligible_idx_
         full = idx[np.lexsort((idx, -exact[idx]))]
         try:
-            return self._run(target, k, full)
+            return self._run(target, k, full, labels)
         except Infeasible as second:
             raise self._infeasible(k, str(second)) from None
 

@@ -1,0 +1,169 @@
+"""Kernel objects: composition, capabilities, the column providers greedy selection uses, and the joint kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from promptkd import DemoPool, Selector
+from promptkd.embeddings import HashingEmbedder
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
+from promptkd.kernels import (
+    IMQ,
+    RBF,
+    Cosine,
+    LabelKernel,
+    Laplacian,
+    Linear,
+    ProductKernel,
+    SumKernel,
+    Views,
+    as_kernel,
+    imq,
+    laplacian,
+    mmd2,
+    rbf,
+)
+from promptkd.selection.herding import herd
+from promptkd.selection.labels import neighbour_label_vote
+
+
+@pytest.fixture
+def samples() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(20, 5)), rng.normal(size=(15, 5)) + 0.4
+
+
+@pytest.mark.parametrize("median", [False, True])
+def test_mmd2_of_a_sum_kernel_is_the_sum_of_the_parts(samples, median) -> None:
+    X, Y = samples
+    k1 = RBF() if median else RBF(bandwidth=1.3)
+    k2 = Laplacian(bandwidth=2.0)
+    total = mmd2(X, Y, kernel=k1 + k2)
+    assert total == pytest.approx(mmd2(X, Y, kernel=k1) + mmd2(X, Y, kernel=k2), rel=1e-12)
+    assert total > mmd2(X, Y, kernel=k1) > 0
+
+
+def test_a_weight_scales_mmd2_and_objects_match_the_functions(samples) -> None:
+    X, Y = samples
+    assert mmd2(X, Y, kernel=3.0 * RBF(bandwidth=1.1)) == pytest.approx(3.0 * mmd2(X, Y, bandwidth=1.1), rel=1e-12)
+    assert mmd2(X, Y, kernel=RBF()) == pytest.approx(mmd2(X, Y, kernel="rbf", bandwidth="median"), rel=1e-12)
+    for obj, fn in ((RBF(bandwidth=0.9), rbf), (Laplacian(bandwidth=0.9), laplacian), (IMQ(bandwidth=0.9), imq)):
+        np.testing.assert_allclose(obj(X, Y), fn(X, Y, bandwidth=0.9), rtol=1e-12)
+    np.testing.assert_allclose((Linear() * Cosine())(X, Y), (X @ Y.T) * Cosine()(X, Y), rtol=1e-12)
+
+
+def test_capabilities_are_attributes_of_the_composition() -> None:
+    assert RBF().unit_diagonal and RBF().shift_invariant and RBF().distance_based and RBF().gemm
+    assert not Linear().unit_diagonal and not Cosine().shift_invariant
+    assert (RBF() * Laplacian()).unit_diagonal and not (RBF() + Laplacian()).unit_diagonal
+    assert (RBF() + Laplacian()).shift_invariant and not (RBF() + Cosine()).shift_invariant
+    assert (RBF() * LabelKernel()).views == {"embedding", "label"}
+    assert not RBF().resolved and RBF(bandwidth=1.0).resolved
+    assert (RBF() + RBF(bandwidth=2.0) + Cosine()).parts == (RBF(), RBF(bandwidth=2.0), Cosine())  # flattened
+    assert sum([RBF(), Cosine()]) == SumKernel(RBF(), Cosine())
+    assert as_kernel("rbf", bandwidth=0.5) == RBF(bandwidth=0.5) and as_kernel("cosine") == Cosine()
+
+
+def test_the_composite_columns_agree_with_the_gram_matrix() -> None:
+    rng = np.random.default_rng(1)
+    C = rng.normal(size=(12, 4)).astype(np.float64)
+    T = rng.normal(size=(3, 4))
+    labels = np.eye(3)[rng.integers(0, 3, size=12)]
+    P = rng.dirichlet(np.ones(3), size=3)
+    kernel = (RBF(bandwidth=1.5) + 0.5 * Cosine()) * LabelKernel(beta=0.3)
+    rows, goal = Views(C, label=labels), Views(T, label=P)
+    cols = kernel.columns(rows)
+    np.testing.assert_allclose(cols.cross(goal), kernel(rows, goal), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cols.target_gram(goal), kernel(goal), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cols.diag(), np.diag(kernel(rows)), rtol=1e-10)
+    np.testing.assert_allclose(cols.column(4), kernel(rows)[:, 4], rtol=1e-10, atol=1e-12)
+    w = np.array([0.5, 0.3, 0.2])
+    assert cols.target_constant(goal, w) == pytest.approx(w @ kernel(goal) @ w, rel=1e-10)
+
+
+def test_herding_with_an_object_matches_herding_with_the_function() -> None:
+    rng = np.random.default_rng(2)
+    C = rng.normal(size=(60, 6)).astype(np.float32)
+    T = rng.normal(size=(4, 6)).astype(np.float32)
+    w = np.full(4, 0.25)
+    by_name = herd(C, T, w, 5, kernel="rbf", bandwidth=1.7)
+    by_object = herd(C, T, w, 5, kernel=RBF(bandwidth=1.7))
+    assert by_name.order == by_object.order
+    np.testing.assert_allclose(by_name.mmd2_path, by_object.mmd2_path, rtol=1e-9)
+
+
+def test_a_label_kernel_with_beta_one_ignores_labels() -> None:
+    rng = np.random.default_rng(3)
+    C = rng.normal(size=(40, 5))
+    T = rng.normal(size=(1, 5))
+    rows = Views(C, label=np.eye(2)[rng.integers(0, 2, size=40)])
+    goal = Views(T, label=np.array([[1.0, 0.0]]))
+    joint = herd(rows, goal, np.ones(1), 6, kernel=RBF(bandwidth=2.0) * LabelKernel(beta=1.0))
+    plain = herd(C, T, np.ones(1), 6, kernel=RBF(bandwidth=2.0))
+    assert joint.order == plain.order
+
+
+def _two_label_pool(n: int = 80) -> DemoPool:
+    rng = np.random.default_rng(4)
+    words = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "yam"]
+    records = []
+    for i in range(n):
+        label = "fruit" if i % 4 else "other"
+        text = " ".join(rng.choice(words, size=3)) + f" item{i % 7} n{i}"
+        records.append({"input": text, "output": label})
+    return DemoPool(records, embedder=HashingEmbedder(dim=64))
+
+
+def test_the_joint_kernel_follows_the_neighbourhood_vote() -> None:
+    pool = _two_label_pool()
+    query = "apple pear plum item3"
+    plain = Selector(k=6).fit(pool)
+    joint = Selector(k=6, kernel=RBF() * LabelKernel(beta=0.0), label_neighbours=16).fit(pool)
+    vote = neighbour_label_vote(plain.similarities(plain.make_target(query)), plain.label_codes_, 2, 16)
+    likely = plain.label_names_[int(np.argmax(vote))]
+    share_plain = np.mean([d.output == likely for d in plain.select(query).demos])
+    out = joint.select(query)
+    assert np.mean([d.output == likely for d in out.demos]) >= share_plain
+    # the reported MMD2 is measured on the inputs with the selector's RBF, like any other selector's
+    assert out.mmd2 == pytest.approx(joint.target_mmd2(out.indices, joint.make_target(query)), rel=1e-6)
+    assert out.kernel == "ProductKernel(RBF(), LabelKernel(beta=0))"
+
+
+def test_a_multi_row_target_gets_a_label_distribution_per_row() -> None:
+    pool = _two_label_pool()
+    sel = Selector(k=4, kernel=RBF() * LabelKernel(beta=0.25), swaps=2).fit(pool)
+    out = sel.select(["apple fig item1", "kiwi lime item2"])
+    assert len(out.demos) == 4 and set(out.phases) == {"greedy", "swap"}
+    assert out.phases["swap"] <= out.phases["greedy"] + 1e-12
+
+
+def test_the_label_prior_order_puts_the_voted_label_last() -> None:
+    pool = _two_label_pool()
+    sel = Selector(k=6, order="label_prior").fit(pool)
+    query = "plum date item5"
+    vote = neighbour_label_vote(sel.similarities(sel.make_target(query)), sel.label_codes_, 2, 16)
+    out = sel.select(query)
+    assert out.demos[-1].output == sel.label_names_[int(np.argmax(vote))]
+    labels = [d.output for d in out.demos]
+    # demos of one label form one block: the order is by the label's vote first
+    assert labels == sorted(labels, key=lambda y: vote[sel.label_names_.index(y)])
+
+
+def test_bad_kernel_objects_fail_with_the_argument_named() -> None:
+    X = np.zeros((3, 2))
+    with pytest.raises(InvalidInputError, match="beta"):
+        LabelKernel(beta=1.5)
+    with pytest.raises(InvalidInputError, match="bandwidth"):
+        RBF(bandwidth=-1.0)
+    with pytest.raises(InvalidInputError, match="Views"):
+        mmd2(X, X, kernel=RBF() * LabelKernel())
+    with pytest.raises(InvalidInputError, match="same number of rows"):
+        Views(np.zeros((3, 2)), label=np.zeros((2, 2)))
+    with pytest.raises(InvalidTypeError, match="combined"):
+        RBF() + [1, 2]  # noqa: RUF005
+    with pytest.raises(InvalidInputError, match="weight"):
+        -1.0 * RBF()
+    with pytest.raises(InvalidInputError, match="label_neighbours"):
+        Selector(k=2, label_neighbours=0).fit(_two_label_pool())
+    assert isinstance(RBF() * LabelKernel(), ProductKernel)
