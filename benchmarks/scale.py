@@ -152,6 +152,16 @@ CHILD = textwrap.dedent(
         out["select_batch_s"] = took
         out["queries_per_s"] = len(sel) / took
         out["first_indices"] = [list(s.indices) for s in sel[:50]]
+    else:  # where fit's time goes: building every Demo (labels), and the bound estimator's pass over the pool
+        from promptkd.bounds import BoundEstimator
+
+        t4 = time.perf_counter()
+        n_built = sum(1 for _ in pool.snapshot().demos)
+        out["iterate_demos_s"] = time.perf_counter() - t4
+        out["iterate_demos_us_each"] = out["iterate_demos_s"] / n_built * 1e6
+        t5 = time.perf_counter()
+        BoundEstimator(bandwidth=selector.bandwidth_).fit(pool)
+        out["estimator_fit_s"] = time.perf_counter() - t5
     running = False
     time.sleep(0.05)
     out["peak_rss_bytes"] = peak["VmRSS"]  # while selecting (the whole run for n_queries == 1)
@@ -264,6 +274,49 @@ def step_open_select_one(n: int, work: Path, qfile: Path) -> dict[str, Any]:
     return child(work / f"pool-{n}", qfile, 1)
 
 
+PROFILE = textwrap.dedent(
+    """
+    import cProfile, json, pstats, sys
+    import numpy as np
+    import faiss, torch
+    from promptkd import DemoPool, Selector
+
+    args = json.loads(sys.argv[1])
+    pool = DemoPool.open(args["pool"])
+    Q = np.load(args["queries"])[: args["n_queries"]]
+    selector = Selector(k=args["k"]).fit(pool)
+    profile = cProfile.Profile()
+    profile.enable()
+    selector.select_batch(Q, show_progress_bar=False)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = sum(v[2] for v in stats.values())  # tottime over every function
+    def share(pred):
+        return sum(v[2] for k, v in stats.items() if pred(k)) / total
+    out = {
+        "queries": len(Q),
+        "total_s": total,
+        "argpartition_share": share(lambda k: k[2] == "<method 'argpartition' of 'numpy.ndarray' objects>"),
+        "index_search_share": share(lambda k: "IndexHNSW_search" in k[2] or "search" == k[2] and "faiss" in k[0]),
+        "herding_share": sum(v[3] for k, v in stats.items() if k[2] == "herd") / total,
+    }
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+def step_profile(n: int, work: Path, qfile: Path) -> dict[str, Any]:
+    """Where select_batch spends its time (cProfile over 512 queries)."""
+    args = {"pool": str(work / f"pool-{n}"), "queries": str(qfile), "n_queries": 512, "k": K}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROFILE, json.dumps(args)], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"profile failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
 def step_ray(n: int, work: Path, queries: np.ndarray, n_queries: int, batch: int) -> dict[str, Any]:
     import ray
 
@@ -332,10 +385,13 @@ def run(n: int, args: argparse.Namespace) -> None:
         ("recall", lambda: step_recall(n, work, queries, args.recall_queries)),
         ("open_select_one", lambda: step_open_select_one(n, work, qfile)),
         ("select", lambda: step_select(n, work, qfile, args.queries)),
+        ("profile", lambda: step_profile(n, work, qfile)),
     ]
     if n <= args.ray_max:
         steps.append(("ray", lambda: step_ray(n, work, queries, args.ray_queries, args.ray_batch)))
     for name, fn in steps:
+        if args.steps and name not in args.steps:
+            continue
         if name in data and not args.force:
             print(f"n={n}: {name} already measured, skipped")
             continue
@@ -394,12 +450,146 @@ def main() -> None:
     parser.add_argument("--ray-max", type=int, default=100_000, help="largest pool measured on Ray")
     parser.add_argument("--work", default=os.environ.get("PROMPTKD_SCALE_DIR", "/tmp/promptkd-scale"))
     parser.add_argument("--force", action="store_true", help="measure again steps already stored")
-    parser.add_argument("--table", action="store_true", help="only print the table from stored results")
+    parser.add_argument("--steps", nargs="*", default=None, help="only these steps (save, open, index, ...)")
+    parser.add_argument("--table", action="store_true", help="only write docs/benchmarks/scale.md from stored results")
     args = parser.parse_args()
     if not args.table:
         for n in args.sizes:
             run(n, args)
     print(table())
+    write_page()
+
+
+def _targets() -> list[str]:
+    """One line per target, met or not, with the measured number."""
+    lines = []
+    for f in sorted(RESULTS.glob("n*.json"), key=lambda p: int(p.stem[1:])):
+        n = int(f.stem[1:])
+        d = json.loads(f.read_text())
+        if "select" not in d:
+            continue
+
+        def mark(ok: bool) -> str:
+            return "met" if ok else "**not met**"
+
+        sel = d["select"]
+        if n >= 1_000_000:
+            o, one = d["open"]["open_s"], d["open_select_one"]["open_and_select_one_s"]
+            lines.append(f"- {n:,} demos open in under 1 s: {mark(o < 1)} ({o * 1000:.1f} ms).")
+            lines.append(
+                f"- open + select for one query under 2 s (imports excluded): {mark(one < 2)} ({one:.2f} s, of which "
+                f"fit {d['open_select_one']['fit_s']:.2f} s)."
+            )
+        rss = sel["peak_rss_bytes"]
+        lines.append(
+            f"- {n:,} demos, peak RSS while selecting under 4 GB: {mark(rss < 4e9)} ({_gb(rss)} GB, of which "
+            f"{_gb(sel['peak_rss_file_bytes'])} GB file-backed pages of the memory-mapped pool and index; "
+            f"open + fit peaked at {_gb(sel['peak_rss_open_fit_bytes'])} GB)."
+        )
+        rec = d["recall"]["recall_at_candidates"]
+        lines.append(
+            f"- {n:,} demos, candidate recall at least 0.95 (default HNSW settings): {mark(rec >= 0.95)} ({rec:.4f})."
+        )
+        qps = sel["queries_per_s"]
+        lines.append(f"- {n:,} demos, at least 200 queries/s on 2 cores: {mark(qps >= 200)} ({qps:.0f} queries/s).")
+        if "ray" in d:
+            r = d["ray"]
+            lines.append(
+                f"- {n:,} demos, Ray 2 workers at least 1.5x 1 worker: {mark(r['speedup_2_vs_1'] >= 1.5)} counting "
+                f"worker start-up ({r['speedup_2_vs_1']:.2f}x over {r['queries']:,} queries), "
+                f"{mark(r['steady_speedup_2_vs_1'] >= 1.5)} after start-up ({r['steady_speedup_2_vs_1']:.2f}x)."
+            )
+    return lines
+
+
+PAGE = """# Scale: pools of 100k and 1M demos
+
+Written by `benchmarks/scale.py` from `benchmarks/results/scale/n*.json`; do not edit by hand. Produced with
+
+```
+{command}
+```
+
+on {machine} (shared with other work, run under `nice`). Pools are synthetic, d = 384, float32, clustered
+(one cluster per 1,000 demos in a 64-dimensional latent space, mapped into 384 dimensions, plus noise),
+with short text rows; 10,000 queries from the same distribution, k = 8, `Selector` defaults
+(candidates = 256, faiss HNSW above `ann_threshold` = 500,000, so the 100k pool uses exact numpy search).
+How the pieces work: [Scaling](../scale.md).
+
+<!-- scale-table:start -->
+<!-- scale-table:end -->
+
+Columns: *write*: columns to a saved pool (Arrow demos, `.npy` embeddings, fsync and SHA-256 of each);
+*re-save opened*: `DemoPool.open(p).save(q, layout="arrow")`; *open*: `DemoPool.open` (best of 3, warm page
+cache); *open, verify=True*: with every checksum and record checked; *index build* and *index*: `build_pool_index`
+(HNSW, M = 32) and its file size; *recall@256*: share of the exact top-256 candidates (inner product over the
+whole pool) that the saved index returns at the selector's default `ef_search` (1,000 queries); *fit*:
+`Selector(k=8).fit` on the opened pool, which loads the saved index; *queries/s*: `select_batch` over 10,000
+query embeddings in one process (2 cores); *peak RSS*: largest resident set sampled every 20 ms during
+`select_batch` in a fresh process, split into anonymous memory and file-backed pages (the memory-mapped
+embeddings and index, shared with other processes and reclaimable by the kernel); *open + fit + select one*:
+a fresh process (imports excluded); *Ray*: `select_dataset` on a local `ray.init(num_cpus=2)` cluster, pool
+from its path, 1 CPU per worker, batches of 256: queries/s over the whole run including worker start-up (each
+worker opens the pool and fits once), and in brackets after subtracting the time of a one-query-per-worker run.
+
+## Targets
+
+{targets}
+
+## Where the time and memory go at 1M
+
+- *Open* reads the manifest, the Arrow footer and the `.npy` header and maps both files: milliseconds at any size.
+- *Fit* reads the pool once: it builds every `Demo` to collect the labels ({iterate}),
+  computes every embedding norm, and prepares the bound estimator (`Selector` always does, for `k="auto"`),
+  which computes the row norms of the whole pool in one float32 pass ({estimator}); loading the saved index
+  takes milliseconds (its vectors stay memory-mapped).
+- *Selecting* with the index: the index returns 256 candidates per query in {search_ms}, but the
+  selector then scores them in a dense 256 x n similarity block per chunk of `batch_chunk` = 256 queries
+  (1 GB at 1M, float32; `-inf` where the index found nothing) and picks each query's candidates with an
+  `argpartition` over all n entries. {profile}
+- Without the index (exact search, 100k) the similarity stage is one GEMM per chunk.
+"""
+
+
+def write_page() -> None:
+    """Write docs/benchmarks/scale.md from the stored results."""
+    machine = "a machine"
+    for f in RESULTS.glob("n*.json"):
+        m = json.loads(f.read_text()).get("machine")
+        if m:
+            machine = f"{m['cpus']} CPUs, Python {m['python']}, {m['platform']}"
+    iterate = estimator = "not measured"
+    profile = ""
+    search_ms = "(not measured)"
+    big = RESULTS / "n1000000.json"
+    if big.exists():
+        one = json.loads(big.read_text()).get("open_select_one", {})
+        if "iterate_demos_s" in one:
+            iterate = f"{one['iterate_demos_s']:.1f} s for 1M, {one['iterate_demos_us_each']:.1f} µs each"
+            estimator = f"{one['estimator_fit_s']:.1f} s"
+        rec = json.loads(big.read_text()).get("recall")
+        if rec:
+            search_ms = f"{rec['index_search_s'] / rec['queries'] * 1000:.1f} ms"
+        prof = json.loads(big.read_text()).get("profile")
+        if prof:
+            profile = (
+                f"Profiled over {prof['queries']} queries, that `argpartition` takes "
+                f"{prof['argpartition_share']:.0%} of `select_batch`'s time, the index search "
+                f"{prof['index_search_share']:.0%} and herding {prof['herding_share']:.0%}."
+            )
+    text = PAGE.format(
+        command=COMMAND,
+        machine=machine,
+        targets="\n".join(_targets()) or "(no results yet)",
+        iterate=iterate,
+        estimator=estimator,
+        profile=profile,
+        search_ms=search_ms,
+    )
+    head, rest = text.split("<!-- scale-table:start -->", 1)
+    TABLE.parent.mkdir(parents=True, exist_ok=True)
+    tail = rest.split("<!-- scale-table:end -->", 1)[1].lstrip("\n")
+    TABLE.write_text(head + table() + "\n" + tail, encoding="utf-8")
 
 
 if __name__ == "__main__":
