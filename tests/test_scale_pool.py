@@ -149,3 +149,22 @@ def test_build_pool_index_needs_embeddings(tmp_path: Path) -> None:
     d = DemoPool([{"input": "a", "output": "x"}]).save(tmp_path / "p", layout="arrow")
     with pytest.raises(InvalidInputError, match="no embeddings"):
         build_pool_index(d)
+
+
+def test_damaged_metadata_names_the_demo() -> None:
+    import pyarrow as pa
+
+    from promptkd.pool.lazy import arrow_schema
+
+    rows = {"id": ["a", "b"], "input": ["x", "y"], "output": ["1", "2"], "input_pair": [None, None]}
+    lazy = LazyDemos(pa.Table.from_pydict({**rows, "metadata": ['{"k": 1}', "[1]"]}, schema=arrow_schema()))
+    assert lazy[0].metadata == {"k": 1}
+    with pytest.raises(InvalidInputError, match="demo 1"):
+        list(lazy)
+    with pytest.raises(InvalidInputError, match="demo 1"):
+        lazy.metadata()
+    good = LazyDemos(
+        pa.Table.from_pydict({**rows, "metadata": ["{}", '{"k": [1, {"n": null}]}']}, schema=arrow_schema())
+    )
+    assert [d.metadata for d in good] == [{}, {"k": [1, {"n": None}]}]
+    assert [r["metadata"] for r in good.records()] == [{}, {"k": [1, {"n": None}]}]

@@ -18,7 +18,7 @@ import numpy as np
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.pool.demo import Demo
 
-__all__ = ["COLUMNS", "LazyDemos", "records_table"]
+__all__ = ["COLUMNS", "LazyDemos", "demo_field", "records_table"]
 
 #: The demo fields, one Arrow column each; ``metadata`` is stored as JSON text.
 COLUMNS = ("id", "input", "output", "input_pair", "metadata")
@@ -87,6 +87,30 @@ def _metadata(text: str, where: str) -> dict[str, Any]:
     return meta
 
 
+def _metadata_batch(texts: list[str], start: int) -> list[dict[str, Any]]:
+    """Parse a batch of metadata JSON texts in one call (one JSON array), row by row only to report an error."""
+    try:
+        metas = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        metas = None
+    if metas is None or len(metas) != len(texts) or not all(type(m) is dict for m in metas):
+        return [_metadata(t, f"demo {start + j}") for j, t in enumerate(texts)]
+    return metas
+
+
+def demo_field(demos: Sequence[Demo], name: str) -> list[Any]:
+    """One field (``id``, ``input``, ``output``, ``input_pair``) of every demo; a lazy sequence reads its column.
+
+    Examples
+    --------
+    >>> demo_field([Demo(input="a", output="x")], "output")
+    ['x']
+    """
+    if isinstance(demos, LazyDemos):
+        return demos.column(name)
+    return [getattr(d, name) for d in demos]
+
+
 class LazyDemos(Sequence[Demo]):
     """A read-only sequence of demos backed by an Arrow table, plus demos added in memory.
 
@@ -145,7 +169,7 @@ class LazyDemos(Sequence[Demo]):
         done = 0
         for batch in self.table.to_batches():
             cols = [batch.column(c).to_pylist() for c in COLUMNS]
-            metas = [_metadata(m, f"demo {done + j}") for j, m in enumerate(cols[4])]
+            metas = _metadata_batch(cols[4], done)
             self.built += batch.num_rows
             done += batch.num_rows
             yield from map(_fast_demo, cols[0], cols[1], cols[2], cols[3], metas)
@@ -168,8 +192,10 @@ class LazyDemos(Sequence[Demo]):
 
     def metadata(self) -> list[dict[str, Any]]:
         """Every demo's metadata (parsed from the stored JSON), without building demos."""
-        texts = self.table.column("metadata").to_pylist()
-        return [_metadata(t, f"demo {i}") for i, t in enumerate(texts)] + [d.metadata for d in self.tail]
+        out: list[dict[str, Any]] = []
+        for batch in self.table.to_batches():
+            out.extend(_metadata_batch(batch.column("metadata").to_pylist(), len(out)))
+        return out + [d.metadata for d in self.tail]
 
     def positions(self) -> dict[str, int]:
         """Map from demo id to position (built once, then cached)."""
@@ -200,11 +226,12 @@ class LazyDemos(Sequence[Demo]):
         """Every demo as a plain record dict (as :meth:`Demo.to_record`), without building demos."""
         done = 0
         for batch in self.table.to_batches():
-            for row in batch.to_pylist():
-                row["metadata"] = _metadata(row["metadata"], f"demo {done}")
+            rows = batch.to_pylist()
+            for row, meta in zip(rows, _metadata_batch([r["metadata"] for r in rows], done), strict=True):
+                row["metadata"] = meta
                 if row["input_pair"] is None:
                     del row["input_pair"]
-                done += 1
                 yield row
+            done += len(rows)
         for d in self.tail:
             yield d.to_record()
