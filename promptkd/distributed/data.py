@@ -13,7 +13,8 @@ and fits its selector once, then serves every batch it is given:
   array) and every worker maps it from there.
 
 When the cluster has GPUs (and ``num_gpus`` is not given), each worker takes
-one and the selector's similarity stage and the embedder run on it.
+one and the selector's similarity stage and the embedder run on it; workers
+without a GPU run a ``device="auto"`` selector's similarity stage in numpy.
 
 Needs the ``ray`` extra (``pip install "promptkd[ray]"``).
 """
@@ -334,6 +335,9 @@ def _select_mapped(
     params = selector_params(template)
     type(template)(**params)._check_settings()  # bad settings fail here, not on every worker
     cpus, gpus, workers = _resources(num_cpus, num_gpus)
+    if gpus == 0 and params.get("device") == "auto":
+        # a worker without a GPU would resolve "auto" to numpy on the CPU anyway; None says so without importing torch
+        params["device"] = None
     source, n = _pool_source(pool)
     wanted = k if k is not None else template.k
     if isinstance(wanted, int) and wanted > n:
