@@ -93,7 +93,7 @@ def check_guarantees(pool: DemoPool, eligible: list[int], options: dict, sel, te
             p = el_labels.count(lab) / len(el_labels)
             assert abs(labels.count(lab) - k * p) < 1.0
     if len(sel.mmd2_path):
-        assert sel.mmd2 == pytest.approx(sel.mmd2_path[-1], abs=1e-9)
+        assert sel.objective == pytest.approx(sel.mmd2_path[-1], abs=1e-9)
     if "swap" in sel.phases:
         assert sel.phases["swap"] <= sel.phases["greedy"] + 1e-9  # float32 embeddings
 

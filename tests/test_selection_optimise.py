@@ -36,9 +36,9 @@ def test_herding_beats_random_subsets(clustered_pool: DemoPool) -> None:
             mmd2(X[rng.choice(200, size=8, replace=False)], target, kernel=kernel, bandwidth=sel.bandwidth_)
             for _ in range(200)
         ]
-        assert s.mmd2 < np.percentile(randoms, 5), kernel
+        assert s.objective < np.percentile(randoms, 5), kernel
         # the herding path is non-increasing after the first steps and ends at the set's MMD2
-        assert s.mmd2 == pytest.approx(
+        assert s.objective == pytest.approx(
             mmd2(X[list(s.indices)], target, kernel=kernel, bandwidth=sel.bandwidth_), abs=1e-6
         )
 
@@ -80,7 +80,7 @@ def test_swaps_improve_a_greedy_result_and_record_phases(clustered_pool: DemoPoo
         b = swapped.select(q[None] + rng.normal(size=(4, 16)).astype(np.float32) * 0)  # different target
         assert set(b.phases) == {"greedy", "swap"} and set(a.phases) == {"greedy"}
         assert b.phases["swap"] <= b.phases["greedy"] + 1e-12
-        assert b.mmd2 == pytest.approx(b.phases["swap"], abs=1e-9)
+        assert b.objective == pytest.approx(b.phases["swap"], abs=1e-9)
         improved += b.phases["swap"] < b.phases["greedy"] - 1e-9
     assert improved > 0
 
@@ -132,7 +132,10 @@ def test_provenance_matches_recomputed_values(clustered_pool: DemoPool) -> None:
         running.append(direct)
         assert row["similarity"] == pytest.approx(float(sel.similarities(sel.make_target(T))[row["index"]]), abs=1e-6)
         assert row["id"] == clustered_pool[row["index"]].id and row["output"] == clustered_pool[row["index"]].output
-    assert d["mmd2"] == pytest.approx(running[-1], abs=1e-6)
+    assert d["objective"] == pytest.approx(running[-1], abs=1e-6)
+    # the reported MMD2 is the reference RBF's, at the pool's plain median bandwidth
+    assert d["mmd2"] == pytest.approx(mmd2(X[list(s.indices)], T, bandwidth=sel.reference_bandwidth_), abs=1e-6)
+    assert sel.reference_bandwidth_ == pytest.approx(sel.bandwidth_ / sel.median_scale)
     text = s.explain()
     assert "phases: greedy=" in text and "swap=" in text
     assert all(row["id"][:18] in text for row in d["demos"])

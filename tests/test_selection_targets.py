@@ -80,7 +80,8 @@ def test_selection_uses_the_weighted_target(array_pool: DemoPool) -> None:
     X = array_pool.embeddings[list(s.indices)]
     T = np.vstack([q[None], ctx])
     w = np.array([0.3] + [0.7 / 6] * 6)
-    assert s.mmd2 == pytest.approx(mmd2(X, T, bandwidth=sel.bandwidth_, weights_y=w), abs=1e-6)
+    assert s.objective == pytest.approx(mmd2(X, T, bandwidth=sel.bandwidth_, weights_y=w), abs=1e-6)
+    assert s.mmd2 == pytest.approx(mmd2(X, T, bandwidth=sel.reference_bandwidth_, weights_y=w), abs=1e-6)
     # ignoring the weights would give a different value
     assert s.mmd2 != pytest.approx(mmd2(X, T, bandwidth=sel.bandwidth_), abs=1e-6)
 

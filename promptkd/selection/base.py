@@ -76,9 +76,8 @@ class BaseSelector(ParamsMixin):
     #: Where the similarity GEMM runs: None = numpy on the CPU; "auto" = CUDA (or MPS)
     #: when available, else numpy; "cpu", "cuda", "cuda:N", "mps" = torch on that device.
     device: str | None = None
-    #: True when ``_choose``'s ``mmd2_path`` ends with the exact MMD2 of the whole
-    #: chosen set (uniform weights), so it need not be recomputed.
-    _path_is_exact = False
+    #: whether the selector minimises MMD2 (its path's last value is then its objective)
+    minimises_mmd: bool = False
 
     def __init__(
         self,
@@ -138,12 +137,10 @@ class BaseSelector(ParamsMixin):
         self.inv_norms_ = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
         # unit-norm pools (sentence-transformers normalises) skip a full pass over every similarity block
         self.unit_rows_ = bool(np.all(np.abs(norms - 1.0) < 1e-5))
+        # the reference RBF behind Selection.mmd2: one fixed subsample, so every selector on a pool agrees
+        self.reference_bandwidth_ = self._pool_median(seed=0)
         if isinstance(self.bandwidth, str) and self.bandwidth == "median":
-            sample = self.embeddings_
-            if self.n_demos_ > 1000:  # the same seeded subsample median_bandwidth would draw
-                rng = np.random.default_rng(self.seed)
-                sample = sample[np.sort(rng.choice(self.n_demos_, size=1000, replace=False))]
-            self.bandwidth_ = median_bandwidth(np.asarray(sample, dtype=np.float32), seed=self.seed)
+            self.bandwidth_ = self.reference_bandwidth_ if self.seed == 0 else self._pool_median(self.seed)
         else:
             self.bandwidth_ = resolve_bandwidth(self.bandwidth, self.embeddings_[:1])
         fit_kernel = getattr(self.kernel, "fit", None)
@@ -155,6 +152,14 @@ class BaseSelector(ParamsMixin):
         self._fit_device()
         self._fit_extra()
         return self
+
+    def _pool_median(self, seed: int) -> float:
+        """Median-heuristic bandwidth of the pool on a seeded subsample of at most 1,000 rows."""
+        sample = self.embeddings_
+        if self.n_demos_ > 1000:  # the same seeded subsample median_bandwidth would draw
+            rng = np.random.default_rng(seed)
+            sample = sample[np.sort(rng.choice(self.n_demos_, size=1000, replace=False))]
+        return float(median_bandwidth(np.asarray(sample, dtype=np.float32), seed=seed))
 
     def _fit_device(self) -> None:
         """Put the pool on the GPU when ``device`` asks for torch (see the ``device`` attribute)."""
@@ -265,12 +270,14 @@ class BaseSelector(ParamsMixin):
         return self._similarity_rows(target.direction()[None, :])[0]
 
     def target_mmd2(self, indices: Sequence[int], target: Target) -> float:
-        """Biased weighted MMD2 between pool rows ``indices`` and the target."""
+        """Biased weighted MMD2 between pool rows ``indices`` and the target under the pool's reference RBF.
+
+        The reference bandwidth is the pool's median heuristic on a fixed
+        subsample, whatever the selector's own kernel, so any two selectors'
+        values compare (this is :attr:`Selection.mmd2`).
+        """
         X = np.asarray(self.embeddings_[list(indices)], dtype=np.float32)
-        kernel = getattr(self, "kernel_", None) or self.kernel
-        if isinstance(kernel, Kernel) and kernel.views != {"embedding"}:
-            kernel = "rbf"  # a kernel that reads labels: the reported MMD2 stays on the inputs
-        return mmd2(X, target.embeddings, kernel=kernel, bandwidth=self.bandwidth_, weights_y=target.weights)
+        return mmd2(X, target.embeddings, kernel="rbf", bandwidth=self.reference_bandwidth_, weights_y=target.weights)
 
     def _target(self, query: Any, weights: Any = None) -> Target:
         return resolve_target(self.pool_, query, dim=self.dim_, weights=weights)
@@ -355,9 +362,9 @@ class BaseSelector(ParamsMixin):
             indices=tuple(int(chosen[p]) for p in perm),
             demos=tuple(demos[p] for p in perm),
             scores=tuple(chosen_sims[p] for p in perm),
-            mmd2=float(path[-1])
-            if self._path_is_exact and len(path) == len(chosen) and len(path)
-            else self.target_mmd2(chosen, target),
+            mmd2=self.target_mmd2(chosen, target),
+            objective=float(path[-1]) if self.minimises_mmd and path and len(path) == len(chosen) else None,
+            reference_bandwidth=float(self.reference_bandwidth_),
             method=self.method,
             gains=None if gains is None else tuple(float(gains[p]) for p in perm),
             selection_rank=tuple(perm),

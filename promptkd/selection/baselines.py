@@ -4,10 +4,10 @@ Every class here is a :class:`~promptkd.selection.BaseSelector`: ``fit(pool)``,
 ``select(query, k=None)``, ``select_batch(queries, k=None)`` and the async
 variants, and every one returns a :class:`~promptkd.selection.Selection` with
 the same fields as :class:`~promptkd.selection.Selector`. In particular
-``mmd2`` and ``mmd2_path`` are computed with the selector's kernel and
-bandwidth (default: RBF with the pool's median heuristic; ``Selector`` scales
-the median by ``median_scale``), so pass one explicit ``bandwidth`` to every
-selector to compare their distribution match directly. ``scores`` is always the
+``mmd2`` is measured under the pool's reference RBF (median-heuristic
+bandwidth on a fixed subsample) for every selector, so the values compare
+directly; ``mmd2_path`` follows the selector's own kernel and bandwidth
+(default: RBF with the pool's median heuristic). ``scores`` is always the
 (weighted mean) cosine similarity of each demo to the target, and ``gains`` is
 ``None`` (gains are herding's MMD decreases).
 
@@ -96,9 +96,8 @@ class _BaselineSelector(BaseSelector):
     async variants are :class:`~promptkd.selection.BaseSelector`'s.
     """
 
-    # every baseline returns the MMD2 of each prefix of its choice in selection order (from _path), so
-    # Selection.mmd2 is the path's last value: no second kernel evaluation, and no state kept between calls
-    _path_is_exact = True
+    # every baseline returns the MMD2 of each prefix of its choice in selection order (from _path, under its
+    # own kernel), which explain() shows as the running MMD2; Selection.mmd2 is the reference value
 
     def _fit_extra(self) -> None:
         self._fit_baseline()

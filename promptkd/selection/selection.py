@@ -34,7 +34,10 @@ class Selection:
     scores
         Similarity of each demo to the target (weighted mean cosine similarity).
     mmd2
-        Biased (weighted) MMD2 between the chosen demos and the target.
+        Biased (weighted) MMD2 between the chosen demos and the target under the
+        pool's reference kernel: an RBF at the median-heuristic bandwidth of the
+        pool (:attr:`reference_bandwidth`, the same for every selector fitted on
+        that pool), so values of different selectors compare.
     method
         Name of the selector that produced it.
     gains
@@ -42,15 +45,22 @@ class Selection:
     selection_rank
         Step at which each demo was chosen (0 = first), in prompt order.
     mmd2_path
-        MMD2 of the first t chosen demos, for t = 1..k, in selection order.
+        The optimiser's MMD2 (its own kernel and bandwidth) of the first t chosen
+        demos, for t = 1..k, in selection order.
     phases
-        MMD2 after each optimisation phase (e.g. ``{"greedy": ..., "swap": ...}``).
+        The optimiser's MMD2 after each phase (e.g. ``{"greedy": ..., "swap": ...}``).
     query
         The query text when the target was a single string.
     target_size
         Number of target points (query plus context).
     kernel, bandwidth
-        The kernel settings used to compute ``mmd2``.
+        The selector's kernel settings (what ``mmd2_path``, ``phases`` and
+        ``objective`` use).
+    objective
+        The optimiser's own objective for the chosen set (the last entry of
+        ``mmd2_path``), or None for selectors that do not minimise MMD2.
+    reference_bandwidth
+        Bandwidth of the reference RBF behind ``mmd2``.
     tokens
         Total tokens of the rendered demonstrations, when a token budget was used.
     demo_tokens
@@ -75,6 +85,8 @@ class Selection:
     tokens: int | None = None
     budget: Any = None
     demo_tokens: tuple[int, ...] | None = None
+    objective: float | None = None
+    reference_bandwidth: float | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -159,6 +171,8 @@ class Selection:
             "k": self.k,
             "indices": [int(i) for i in self.indices],
             "mmd2": _num(self.mmd2),
+            "objective": _num(self.objective),
+            "reference_bandwidth": _num(self.reference_bandwidth),
             "mmd2_path": [float(x) for x in self.mmd2_path],
             "phases": {k: float(v) for k, v in self.phases.items()},
             "query": self.query,
@@ -180,6 +194,10 @@ class Selection:
         selector: 1 demos, MMD2 to target = 0.100000
         """
         lines = [f"{self.method}: {self.k} demos, MMD2 to target = {self.mmd2:.6f}"]
+        if self.reference_bandwidth is not None:
+            lines[0] += f" (reference RBF, bandwidth {self.reference_bandwidth:.4g})"
+        if self.objective is not None:
+            lines.append(f"objective (the selector's own kernel {self.kernel}): {self.objective:.6f}")
         if self.phases:
             lines.append("phases: " + ", ".join(f"{k}={v:.6f}" for k, v in self.phases.items()))
         if self.budget is not None and hasattr(self.budget, "k_star"):

@@ -132,6 +132,7 @@ class Selector(BaseSelector):
     """
 
     method = "promptkd"
+    minimises_mmd = True
 
     def __init__(
         self,
@@ -400,11 +401,6 @@ class Selector(BaseSelector):
             dedup_threshold=self.dedup_threshold,
             n_candidates=len(cand),
         )
-
-    @property
-    def _path_is_exact(self) -> bool:  # type: ignore[override]
-        # with a joint input-label kernel the greedy's path is the joint MMD2; Selection.mmd2 stays on inputs
-        return not self._reads_labels
 
     @property
     def _reads_labels(self) -> bool:
