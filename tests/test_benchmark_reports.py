@@ -97,9 +97,7 @@ def test_tuning_report_paired_against_the_default(tmp_path):
     _write(results, rows)
     tune.main(["--report-only", "--results", str(results), "--doc", str(doc), "--n-dev", "10"])
     text = doc.read_text(encoding="utf-8")
-    assert (
-        "| topk | reference: the k nearest demos | 50.0 | 50.0 | 50.0 |  |" in text
-    )
+    assert "| topk | reference: the k nearest demos | 50.0 | 50.0 | 50.0 |  |" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("| median-x2 |"))
     assert "| 70.0 | 70.0 | 70.0 | +20.0 [" in line
     assert "| 100.0 |  | 100.0 (1 tasks) |" in text
