@@ -14,6 +14,7 @@ from promptkd.kernels import (
     Cosine,
     LabelKernel,
     Laplacian,
+    LexicalKernel,
     Linear,
     ProductKernel,
     SumKernel,
@@ -167,3 +168,32 @@ def test_bad_kernel_objects_fail_with_the_argument_named() -> None:
     with pytest.raises(InvalidInputError, match="label_neighbours"):
         Selector(k=2, label_neighbours=0).fit(_two_label_pool())
     assert isinstance(RBF() * LabelKernel(), ProductKernel)
+
+
+def test_the_lexical_kernel_on_sparse_rows_matches_its_columns() -> None:
+    from scipy import sparse
+
+    rng = np.random.default_rng(5)
+    C = rng.normal(size=(9, 3))
+    lex = sparse.random(9, 40, density=0.2, format="csr", random_state=1)
+    T = Views(rng.normal(size=(2, 3)), lexical=sparse.random(2, 40, density=0.3, format="csr", random_state=2))
+    rows = Views(C, lexical=lex)
+    kernel = RBF(bandwidth=1.0) + 0.5 * LexicalKernel()
+    cols = kernel.columns(rows)
+    np.testing.assert_allclose(cols.cross(T), kernel(rows, T), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cols.column(2), kernel(rows)[:, 2], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cols.diag(), np.diag(kernel(rows)), rtol=1e-10)
+    assert mmd2(rows, T, kernel=kernel) == pytest.approx(
+        mmd2(C, T["embedding"], kernel=RBF(bandwidth=1.0)) + 0.5 * mmd2(rows, T, kernel=LexicalKernel()), rel=1e-10
+    )
+
+
+def test_a_lexical_selector_prefers_shared_words_and_needs_query_texts() -> None:
+    records = [{"input": f"common words here number{i}", "output": "x"} for i in range(30)]
+    records += [{"input": "zebra giraffe savanna", "output": "y"}, {"input": "zebra stripes", "output": "y"}]
+    pool = DemoPool(records, embedder=HashingEmbedder(dim=32))
+    sel = Selector(k=2, kernel=LexicalKernel(), order="herding").fit(pool)
+    out = sel.select("a zebra in the savanna")
+    assert {d.input for d in out.demos} == {"zebra giraffe savanna", "zebra stripes"}
+    with pytest.raises(InvalidInputError, match="text"):
+        sel.select(np.ones(32, dtype=np.float32))

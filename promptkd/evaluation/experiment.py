@@ -90,7 +90,10 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     """The selectors of the quality benchmark, by name.
 
     Names: ``zero-shot``, ``random``, ``topk``, ``mmr``, ``dpp``, ``votek``,
-    ``bm25``, ``promptkd`` (per-query target), ``promptkd-nbhd`` (query plus 8
+    ``bm25``, ``topk-prior`` and ``bm25-prior`` (TopK and BM25 with the
+    ``"label_prior"`` order), ``promptkd`` (per-query target, the Selector's
+    defaults), ``promptkd-sim`` (an RBF on inputs only and the most similar demo
+    last: the defaults before the label-aware ones), ``promptkd-nbhd`` (query plus 8
     nearest test inputs), ``promptkd-lm`` (promptkd on the ``"lm"`` embedder)
     and ``promptkd-auto`` (``k="auto"`` with at most 8 demos, the largest k of the
     benchmark grid). ``promptkd_kwargs`` go to every
@@ -110,8 +113,8 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
 
         return make
 
-    def base(cls: Any) -> Callable[[Any, int], Any]:
-        return lambda k, seed: cls(k=k, seed=seed)
+    def base(cls: Any, **extra: Any) -> Callable[[Any, int], Any]:
+        return lambda k, seed: cls(k=k, seed=seed, **extra)
 
     table = {
         ZERO_SHOT: SelectorSpec(ZERO_SHOT),
@@ -121,7 +124,10 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "dpp": SelectorSpec("dpp", base(b.DPPSelector)),
         "votek": SelectorSpec("votek", base(b.VoteKSelector)),
         "bm25": SelectorSpec("bm25", base(b.BM25Selector)),
+        "topk-prior": SelectorSpec("topk-prior", base(b.TopKSelector, order="label_prior")),
+        "bm25-prior": SelectorSpec("bm25-prior", base(b.BM25Selector, order="label_prior")),
         "promptkd": SelectorSpec("promptkd", pk()),
+        "promptkd-sim": SelectorSpec("promptkd-sim", pk(kernel="rbf", order="similarity")),
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
         "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),

@@ -47,6 +47,7 @@ __all__ = [
     "Kernel",
     "LabelKernel",
     "Laplacian",
+    "LexicalKernel",
     "Linear",
     "ProductKernel",
     "ScaledKernel",
@@ -79,7 +80,7 @@ class Views(Mapping[str, Any]):
         data = {EMBEDDING: embedding, **blocks} if embedding is not None else dict(blocks)
         if not data:
             raise InvalidInputError("Views needs at least one feature block.")
-        sizes = {name: len(block) for name, block in data.items()}
+        sizes = {name: _n_rows(block) for name, block in data.items()}
         if len(set(sizes.values())) != 1:
             raise InvalidInputError(f"every feature block must have the same number of rows; got {sizes}.")
         self._data = data
@@ -102,7 +103,20 @@ class Views(Mapping[str, Any]):
     def take(self, rows: Any) -> Views:
         """The same blocks restricted to ``rows``."""
         idx = np.asarray(rows, dtype=np.int64)
-        return Views(**{name: np.asarray(block)[idx] for name, block in self._data.items()})
+        return Views(**{name: _take(block, idx) for name, block in self._data.items()})
+
+
+def _n_rows(block: Any) -> int:
+    shape = getattr(block, "shape", None)
+    return int(shape[0]) if shape is not None else len(block)
+
+
+def _take(block: Any, idx: np.ndarray) -> Any:
+    return block[idx] if _is_sparse(block) else np.asarray(block)[idx]
+
+
+def _is_sparse(block: Any) -> bool:
+    return type(block).__module__.startswith("scipy.sparse")
 
 
 def _block(X: Any, view: str) -> Any:
@@ -432,6 +446,75 @@ class _LabelColumns:
 
     def column(self, j: int) -> np.ndarray:
         return self.beta + (1.0 - self.beta) * (self.P @ self.P[j])
+
+
+# -------------------------------------------------------------------- the lexical kernel
+class LexicalKernel(Kernel):
+    """Cosine kernel on sparse lexical features (the ``"lexical"`` block), e.g. TF-IDF rows.
+
+    It measures word overlap, which dense sentence embeddings blur; added to an
+    embedding kernel (``RBF() + 0.5 * LexicalKernel()``) it gives a hybrid
+    lexical + dense kernel. Rows may be scipy sparse matrices or dense arrays;
+    they are L2-normalised here, so the diagonal is 1 for every non-empty row.
+    A :class:`~promptkd.selection.Selector` with this kernel fits a TF-IDF
+    vocabulary on the pool's inputs and encodes the query texts with it.
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 0.0]])
+    >>> np.round(LexicalKernel()(Views(lexical=X)), 4).tolist()
+    [[1.0, 0.7071], [0.7071, 1.0]]
+    """
+
+    view = "lexical"
+    gemm = True
+
+    def gram(self, X: Any, Y: Any = None) -> Array:
+        A = _unit_rows(_block(X, self.view))
+        B = A if Y is None else _unit_rows(_block(Y, self.view))
+        return _dense(A @ B.T)
+
+    def columns(self, C: Any) -> ColumnProvider:
+        return _LexicalColumns(_unit_rows(_block(C, self.view)))
+
+    def __repr__(self) -> str:
+        return "LexicalKernel()"
+
+
+def _unit_rows(A: Any) -> Any:
+    if _is_sparse(A):
+        from scipy.sparse import diags
+
+        norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).ravel())
+        return (diags(1.0 / np.maximum(norms, 1e-12)) @ A).tocsr()
+    A = np.asarray(A, dtype=np.float64)
+    return A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+
+
+def _dense(M: Any) -> np.ndarray:
+    return np.asarray(M.toarray() if _is_sparse(M) else M, dtype=np.float64)
+
+
+class _LexicalColumns:
+    def __init__(self, U: Any) -> None:
+        self.U = U
+        self._diag = _dense(U.multiply(U).sum(axis=1) if _is_sparse(U) else (U * U).sum(axis=1)[:, None]).ravel()
+
+    def cross(self, Y: Any) -> np.ndarray:
+        return _dense(self.U @ _unit_rows(_block(Y, "lexical")).T)
+
+    def target_gram(self, Y: Any) -> np.ndarray:
+        V = _unit_rows(_block(Y, "lexical"))
+        return _dense(V @ V.T)
+
+    def target_constant(self, Y: Any, weights: np.ndarray) -> float:
+        return float(weights @ self.target_gram(Y) @ weights)
+
+    def diag(self) -> np.ndarray:
+        return self._diag.copy()
+
+    def column(self, j: int) -> np.ndarray:
+        return _dense(self.U @ self.U[j].T).ravel()
 
 
 # -------------------------------------------------------------------- composites

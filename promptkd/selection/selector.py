@@ -217,10 +217,10 @@ class Selector(BaseSelector):
         check_int(self.k_max, "k_max", minimum=1)
         check_float(self.token_cost, "token_cost", minimum=0.0)
         check_int(self.label_neighbours, "label_neighbours", minimum=1)
-        if isinstance(self.kernel, Kernel) and not self.kernel.views <= {"embedding", "label"}:
+        if isinstance(self.kernel, Kernel) and not self.kernel.views <= {"embedding", "label", "lexical"}:
             raise InvalidInputError(
                 f"kernel={self.kernel!r} reads feature blocks {sorted(self.kernel.views)}; a Selector provides "
-                "'embedding' and 'label' only."
+                "'embedding', 'label' and 'lexical' only."
             )
 
     def _store_embeddings(self, emb: np.ndarray) -> np.ndarray:
@@ -248,6 +248,14 @@ class Selector(BaseSelector):
         self.label_counts_ = np.bincount(self.label_codes_[self.eligible_idx_], minlength=len(self.label_names_))
         # a kernel object gets its "median" bandwidths fixed to the selector's (already scaled) median
         self.kernel_ = self.kernel.resolve(median=float(self.bandwidth_)) if isinstance(self.kernel, Kernel) else None
+        self.lexical_ = None
+        if "lexical" in self._views:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            # one vocabulary from the pool's inputs; queries are encoded with it (unknown words are dropped)
+            vectorizer = TfidfVectorizer(sublinear_tf=True)
+            self.lexical_rows_ = vectorizer.fit_transform([d.text for d in self.demos_]).tocsr()
+            self.lexical_ = vectorizer
         self.probe_idx_ = None
         if n >= 8192:  # a fixed sample of similarity positions for the fast candidate threshold
             self.probe_idx_ = np.sort(np.random.default_rng(self.seed).choice(n, size=4096, replace=False))
@@ -403,8 +411,30 @@ class Selector(BaseSelector):
         )
 
     @property
-    def _reads_labels(self) -> bool:
-        return isinstance(self.kernel, Kernel) and "label" in self.kernel.views
+    def _views(self) -> frozenset[str]:
+        return self.kernel.views if isinstance(self.kernel, Kernel) else frozenset({"embedding"})
+
+    def _target_blocks(self, target: Target, sims: np.ndarray) -> dict[str, Any]:
+        """The target's feature blocks beyond its embeddings that the kernel reads."""
+        blocks: dict[str, Any] = {}
+        if "label" in self._views:
+            blocks["label"] = self._target_labels(target, sims)
+        if "lexical" in self._views:
+            if target.texts is None or len(target.texts) != target.size:
+                raise InvalidInputError(
+                    f"kernel={self.kernel!r} compares words, so every target row needs its text: pass the query "
+                    "(and any context) as strings, not embeddings."
+                )
+            blocks["lexical"] = self.lexical_.transform(list(target.texts))  # type: ignore[union-attr]
+        return blocks
+
+    def _candidate_blocks(self, cand: np.ndarray) -> dict[str, Any]:
+        blocks: dict[str, Any] = {}
+        if "label" in self._views:
+            blocks["label"] = np.eye(len(self.label_names_))[self.label_codes_[cand]]
+        if "lexical" in self._views:
+            blocks["lexical"] = self.lexical_rows_[cand]
+        return blocks
 
     def _target_labels(self, target: Target, sims: np.ndarray) -> np.ndarray:
         """(n, L) label distribution of every target row, voted by its nearest eligible pool demos."""
@@ -418,16 +448,16 @@ class Selector(BaseSelector):
         return np.stack([neighbour_label_vote(r, self.label_codes_, L, self.label_neighbours) for r in rows])
 
     def _run(
-        self, target: Target, k: int, cand: np.ndarray, target_labels: np.ndarray | None = None
+        self, target: Target, k: int, cand: np.ndarray, target_blocks: dict[str, Any] | None = None
     ) -> tuple[list[int], list[float], list[float], dict[str, float]]:
         C = np.asarray(self.embeddings_[cand], dtype=np.float32)
         state = self._state(cand, k, C)
         kernel = self.kernel if self.kernel_ is None else self.kernel_
         rows: Any = C
         goal: Any = target.embeddings
-        if target_labels is not None:
-            rows = Views(C, label=np.eye(len(self.label_names_))[self.label_codes_[cand]])
-            goal = Views(target.embeddings, label=target_labels)
+        if target_blocks:
+            rows = Views(C, **self._candidate_blocks(cand))
+            goal = Views(target.embeddings, **target_blocks)
         result = herd(
             rows,
             goal,
@@ -466,9 +496,9 @@ class Selector(BaseSelector):
         cand = self._candidate_set(sims, k)
         if target.embeddings.shape[0] > 1:
             cand = self._add_target_modes(cand, target, k, sims)
-        labels = self._target_labels(target, sims) if self._reads_labels else None
+        blocks = self._target_blocks(target, sims)
         try:
-            return self._run(target, k, cand, labels)
+            return self._run(target, k, cand, blocks)
         except Infeasible as first:
             if len(cand) >= len(self.eligible_idx_):
                 raise self._infeasible(k, str(first)) from None
@@ -477,7 +507,7 @@ class Selector(BaseSelector):
         idx = self.eligible_idx_
         full = idx[np.lexsort((idx, -exact[idx]))]
         try:
-            return self._run(target, k, full, labels)
+            return self._run(target, k, full, blocks)
         except Infeasible as second:
             raise self._infeasible(k, str(second)) from None
 
