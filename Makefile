@@ -43,6 +43,8 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check promptkd tests examples benchmarks
 	$(VENV)/bin/ruff format --check promptkd tests examples benchmarks
+	# the layered import graph: [tool.importlinter] in pyproject.toml
+	$(VENV)/bin/lint-imports
 
 # the documentation site: a broken link, a page missing from the nav or a docstring mkdocstrings cannot
 # render fails the build; `$(VENV)/bin/mkdocs serve` previews it

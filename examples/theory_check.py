@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None, lm=None) -> dict:
     set_texts = [[d.input for d in demos] for _, demos in sets]
     if args.embedder == "lm-kv":
         # per layer: the model's own mean-pooled [values | keys] and the product kernel k_att
-        from promptkd.embeddings.lm import LMEmbedder
+        from promptkd.probes import LMEmbedder
 
         cols = []
         for layer in layers:

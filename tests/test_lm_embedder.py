@@ -7,10 +7,10 @@ import pytest
 
 from promptkd import Demo, DemoPool
 from promptkd.embeddings import Embedder
-from promptkd.embeddings.lm import LMEmbedder
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.kernels import mmd2
 from promptkd.kernels.attention import AttentionKernel
+from promptkd.probes import LMEmbedder
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

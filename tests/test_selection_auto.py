@@ -52,3 +52,32 @@ def test_auto_k_budget_stays_inside_the_where_filter(hashing_pool: DemoPool) -> 
     allowed = {i for i, d in enumerate(hashing_pool) if d.metadata["topic"] == "sports"}
     assert set(s.budget.indices) <= allowed
     assert set(s.indices) <= allowed
+
+
+def test_auto_k_estimator_comes_from_the_registered_factory(hashing_pool: DemoPool) -> None:
+    from promptkd.selection.budget import default_estimator_factory, set_default_estimator_factory
+
+    assert default_estimator_factory() is BoundEstimator  # promptkd.bounds registers it at import
+    built: list[dict] = []
+
+    def factory(**kwargs):
+        built.append(kwargs)
+        return BoundEstimator(**kwargs)
+
+    previous = set_default_estimator_factory(factory)
+    try:
+        sel = Selector(k="auto", k_max=6, candidates=30).fit(hashing_pool)
+        assert isinstance(sel.estimator_, BoundEstimator)
+        assert built == [{"kernel": "rbf", "bandwidth": sel.bandwidth_, "candidates": 30, "seed": 0}]
+        set_default_estimator_factory(None)
+        # without a factory a fixed k still works; k='auto' names the ways out
+        fixed = Selector(k=3, candidates=30).fit(hashing_pool)
+        assert len(fixed.select("the coach and the team")) == 3
+        with pytest.raises(InvalidInputError, match="bound_estimator="):
+            fixed.select("the coach and the team", k="auto")
+        # an estimator passed by the user needs no factory
+        est = BoundEstimator(candidates=30)
+        assert Selector(k="auto", bound_estimator=est).fit(hashing_pool).estimator_ is est
+    finally:
+        set_default_estimator_factory(previous)
+    assert default_estimator_factory() is BoundEstimator

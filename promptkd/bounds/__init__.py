@@ -18,6 +18,10 @@ from promptkd.bounds.plots import plot_bound, plot_budget, plot_mmd_curves
 from promptkd.bounds.report import report
 from promptkd.bounds.results import Bound, Budget, BudgetPoint, MMDCurves
 from promptkd.bounds.tokens import resolve_tokenizer
+from promptkd.selection.budget import set_default_estimator_factory
+
+# Selector(k="auto") builds its default budget estimator through this registry
+set_default_estimator_factory(BoundEstimator)
 
 __all__ = [
     "Bound",

@@ -3,7 +3,6 @@
 from promptkd.embeddings.base import Embedder
 from promptkd.embeddings.cache import CachedEmbedder, EmbeddingCache
 from promptkd.embeddings.hashing import HashingEmbedder
-from promptkd.embeddings.lm import LMEmbedder
 from promptkd.embeddings.sentence_transformers import SentenceTransformerEmbedder, default_model_path
 
 __all__ = [
@@ -11,7 +10,6 @@ __all__ = [
     "Embedder",
     "EmbeddingCache",
     "HashingEmbedder",
-    "LMEmbedder",
     "SentenceTransformerEmbedder",
     "default_model_path",
 ]

@@ -7,7 +7,7 @@ For one head, softmax attention compares tokens through
 a value inner product times a kernel on key features; under this kernel the bias of
 the distilled weights is bounded by C * MMD exactly. With several heads the kernel is
 the sum of the per-head kernels. Rows are ``[values | keys]`` as produced by
-:class:`~promptkd.embeddings.lm.LMEmbedder` with ``output="kv"``.
+:class:`~promptkd.probes.LMEmbedder` with ``output="kv"``.
 """
 
 from __future__ import annotations

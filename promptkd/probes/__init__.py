@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from promptkd.probes._model import head_to_kv, resolve_layers
 from promptkd.probes.distilled import DistilledWeights, distilled_weights, positive_random_features
+from promptkd.probes.embedder import LMEmbedder
 from promptkd.probes.loading import GEMMA3_270M, SMOLLM2, LoadedLM, load_lm, model_cache_dir
 from promptkd.probes.ordering import ProbeGuidedOrder, mmd_weights
 from promptkd.probes.probe import AttentionProbe
@@ -17,6 +18,7 @@ __all__ = [
     "SMOLLM2",
     "AttentionProbe",
     "DistilledWeights",
+    "LMEmbedder",
     "LoadedLM",
     "ProbeGuidedOrder",
     "ProbeReport",

@@ -1,7 +1,7 @@
 """Model introspection and one-pass capture of attention rows and value vectors.
 
 Internal helpers shared by :class:`~promptkd.probes.AttentionProbe`,
-:func:`~promptkd.probes.distilled_weights` and :class:`~promptkd.embeddings.lm.LMEmbedder`.
+:func:`~promptkd.probes.distilled_weights` and :class:`~promptkd.probes.LMEmbedder`.
 Everything stays on the model's device; callers move small results to the host.
 """
 

@@ -15,6 +15,7 @@ from promptkd.kernels.objects import Kernel, Views
 from promptkd.rendering.template import as_template
 from promptkd.selection.ann import INDEX_KINDS, CandidateIndex
 from promptkd.selection.base import BaseSelector
+from promptkd.selection.budget import make_default_estimator
 from promptkd.selection.candidates import per_row_candidates
 from promptkd.selection.constraints import LABEL_BALANCE, ConstraintState, Infeasible, stratified_quotas
 from promptkd.selection.herding import herd, swap_refine
@@ -294,17 +295,14 @@ class Selector(BaseSelector):
         self.estimator_ = self._make_estimator().fit(self.pool_)
 
     def _make_estimator(self) -> Any:
-        try:
-            from promptkd.bounds import BoundEstimator
-        except ImportError as err:
-            raise InvalidInputError(
-                "k='auto' needs promptkd.bounds.BoundEstimator, which is not available; pass an integer k."
-            ) from err
         if self.bound_estimator is not None:
             return self.bound_estimator
         # the bound is stated on the input embeddings: a kernel object contributes its RBF scale only
         kernel = "rbf" if isinstance(self.kernel, Kernel) else self.kernel
-        return BoundEstimator(kernel=kernel, bandwidth=self.bandwidth_, candidates=self.candidates, seed=self.seed)
+        # promptkd.bounds registers BoundEstimator as the default factory (selection/budget.py)
+        return make_default_estimator(
+            kernel=kernel, bandwidth=self.bandwidth_, candidates=self.candidates, seed=self.seed
+        )
 
     def _resolve_k_for(self, target: Target, k: Any) -> tuple[int, Any]:
         value = self.k if k is None else k

@@ -128,7 +128,7 @@ def _load_tokenizer(name: str) -> Any:
 
         return AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
     if lowered in ("smollm2", "smollm2-135m", "smollm2-135m-instruct", "gemma-3-270m", "gemma3-270m", "gemma"):
-        from promptkd.probes.loading import load_packaged_tokenizer
+        from promptkd._packaged import load_packaged_tokenizer
 
         return load_packaged_tokenizer("gemma-3-270m" if lowered == "gemma" else lowered)
     if os.path.isdir(name):

@@ -1,4 +1,7 @@
-"""Embed texts with the causal LM itself: MMD in the space the model distils from."""
+"""Embed texts with the causal LM itself: MMD in the space the model distils from.
+
+Importing this module does not import torch; loading the model or embedding does.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
 from promptkd.embeddings.base import check_output, check_texts, l2_normalise
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
+from promptkd.probes._model import model_spec
+from promptkd.probes.loading import SMOLLM2, load_lm
 
 __all__ = ["LMEmbedder"]
 
@@ -88,8 +93,6 @@ class LMEmbedder:
         if self._lm is not None:
             return str(self._lm.name)
         if self._model_arg is None:
-            from promptkd.probes.loading import SMOLLM2
-
             return SMOLLM2
         return str(self._model_arg)
 
@@ -104,12 +107,8 @@ class LMEmbedder:
     def _ensure(self) -> Any:
         with self._lock:
             if self._lm is None:
-                from promptkd.probes.loading import load_lm
-
                 self._lm = load_lm(self._model_arg, device=self.device)
             if self._spec is None:
-                from promptkd.probes._model import model_spec
-
                 self._spec = model_spec(self._lm.model)
         return self._lm
 

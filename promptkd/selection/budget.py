@@ -1,0 +1,112 @@
+"""The plug-in point through which ``Selector(k="auto")`` gets its budget estimator.
+
+The selection layer does not import :mod:`promptkd.bounds`, which sits above it. Instead,
+:mod:`promptkd.bounds` registers :class:`~promptkd.bounds.BoundEstimator` here when it is
+imported (``import promptkd`` always imports it), and :class:`~promptkd.selection.Selector`
+builds its default estimator through :func:`make_default_estimator`. An estimator passed as
+``Selector(bound_estimator=...)`` is used as given and bypasses this registry.
+
+An estimator is any object with ``fit(pool) -> self`` and ``budget(target, *, k_max, max_tokens,
+token_cost, tokenizer, template, allowed) -> Budget``; a factory is a callable taking the keyword
+arguments ``kernel``, ``bandwidth``, ``candidates`` and ``seed`` and returning an estimator.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
+
+__all__ = ["default_estimator_factory", "make_default_estimator", "set_default_estimator_factory"]
+
+EstimatorFactory = Callable[..., Any]
+
+_lock = threading.Lock()
+_factory: EstimatorFactory | None = None
+
+
+def set_default_estimator_factory(factory: EstimatorFactory | None) -> EstimatorFactory | None:
+    """Register the factory that builds ``Selector``'s budget estimator for ``k="auto"``.
+
+    Parameters
+    ----------
+    factory
+        A callable ``factory(*, kernel, bandwidth, candidates, seed)`` returning an estimator
+        with ``fit(pool)`` and ``budget(...)``, or None to unregister.
+
+    Returns
+    -------
+    EstimatorFactory or None
+        The factory registered before this call.
+
+    Examples
+    --------
+    >>> previous = set_default_estimator_factory(None)
+    >>> default_estimator_factory() is None
+    True
+    >>> set_default_estimator_factory(previous) is None
+    True
+    """
+    global _factory
+    if factory is not None and not callable(factory):
+        raise InvalidTypeError(f"factory must be callable or None, got {type(factory).__name__}.")
+    with _lock:
+        previous, _factory = _factory, factory
+    return previous
+
+
+def default_estimator_factory() -> EstimatorFactory | None:
+    """The registered estimator factory, or None if none is registered.
+
+    Examples
+    --------
+    >>> import promptkd
+    >>> default_estimator_factory() is promptkd.BoundEstimator
+    True
+    """
+    return _factory
+
+
+def make_default_estimator(**kwargs: Any) -> Any:
+    """Build the default budget estimator with the registered factory.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to the factory (``kernel``, ``bandwidth``, ``candidates``, ``seed``).
+
+    Returns
+    -------
+    object
+        The factory's estimator; without a registered factory, a stand-in whose ``fit`` succeeds
+        and whose ``budget`` raises :class:`~promptkd.exceptions.InvalidInputError`, so that a
+        fixed ``k`` keeps working and only ``k="auto"`` fails.
+
+    Examples
+    --------
+    >>> previous = set_default_estimator_factory(None)
+    >>> est = make_default_estimator(kernel="rbf").fit(None)
+    >>> est.budget(None)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    promptkd.exceptions.InvalidInputError: ...
+    >>> _ = set_default_estimator_factory(previous)
+    """
+    factory = _factory
+    if factory is None:
+        return _NoEstimator()
+    return factory(**kwargs)
+
+
+class _NoEstimator:
+    """Stands in for the budget estimator when none is registered; asking it for a budget fails."""
+
+    def fit(self, pool: Any, *args: Any, **kwargs: Any) -> _NoEstimator:
+        return self
+
+    def budget(self, *args: Any, **kwargs: Any) -> Any:
+        raise InvalidInputError(
+            "k='auto' needs a budget estimator, and none is registered: import promptkd.bounds (which registers "
+            "BoundEstimator), pass bound_estimator=, or pass an integer k."
+        )
