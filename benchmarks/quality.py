@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from benchmarks._rows import git_commit, load_manifest, pack, rows_source, save_manifest  # noqa: E402
 from promptkd.evaluation import ExperimentResult, read_rows, run_experiment, standard_selectors  # noqa: E402
 
 ALL_TASKS = ["sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb"]
@@ -212,7 +213,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> None:
             est = auto_calibration(args, lm.name)
         embedders = {"default": embedder}
         if "promptkd-lm" in names:
-            from promptkd.embeddings import LMEmbedder
+            from promptkd.probes import LMEmbedder
 
             embedders["lm"] = CachedEmbedder(LMEmbedder(lm), cache)
         print(f"[{time.strftime('%H:%M:%S')}] {lm.name} loaded in {time.time() - t0:.1f}s", flush=True)
@@ -249,21 +250,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> None:
 
 def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str, command: str) -> None:
     """Record how the rows in ``args.results`` were produced, one entry per (LM, invocation), beside them."""
-    import json
-    import subprocess
-
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "promptkd", "benchmarks"],
-                           capture_output=True, text=True, check=True).stdout.strip()
-        )  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", False
-    path = Path(args.results).with_name("manifest.json")
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": []}
+    results = Path(args.results)
+    manifest = load_manifest(results)
     from promptkd.evaluation import load_task
 
     words = manifest.setdefault("label_words", {})
@@ -273,7 +261,7 @@ def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str, command: 
         {
             "command": command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "git_commit": commit + ("+local-changes" if dirty else ""),
+            "git_commit": git_commit(),
             "lm": lm_name,
             "dtype": dtype,
             "attention": "sdpa",
@@ -288,8 +276,7 @@ def write_manifest(args: argparse.Namespace, lm_name: str, dtype: str, command: 
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    save_manifest(results, manifest)
 
 
 # ---------------------------------------------------------------------- report
@@ -297,31 +284,17 @@ def _fmt_cmd(argv: list[str]) -> str:
     return ".venv/bin/python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in argv)
 
 
-def packed(results: Path) -> Path:
-    """The committed, compressed copy of a results file."""
-    return results.with_name(results.name + ".gz")
-
-
-def pack(results: Path) -> Path:
-    """Write ``rows.jsonl.gz`` from the working ``rows.jsonl`` (byte-stable: no timestamp in the header)."""
-    import gzip
-
-    out = packed(results)
-    out.write_bytes(gzip.compress(results.read_bytes(), compresslevel=9, mtime=0))
-    return out
-
-
 def write_report(args: argparse.Namespace, argv: list[str]) -> None:
     """Rebuild the page from the rows (the working file if present, else the committed .gz) and the manifest."""
     from benchmarks import quality_report
 
     results = Path(args.results)
-    source = results if results.is_file() else packed(results)
+    source = rows_source(results)
     rows = read_rows(source)
     if not rows:
         print("no rows in", source)
         return
-    manifest = quality_report.load_manifest(results)
+    manifest = load_manifest(results)
     runs = manifest.get("runs", [])
     # every distinct invocation that scored rows, in order (a grid is often extended in several runs)
     commands = list(dict.fromkeys(r["command"] for r in runs if "command" in r)) or [_fmt_cmd(argv)]

@@ -12,9 +12,7 @@ A test rebuilds the page from the committed rows and compares it with the commit
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,12 +30,6 @@ N_BOOT = 2000
 TARGET_MARGIN = 2.0  # points above the best baseline, with the CI's lower bound above 0
 TARGET_WORST_TASK = -3.0  # no task more than this far below TopK
 SIMILARITY_BASELINES = ("topk", "bm25", "dpp", "mmr")
-
-
-def load_manifest(results: Path) -> dict[str, Any]:
-    """The manifest beside a results file (empty when there is none)."""
-    path = results.with_name("manifest.json")
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _macro_ci(per_task: dict[str, np.ndarray], rng: np.random.Generator, scale: float) -> tuple[float, float, float]:
