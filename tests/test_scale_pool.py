@@ -53,6 +53,10 @@ def test_open_builds_no_demo_until_one_is_accessed(tmp_path: Path) -> None:
     assert demos.built == 0
     assert lazy[10] == pool[10] and lazy[-1] == pool[-1]
     assert demos.built == 2
+    assert demos.index(pool[7]) == 7 and pool[7] in demos and Demo(input="absent", output="x") not in demos
+    assert demos.built == 4  # index() checks the one demo it finds
+    with pytest.raises(InvalidInputError, match="out of range"):
+        demos[120]
     # iterating builds every demo, equal to the validated ones
     assert [d.model_dump() for d in lazy] == [d.model_dump() for d in pool]
     assert all(a == b for a, b in zip(lazy, pool, strict=True))

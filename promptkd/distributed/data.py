@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +166,16 @@ class _SelectWorker:
         selections = self.selector.select_batch(queries, self.k, show_progress_bar=False, **self.select_kwargs)
         if self.output_column in batch.column_names:
             batch = batch.drop_columns([self.output_column])
-        if self.as_objects:  # whole Selection objects, for select_with_ray (unpickled by the driver that sent them)
-            return batch.append_column(self.output_column, pa.array([pickle.dumps(s) for s in selections], pa.binary()))
+        if self.as_objects:  # whole Selection objects, for select_with_ray: Ray carries an object column itself
+            out: dict[str, np.ndarray] = {
+                name: batch.column(name).to_numpy(zero_copy_only=False)
+                for name in batch.column_names
+                if not isinstance(batch.column(name).type, pa.ExtensionType)  # query vectors are not sent back
+            }
+            column = np.empty(len(selections), dtype=object)
+            column[:] = selections
+            out[self.output_column] = column
+            return out
         rows = [
             {
                 "indices": list(s.indices),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,7 +141,7 @@ def select_with_ray(
     )
     rows = mapped.select_columns(["qid", "selection"]).take_all()
     logger.info("select_with_ray: %d queries in %d-query batches", len(rows), batch_size)
-    by_qid: dict[int, Selection] = {int(r["qid"]): pickle.loads(r["selection"]) for r in rows}
+    by_qid: dict[int, Selection] = {int(r["qid"]): r["selection"] for r in rows}
     if len(by_qid) != len(queries):
         raise PromptKDError(
             f"Ray returned {len(by_qid)} selections for {len(queries)} queries; a worker failed, rerun or lower batch_size."

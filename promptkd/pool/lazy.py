@@ -159,7 +159,7 @@ class LazyDemos(Sequence[Demo]):
         n = len(self)
         i = int(index) + n if index < 0 else int(index)
         if not 0 <= i < n:
-            raise IndexError(f"demo index {index} is out of range for {n} demos.")
+            raise InvalidInputError(f"demo index {index} is out of range for {n} demos.")
         if i >= self.n_table:
             return self.tail[i - self.n_table]
         self.built += 1
@@ -174,6 +174,21 @@ class LazyDemos(Sequence[Demo]):
             done += batch.num_rows
             yield from map(_fast_demo, cols[0], cols[1], cols[2], cols[3], metas)
         yield from self.tail
+
+    def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
+        """Position of the demo equal to ``value`` (found by its id, without building the others)."""
+        position = self.positions().get(getattr(value, "id", None)) if isinstance(value, Demo) else None
+        end = len(self) if stop is None else stop
+        if position is None or not start <= position < end or self[position] != value:
+            raise InvalidInputError(f"{value!r:.60} is not in this pool.")
+        return position
+
+    def __contains__(self, value: object) -> bool:
+        try:
+            self.index(value)
+        except InvalidInputError:
+            return False
+        return True
 
     def __add__(self, other: Sequence[Demo]) -> LazyDemos:
         out = LazyDemos(self.table, self.tail + tuple(other))
