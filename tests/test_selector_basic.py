@@ -60,8 +60,12 @@ def test_selection_structure_and_order(hashing_pool: DemoPool) -> None:
     assert isinstance(sel, Selection) and len(sel) == 5 == sel.k
     assert len(set(sel.indices)) == 5
     assert [hashing_pool[i].id for i in sel.indices] == list(sel.ids)
-    assert list(sel.scores) == sorted(sel.scores)  # most target-similar last
+    # the default order: the demos of the label the query's neighbours vote for last, most similar at the end
     assert sel.demos[-1].output == "sports"
+    last_block = [s for d, s in zip(sel.demos, sel.scores, strict=True) if d.output == "sports"]
+    assert last_block == sorted(last_block) and sel.scores[-1] == max(last_block)
+    by_similarity = Selector(k=5, order="similarity").fit(hashing_pool).select("the coach praised the team")
+    assert list(by_similarity.scores) == sorted(by_similarity.scores)  # most target-similar last
     assert sel.mmd2 >= 0 and len(sel.mmd2_path) == 5
     d = sel.to_dict()
     assert d["indices"] == list(sel.indices) and len(d["demos"]) == 5

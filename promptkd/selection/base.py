@@ -31,6 +31,7 @@ from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedEr
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.mmd import mmd2
 from promptkd.kernels.objects import Kernel
+from promptkd.pool.lazy import demo_field
 from promptkd.pool.pool import DemoPool
 from promptkd.selection.labels import label_codes, neighbour_label_vote
 from promptkd.selection.ordering import OrderContext, apply_ordering, get_ordering
@@ -147,7 +148,8 @@ class BaseSelector(ParamsMixin):
         if callable(fit_kernel) and getattr(self.kernel, "bandwidth_", 0.0) is None:
             # a data-dependent kernel object (e.g. AttentionKernel) learns its bandwidth here, never while selecting
             fit_kernel(np.asarray(self.embeddings_[: min(self.n_demos_, 1000)], dtype=np.float32))
-        self.label_names_, self.label_codes_ = label_codes([d.output for d in self.demos_])
+        # read the outputs as a column: a lazily opened pool builds no Demo object here
+        self.label_names_, self.label_codes_ = label_codes(demo_field(self.demos_, "output"))
         self.ordering_ = get_ordering(self.order)
         self._fit_device()
         self._fit_extra()
