@@ -75,7 +75,7 @@ def build_pool_index(
     >>> find_saved_index(DemoPool.open(d).embeddings)[1]["params"]["kind"]
     'exact'
     """
-    from promptkd.selection.ann import CandidateIndex
+    from promptkd.pool.ann import CandidateIndex
 
     root = Path(path)
     manifest = read_manifest(root)

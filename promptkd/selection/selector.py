@@ -12,8 +12,8 @@ from promptkd._validation import check_choice, check_float, check_int
 from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, MissingDependencyError
 from promptkd.kernels.functions import Bandwidth, KernelFn
 from promptkd.kernels.objects import Kernel, Views
+from promptkd.pool.ann import INDEX_KINDS, CandidateIndex
 from promptkd.rendering.template import as_template
-from promptkd.selection.ann import INDEX_KINDS, CandidateIndex
 from promptkd.selection.base import BaseSelector
 from promptkd.selection.budget import make_default_estimator
 from promptkd.selection.candidates import per_row_candidates

@@ -1,0 +1,249 @@
+"""Candidate search over large pools with a faiss index (the ``ann`` extra).
+
+The candidate stage of a selector needs, per target, the ``M`` pool items with
+the largest cosine similarity to the target direction. Below the selector's
+``ann_threshold`` this is one exact GEMM/GEMV in numpy; above it a faiss index
+over the unit-normalised pool embeddings answers it:
+
+* ``"exact"``: brute-force inner product (``IndexFlatIP``), same results as numpy;
+* ``"ivf"``: inverted lists (``IndexIVFFlat``), ``nlist ~ 4 sqrt(N)``, ``nprobe`` lists searched;
+* ``"hnsw"``: a graph index (``IndexHNSWFlat``), ``ef_search`` controls recall.
+
+float16 pools are indexed with faiss' fp16 scalar quantiser, so the index is
+as small as the embeddings. Search is read-only after building and may run
+from several threads at once.
+
+An index can be saved (:meth:`CandidateIndex.save`) and loaded
+(:meth:`CandidateIndex.load`); one saved beside a pool
+(:func:`promptkd.pool.index_store.build_pool_index`) is loaded, not rebuilt,
+whenever an index with the same parameters is asked for over that pool's
+memory-mapped embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptkd._optional import require
+from promptkd.exceptions import InvalidInputError
+
+__all__ = ["INDEX_KINDS", "CandidateIndex"]
+
+logger = logging.getLogger("promptkd")
+
+INDEX_KINDS = ("auto", "exact", "ivf", "hnsw")
+
+
+class CandidateIndex:
+    """A faiss inner-product index over unit-normalised pool embeddings.
+
+    Parameters
+    ----------
+    embeddings
+        (N, d) pool embeddings (float32 or float16).
+    kind
+        ``"exact"``, ``"ivf"`` or ``"hnsw"`` (``"auto"`` means ``"hnsw"``).
+    nlist, nprobe
+        IVF settings (``nlist=None``: about ``4 * sqrt(N)`` lists).
+    hnsw_m, ef_search
+        HNSW graph degree and search breadth.
+    seed
+        Seed for IVF training.
+    use_saved
+        Load an index saved beside the pool (same parameters) instead of
+        building one, when ``embeddings`` are memory-mapped from a saved pool.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 8)).astype(np.float32)
+    >>> idx = CandidateIndex(X, "exact")
+    >>> ids = idx.search(X[:2], 3)
+    >>> ids.shape, int(ids[0, 0]), int(ids[1, 0])
+    ((2, 3), 0, 1)
+    """
+
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        kind: str = "hnsw",
+        *,
+        nlist: int | None = None,
+        nprobe: int = 16,
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        seed: int = 0,
+        use_saved: bool = True,
+    ) -> None:
+        faiss = require("faiss", "ann", purpose="the approximate candidate index (index='ivf'/'hnsw'/'exact')")
+        if kind == "auto":
+            kind = "hnsw"
+        if kind not in ("exact", "ivf", "hnsw"):
+            raise InvalidInputError(f"index={kind!r} is not known; use one of {INDEX_KINDS}.")
+        E = np.asarray(embeddings)
+        n, d = E.shape
+        half = E.dtype == np.float16
+        metric = faiss.METRIC_INNER_PRODUCT
+        self.kind = kind
+        self.n = int(n)
+        self.dim = int(d)
+        self.ef_search = ef_search
+        nl = nlist if nlist is not None else max(1, min(n // 39, int(4 * math.sqrt(n))))
+        self.params: dict[str, Any] = {
+            "kind": kind,
+            "n": self.n,
+            "dim": self.dim,
+            "dtype": str(E.dtype),
+            "hnsw_m": int(hnsw_m) if kind == "hnsw" else None,
+            "nlist": int(nl) if kind == "ivf" else None,
+            "seed": int(seed) if kind == "ivf" else None,
+            "faiss": faiss.__version__,
+        }
+        if use_saved and self._load_saved(E, nprobe):
+            return
+        if kind == "exact":
+            index: Any = (
+                faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, metric) if half else faiss.IndexFlatIP(d)
+            )
+        elif kind == "hnsw":
+            if half:
+                index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, hnsw_m, metric)
+            else:
+                index = faiss.IndexHNSWFlat(d, hnsw_m, metric)
+            index.hnsw.efConstruction = max(40, 2 * hnsw_m)
+            index.hnsw.efSearch = ef_search
+        else:
+            quantizer = faiss.IndexFlatIP(d)
+            if half:
+                index = faiss.IndexIVFScalarQuantizer(quantizer, d, nl, faiss.ScalarQuantizer.QT_fp16, metric)
+            else:
+                index = faiss.IndexIVFFlat(quantizer, d, nl, metric)
+            index.cp.seed = seed
+            index.nprobe = min(nprobe, nl)
+            self._quantizer = quantizer  # keep a reference: faiss does not own it
+            self.nlist = nl
+        for start, block in _unit_blocks(E):
+            if kind == "ivf" and start == 0:
+                index.train(_unit(E[: min(n, max(256 * index.nlist, 10_000))]))
+            index.add(block)
+        self.index = index
+        logger.info("built a faiss %s index over %d x %d embeddings", kind, n, d)
+
+    def _load_saved(self, E: np.ndarray, nprobe: int) -> bool:
+        from promptkd.pool.index_store import find_saved_index
+
+        found = find_saved_index(E)
+        if found is None:
+            return False
+        file, entry = found
+        saved = {k: v for k, v in entry["params"].items() if k != "faiss"}
+        wanted = {k: v for k, v in self.params.items() if k != "faiss"}
+        if saved != wanted:
+            logger.info("the index saved beside the pool was built with %s, not %s; building a new one", saved, wanted)
+            return False
+        self._attach(self._read(file), nprobe)
+        logger.info("loaded the saved faiss %s index %s", self.kind, file)
+        return True
+
+    @staticmethod
+    def _read(file: str | os.PathLike[str]) -> Any:
+        import faiss
+
+        try:
+            # the vectors stay memory-mapped from the file (loads in milliseconds; processes on one node share
+            # the pages); the graph or lists are read into memory. Returns the concrete class, owning the index.
+            return faiss.read_index(str(file), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
+        except RuntimeError as err:  # faiss reports unreadable files as RuntimeError
+            from promptkd.exceptions import PoolFormatError
+
+            raise PoolFormatError(f"{file}: not a readable faiss index ({err}).") from err
+
+    def _attach(self, index: Any, nprobe: int) -> None:
+        if self.kind == "hnsw":
+            index.hnsw.efSearch = self.ef_search
+        elif self.kind == "ivf":
+            self.nlist = int(index.nlist)
+            index.nprobe = min(nprobe, self.nlist)
+        self.index = index
+
+    def save(self, file: str | os.PathLike[str]) -> Path:
+        """Write the index to ``file`` (faiss' own format), flushed to disk.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+        >>> f = CandidateIndex(X, "exact").save(tempfile.mkdtemp() + "/i.faiss")
+        >>> CandidateIndex.load(f, X).search(X[:1], 1).tolist()
+        [[0]]
+        """
+        import faiss
+
+        path = Path(file)
+        faiss.write_index(self.index, str(path))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        file: str | os.PathLike[str],
+        embeddings: np.ndarray,
+        kind: str = "auto",
+        *,
+        nprobe: int = 16,
+        ef_search: int = 128,
+    ) -> CandidateIndex:
+        """Load an index written by :meth:`save`; ``embeddings`` are the pool's (checked: rows and dimension)."""
+        require("faiss", "ann", purpose="loading a candidate index")
+        index = cls._read(file)
+        E = np.asarray(embeddings)
+        if index.ntotal != E.shape[0] or index.d != E.shape[1]:
+            raise InvalidInputError(
+                f"the index in {file} holds {index.ntotal} x {index.d} vectors but the embeddings are "
+                f"{E.shape[0]} x {E.shape[1]}; build the index for these embeddings."
+            )
+        inner = index
+        found = "hnsw" if hasattr(inner, "hnsw") else "ivf" if hasattr(inner, "nlist") else "exact"
+        if kind not in ("auto", found):
+            raise InvalidInputError(f"the index in {file} is a {found} index, not {kind!r}.")
+        out = cls.__new__(cls)
+        out.kind, out.n, out.dim, out.ef_search = found, int(E.shape[0]), int(E.shape[1]), ef_search
+        out.params = {"kind": found, "n": out.n, "dim": out.dim, "dtype": str(E.dtype)}
+        out._attach(inner, nprobe)
+        return out
+
+    def search(self, directions: np.ndarray, m: int) -> np.ndarray:
+        """Ids (n_queries, m) of the ``m`` items with the largest inner product; -1 pads missing hits."""
+        Q = np.ascontiguousarray(np.asarray(directions, dtype=np.float32))
+        if Q.ndim == 1:
+            Q = Q[None, :]
+        m = min(int(m), self.n)
+        if self.kind == "hnsw":  # search breadth at least twice the hits wanted, per call (thread-safe)
+            import faiss
+
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, 2 * m))
+            _, ids = self.index.search(Q, m, params=params)
+        else:
+            _, ids = self.index.search(Q, m)
+        return ids
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return np.ascontiguousarray(X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12))
+
+
+def _unit_blocks(E: np.ndarray, block: int = 65536):
+    for start in range(0, E.shape[0], block):
+        yield start, _unit(E[start : start + block])
