@@ -232,7 +232,7 @@ def step_index(n: int, work: Path) -> dict[str, Any]:
 
 def step_recall(n: int, work: Path, queries: np.ndarray, n_recall: int) -> dict[str, Any]:
     from promptkd import DemoPool
-    from promptkd.selection.ann import CandidateIndex
+    from promptkd.pool.ann import CandidateIndex
 
     pool = DemoPool.open(work / f"pool-{n}")
     E = pool.embeddings

@@ -7,8 +7,8 @@ import pytest
 
 from promptkd import DemoPool, Selector
 from promptkd.exceptions import InvalidInputError, MissingDependencyError
-from promptkd.selection import ann as ann_module
-from promptkd.selection.ann import CandidateIndex
+from promptkd.pool import ann as ann_module
+from promptkd.pool.ann import CandidateIndex
 
 
 def unit(X: np.ndarray) -> np.ndarray:
