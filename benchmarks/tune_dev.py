@@ -55,7 +55,11 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
             spec("bm25", "reference: lexical BM25 retrieval", lambda k, seed: BM25Selector(k=k, seed=seed)),
             spec("median-x1", "the defaults before tuning: median bandwidth, similarity order", pk(median_scale=1.0)),
             spec("median-x0.5", "bandwidth = 0.5 x median", pk(median_scale=0.5)),
-            spec("median-x2", "bandwidth = 2 x median (the default since this tuning)", pk(median_scale=2.0)),
+            spec(
+                "median-x2",
+                "bandwidth = 2 x median, most similar last (the defaults before the label_prior tuning)",
+                pk(median_scale=2.0),
+            ),
             spec(
                 "cover",
                 "median-x1 + label_balance='cover' (every label once)",
@@ -76,7 +80,11 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
                 "BM25, demos of the neighbourhood's likely label last",
                 lambda k, seed: BM25Selector(k=k, seed=seed, order="label_prior"),
             ),
-            spec("prior", "median-x2 + demos of the neighbourhood's likely label last", pk(order="label_prior")),
+            spec(
+                "prior",
+                "median-x2 + demos of the neighbourhood's likely label last (the defaults since)",
+                pk(order="label_prior"),
+            ),
             spec(
                 "joint-prior",
                 "prior + joint input-label kernel RBF x LabelKernel(beta=0.25), labels voted by 16 neighbours",
@@ -180,6 +188,7 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
     res = ExperimentResult(rows, source)
     manifest = load_manifest(Path(args.results))
     commands = list(dict.fromkeys(r["command"] for r in manifest["runs"] if "command" in r)) or [_fmt_cmd(argv)]
+    note = args.note or manifest.get("note", "")  # a note kept in the manifest travels with the rows
     table = variants()
     tasks = sorted({r["task"] for r in rows})
     sels = [n for n in table if any(r["selector"] == n for r in rows)]
@@ -195,7 +204,7 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
         f"train subsampled to {args.pool_size}; k={args.k}; Gemma-3-270m scores the prompts. The test split is not "
         f"read. With this few items one item moves a task's accuracy by {100 / args.n_dev:.1f} points, so only large, "
         "consistent differences are worth acting on.\n",
-        *([args.note.strip() + "\n"] if args.note else []),
+        *([note.strip() + "\n"] if note else []),
         "| variant | what it changes | " + " | ".join(tasks) + f" | mean | vs {REFERENCE} (95% CI) |",
         "|---|---|" + "---|" * len(tasks) + "---|---|",
     ]

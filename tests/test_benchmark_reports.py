@@ -84,6 +84,18 @@ def test_the_committed_quality_page_is_rebuilt_from_the_committed_rows(tmp_path)
     assert doc.read_text(encoding="utf-8") == (ROOT / "docs" / "benchmarks" / "quality.md").read_text(encoding="utf-8")
 
 
+def test_the_committed_tuning_page_is_rebuilt_from_the_committed_rows(tmp_path):
+    """docs/benchmarks/tuning.md is exactly what tune_dev.py makes of the committed dev rows."""
+    tune = _load("tune_dev")
+    committed = ROOT / "benchmarks" / "results" / "tune_dev" / "rows.jsonl.gz"
+    assert committed.is_file(), "the raw dev rows behind docs/benchmarks/tuning.md must be committed"
+    (tmp_path / "rows.jsonl.gz").write_bytes(committed.read_bytes())
+    (tmp_path / "manifest.json").write_bytes(committed.with_name("manifest.json").read_bytes())
+    doc = tmp_path / "tuning.md"
+    tune.main(["--report-only", "--results", str(tmp_path / "rows.jsonl"), "--doc", str(doc)])
+    assert doc.read_text(encoding="utf-8") == (ROOT / "docs" / "benchmarks" / "tuning.md").read_text(encoding="utf-8")
+
+
 def test_tuning_report_paired_against_the_default(tmp_path):
     tune = _load("tune_dev")
     rows = []
