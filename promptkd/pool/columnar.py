@@ -31,10 +31,10 @@ from promptkd.exceptions import PoolFormatError
 from promptkd.pool.persistence import (
     ARROW_SCHEMA_VERSION,
     FORMAT,
+    checked_member,
     commit_manifest,
     dir_lock,
     prepare_pool_dir,
-    safe_member,
     sha256_file,
     write_embeddings_file,
 )
@@ -102,14 +102,7 @@ def open_arrow_table(root: Path, manifest: dict[str, Any], *, verify: bool) -> A
     if manifest.get("layout") != LAYOUT:
         raise PoolFormatError(f"{root}: schema version 2 needs layout {LAYOUT!r}, got {manifest.get('layout')!r}.")
     spec = manifest["files"]["demos"]
-    demos_path = safe_member(root, spec.get("name"), "demos")
-    if verify:
-        try:
-            digest = sha256_file(demos_path)
-        except OSError as err:
-            raise PoolFormatError(f"{demos_path}: cannot be read ({err}).") from err
-        if digest != spec.get("sha256"):
-            raise PoolFormatError(f"{demos_path}: checksum mismatch; the file was truncated or modified.")
+    demos_path = checked_member(root, spec, "demos", verify=verify)
     try:
         table = pa.ipc.open_file(pa.memory_map(str(demos_path), "r")).read_all()
     except (pa.ArrowException, OSError, ValueError) as err:

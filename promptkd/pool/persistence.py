@@ -355,6 +355,19 @@ def manifest_embedder_id(manifest: dict[str, Any]) -> str | None:
     return emb_id if isinstance(emb_id, str) else None
 
 
+def checked_member(root: Path, spec: dict[str, Any], what: str, *, verify: bool) -> Path:
+    """The path of the file a manifest entry names, inside ``root``; its checksum is checked when ``verify``."""
+    path = safe_member(root, spec.get("name"), what)
+    if verify:
+        try:
+            digest = sha256_file(path)
+        except OSError as err:
+            raise PoolFormatError(f"{path}: cannot be read ({err}).") from err
+        if digest != spec.get("sha256"):
+            raise PoolFormatError(f"{path}: checksum mismatch; the file was truncated or modified.")
+    return path
+
+
 def read_pool_embeddings(
     root: Path, manifest: dict[str, Any], *, mmap: bool, verify: bool, check_finite: bool = True
 ) -> np.ndarray | None:
@@ -362,14 +375,7 @@ def read_pool_embeddings(
     spec = manifest["files"].get("embeddings")
     if spec is None:
         return None
-    emb_path = safe_member(root, spec.get("name"), "embeddings")
-    if verify:
-        try:
-            digest = sha256_file(emb_path)
-        except OSError as err:
-            raise PoolFormatError(f"{emb_path}: cannot be read ({err}).") from err
-        if digest != spec.get("sha256"):
-            raise PoolFormatError(f"{emb_path}: checksum mismatch; the file was truncated or modified.")
+    emb_path = checked_member(root, spec, "embeddings", verify=verify)
     return read_embeddings(emb_path, manifest["count"], manifest["embedder"].get("dim"), mmap, check_finite)
 
 
