@@ -53,6 +53,7 @@ ALL_SELECTORS = [
     "bm25-prior",
     "promptkd",
     "promptkd-sim",
+    "promptkd-hybrid",
     "promptkd-nbhd",
     "promptkd-lm",
     "promptkd-auto",

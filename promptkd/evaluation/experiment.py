@@ -93,7 +93,8 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     ``bm25``, ``topk-prior`` and ``bm25-prior`` (TopK and BM25 with the
     ``"label_prior"`` order), ``promptkd`` (per-query target, the Selector's
     defaults), ``promptkd-sim`` (an RBF on inputs only and the most similar demo
-    last: the defaults before the label-aware ones), ``promptkd-nbhd`` (query plus 8
+    last: the defaults before the label-aware ones), ``promptkd-hybrid`` (the
+    hybrid kernel ``RBF() + LexicalKernel()``), ``promptkd-nbhd`` (query plus 8
     nearest test inputs), ``promptkd-lm`` (promptkd on the ``"lm"`` embedder)
     and ``promptkd-auto`` (``k="auto"`` with at most 8 demos, the largest k of the
     benchmark grid). ``promptkd_kwargs`` go to every
@@ -104,6 +105,7 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     >>> [s.name for s in standard_selectors(["zero-shot", "topk", "promptkd"])]
     ['zero-shot', 'topk', 'promptkd']
     """
+    from promptkd.kernels import RBF, LexicalKernel
     from promptkd.selection import Selector
     from promptkd.selection import baselines as b
 
@@ -128,6 +130,7 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "bm25-prior": SelectorSpec("bm25-prior", base(b.BM25Selector, order="label_prior")),
         "promptkd": SelectorSpec("promptkd", pk()),
         "promptkd-sim": SelectorSpec("promptkd-sim", pk(kernel="rbf", order="similarity")),
+        "promptkd-hybrid": SelectorSpec("promptkd-hybrid", pk(kernel=RBF() + LexicalKernel())),
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
         "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),
