@@ -39,7 +39,7 @@ REFERENCE = "topk"  # every variant is compared with TopK on the same dev items
 
 def variants() -> dict[str, tuple[str, SelectorSpec]]:
     """Name -> (what it changes, spec). ``median-xS``: RBF bandwidth = S times the pool's median heuristic."""
-    from promptkd.kernels import RBF, LabelKernel
+    from promptkd.kernels import RBF, LabelKernel, LexicalKernel
     from promptkd.selection import Selector
     from promptkd.selection.baselines import BM25Selector, TopKSelector
 
@@ -84,6 +84,11 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
                 "prior",
                 "median-x2 + demos of the neighbourhood's likely label last (the defaults since)",
                 pk(order="label_prior"),
+            ),
+            spec(
+                "hybrid-prior",
+                "prior + hybrid kernel RBF + LexicalKernel (TF-IDF cosine on the inputs), equal weights",
+                pk(kernel=RBF() + LexicalKernel(), order="label_prior"),
             ),
             spec(
                 "joint-prior",
