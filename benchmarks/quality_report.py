@@ -175,6 +175,7 @@ def _lm_section(res: ExperimentResult, cells: dict, lm: str, k: str) -> list[str
     missing = sorted(set(sels) - set(complete))
     if missing:
         out.append(f"Not run on every task, so left out: {', '.join(missing)}.\n")
+        out.extend(_partial(res, cells, lm, k, tasks, missing))
     if PROMPTKD in complete:
         out.extend(_paired(res, lm, k, tasks, [s for s in ranked if s != PROMPTKD] + ([ZERO_SHOT] if zs else [])))
     out.extend(_per_task(cells, lm, k, tasks, ranked, zs, majority, n_items))
@@ -217,6 +218,23 @@ def _paired(res: ExperimentResult, lm: str, k: str, tasks: list[str], others: li
         out.append(
             f"**Target: on no task more than {-TARGET_WORST_TASK:.0f} points below TopK.** Tasks below that: "
             f"{listed}: **{'reached' if not bad else 'not reached'}**.\n"
+        )
+    return out
+
+
+def _partial(res: ExperimentResult, cells: dict, lm: str, k: str, tasks: list[str], missing: list[str]) -> list[str]:
+    """Selectors run on some tasks only: accuracy and the paired difference from promptkd on those tasks."""
+    out = []
+    for s in missing:
+        done = [t for t in tasks if (lm, t, s, k) in cells and (lm, t, PROMPTKD, k) in cells]
+        if not done:
+            continue
+        pc = res.paired(s, PROMPTKD, k=k, lm=lm, tasks=done, n_boot=N_BOOT)
+        per = ", ".join(f"{t} {d:+.1f}" for t, d in sorted(pc.per_task.items()))
+        acc = np.mean([np.mean([float(r["correct"]) for r in cells[(lm, t, s, k)]]) for t in done])
+        out.append(
+            f"On the tasks it was run on ({', '.join(done)}), {s} scores {100 * acc:.1f}% (macro); {s} minus "
+            f"{PROMPTKD}: {_fmt_ci(pc.diff, pc.ci_low, pc.ci_high, sign=True)} points ({per}).\n"
         )
     return out
 
