@@ -1,7 +1,9 @@
 """Kernels, bandwidth rules and MMD estimators."""
 
 from promptkd.kernels.attention import AttentionKernel
+from promptkd.kernels.composite import ProductKernel, ScaledKernel, SumKernel
 from promptkd.kernels.deviation import MMDInterval, mmd_confidence_interval, mmd_deviation
+from promptkd.kernels.feature_kernels import LabelKernel, LexicalKernel
 from promptkd.kernels.functions import (
     KERNELS,
     cosine,
@@ -24,21 +26,8 @@ from promptkd.kernels.mmd import (
     mmd2_linear,
     mmd_permutation_test,
 )
-from promptkd.kernels.objects import (
-    IMQ,
-    RBF,
-    Cosine,
-    Kernel,
-    LabelKernel,
-    Laplacian,
-    LexicalKernel,
-    Linear,
-    ProductKernel,
-    ScaledKernel,
-    SumKernel,
-    Views,
-    as_kernel,
-)
+from promptkd.kernels.objects import IMQ, RBF, Cosine, Kernel, Laplacian, Linear, as_kernel
+from promptkd.kernels.views import Views
 
 __all__ = [
     "IMQ",
