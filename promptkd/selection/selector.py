@@ -18,8 +18,8 @@ from promptkd.selection.base import BaseSelector
 from promptkd.selection.budget import make_default_estimator
 from promptkd.selection.candidates import per_row_candidates
 from promptkd.selection.constraints import LABEL_BALANCE, ConstraintState, Infeasible, stratified_quotas
+from promptkd.selection.feature_blocks import FeatureBlocksMixin
 from promptkd.selection.herding import herd, swap_refine
-from promptkd.selection.labels import neighbour_label_vote
 from promptkd.selection.target import Target, normalise_rows
 from promptkd.selection.tokens import as_token_counter
 
@@ -28,7 +28,7 @@ __all__ = ["Selector"]
 logger = logging.getLogger("promptkd")
 
 
-class Selector(BaseSelector):
+class Selector(FeatureBlocksMixin, BaseSelector):
     """Pick and order ``k`` demonstrations by minimising kernel MMD to the target.
 
     The pool is first narrowed to the ``candidates`` items most similar to the
@@ -256,14 +256,7 @@ class Selector(BaseSelector):
         self.label_counts_ = np.bincount(self.label_codes_[self.eligible_idx_], minlength=len(self.label_names_))
         # a kernel object gets its "median" bandwidths fixed to the selector's (already scaled) median
         self.kernel_ = self.kernel.resolve(median=float(self.bandwidth_)) if isinstance(self.kernel, Kernel) else None
-        self.lexical_ = None
-        if "lexical" in self._views:
-            from sklearn.feature_extraction.text import TfidfVectorizer
-
-            # one vocabulary from the pool's inputs; queries are encoded with it (unknown words are dropped)
-            vectorizer = TfidfVectorizer(sublinear_tf=True)
-            self.lexical_rows_ = vectorizer.fit_transform([d.text for d in self.demos_]).tocsr()
-            self.lexical_ = vectorizer
+        self._fit_feature_blocks()
         self.probe_idx_ = None
         if n >= 8192:  # a fixed sample of similarity positions for the fast candidate threshold
             self.probe_idx_ = np.sort(np.random.default_rng(self.seed).choice(n, size=4096, replace=False))
@@ -418,43 +411,6 @@ class Selector(BaseSelector):
             dedup_threshold=self.dedup_threshold,
             n_candidates=len(cand),
         )
-
-    @property
-    def _views(self) -> frozenset[str]:
-        return self.kernel.views if isinstance(self.kernel, Kernel) else frozenset({"embedding"})
-
-    def _target_blocks(self, target: Target, sims: np.ndarray) -> dict[str, Any]:
-        """The target's feature blocks beyond its embeddings that the kernel reads."""
-        blocks: dict[str, Any] = {}
-        if "label" in self._views:
-            blocks["label"] = self._target_labels(target, sims)
-        if "lexical" in self._views:
-            if target.texts is None or len(target.texts) != target.size:
-                raise InvalidInputError(
-                    f"kernel={self.kernel!r} compares words, so every target row needs its text: pass the query "
-                    "(and any context) as strings, not embeddings."
-                )
-            blocks["lexical"] = self.lexical_.transform(list(target.texts))  # type: ignore[union-attr]
-        return blocks
-
-    def _candidate_blocks(self, cand: np.ndarray) -> dict[str, Any]:
-        blocks: dict[str, Any] = {}
-        if "label" in self._views:
-            blocks["label"] = np.eye(len(self.label_names_))[self.label_codes_[cand]]
-        if "lexical" in self._views:
-            blocks["lexical"] = self.lexical_rows_[cand]
-        return blocks
-
-    def _target_labels(self, target: Target, sims: np.ndarray) -> np.ndarray:
-        """(n, L) label distribution of every target row, voted by its nearest eligible pool demos."""
-        if target.size == 1:
-            rows = sims[None, :]
-        else:
-            rows = self._similarity_rows(normalise_rows(target.embeddings))
-            if self.eligible_ is not None:
-                rows = np.where(self.eligible_[None, :], rows, -np.inf)
-        L = len(self.label_names_)
-        return np.stack([neighbour_label_vote(r, self.label_codes_, L, self.label_neighbours) for r in rows])
 
     def _run(
         self, target: Target, k: int, cand: np.ndarray, target_blocks: dict[str, Any] | None = None
