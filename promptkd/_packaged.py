@@ -55,7 +55,7 @@ _GEMMA_CHUNKS = [
 ]
 _GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 _MARKER = "promptkd-cache.json"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: the copy is always float32 (format 1 kept the first load's dtype)
 
 
 def model_cache_dir() -> Path:
@@ -180,15 +180,25 @@ def _load_gguf(
             return from_pretrained(cache, torch_dtype, use_safetensors=True, local_files_only=True)
         except (OSError, ValueError) as err:
             logger.warning("Cached copy at %s is unreadable (%s); rebuilding it from the GGUF.", cache, err)
+    torch = require("torch", "probe", purpose=f"loading {name}")
     require("gguf", "probe", purpose=f"loading {name} from its GGUF file")
     require("accelerate", "probe", purpose=f"loading {name} from its GGUF file")
     logger.info("Dequantising %s from %s (first load, ~20 s)", name, gguf_dir / gguf_file)
+    # The cached copy is always float32, whatever this call asked for: a copy written in bfloat16 would round the
+    # weights of every later float32 load, so the first load's dtype would change every score that follows.
+    first_dtype = torch.float32 if use_cache else torch_dtype
     try:
-        model, tokenizer = from_pretrained(gguf_dir, torch_dtype, gguf_file=gguf_file, local_files_only=True)
+        model, tokenizer = from_pretrained(gguf_dir, first_dtype, gguf_file=gguf_file, local_files_only=True)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"Could not load {name} from the GGUF file {gguf_dir / gguf_file}: {err}") from err
     if use_cache:
         _write_cache(model, tokenizer, cache, source_id)
+        if _cache_valid(cache, source_id):
+            # read the copy back, so the first load computes exactly like every later one (dense weights, this dtype)
+            del model
+            return from_pretrained(cache, torch_dtype, use_safetensors=True, local_files_only=True)
+        if first_dtype != torch_dtype:
+            model = model.to(torch_dtype)
     return model, tokenizer
 
 
