@@ -18,7 +18,6 @@ can serve ``select`` calls from several threads at once.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,22 +35,14 @@ from promptkd.pool.pool import DemoPool
 from promptkd.selection.labels import label_codes, neighbour_label_vote
 from promptkd.selection.ordering import OrderContext, apply_ordering, get_ordering
 from promptkd.selection.selection import Selection
-from promptkd.selection.target import (
-    Target,
-    TargetSpec,
-    build_target,
-    embed_rows,
-    normalise_rows,
-    resolve_target,
-)
+from promptkd.selection.similarity import SimilarityStageMixin
+from promptkd.selection.target import Target, TargetSpec
+from promptkd.selection.targeting import TargetingMixin
 
 __all__ = ["BaseSelector"]
 
-_POOL_BLOCK = 65536  # rows of a float16 pool converted to float32 at a time
-_AUTO_DEVICE_MIN_POOL = 20_000  # device="auto" loads torch for pools at least this large (or if already loaded)
 
-
-class BaseSelector(ParamsMixin):
+class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
     """Shared machinery: fitting to a pool, target resolution, ordering, results.
 
     Subclasses implement :meth:`_choose`, returning pool indices in selection
@@ -74,9 +65,6 @@ class BaseSelector(ParamsMixin):
     """
 
     method = "base"
-    #: Where the similarity GEMM runs: None = numpy on the CPU; "auto" = CUDA (or MPS)
-    #: when available, else numpy; "cpu", "cuda", "cuda:N", "mps" = torch on that device.
-    device: str | None = None
     #: whether the selector minimises MMD2 (its path's last value is then its objective)
     minimises_mmd: bool = False
 
@@ -129,15 +117,6 @@ class BaseSelector(ParamsMixin):
         self.embeddings_ = self._store_embeddings(np.asarray(snap.embeddings))
         self.n_demos_ = len(snap.demos)
         self.dim_ = int(self.embeddings_.shape[1])
-        norms = np.concatenate(
-            [
-                np.linalg.norm(self.embeddings_[s : s + _POOL_BLOCK].astype(np.float32), axis=1)
-                for s in range(0, self.n_demos_, _POOL_BLOCK)
-            ]
-        )
-        self.inv_norms_ = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
-        # unit-norm pools (sentence-transformers normalises) skip a full pass over every similarity block
-        self.unit_rows_ = bool(np.all(np.abs(norms - 1.0) < 1e-5))
         # the reference RBF behind Selection.mmd2: one fixed subsample, so every selector on a pool agrees
         self.reference_bandwidth_ = self._pool_median(seed=0)
         if isinstance(self.bandwidth, str) and self.bandwidth == "median":
@@ -151,7 +130,7 @@ class BaseSelector(ParamsMixin):
         # read the outputs as a column: a lazily opened pool builds no Demo object here
         self.label_names_, self.label_codes_ = label_codes(demo_field(self.demos_, "output"))
         self.ordering_ = get_ordering(self.order)
-        self._fit_device()
+        self._fit_similarity_stage()
         self._fit_extra()
         return self
 
@@ -162,34 +141,6 @@ class BaseSelector(ParamsMixin):
             rng = np.random.default_rng(seed)
             sample = sample[np.sort(rng.choice(self.n_demos_, size=1000, replace=False))]
         return float(median_bandwidth(np.asarray(sample, dtype=np.float32), seed=seed))
-
-    def _fit_device(self) -> None:
-        """Put the pool on the GPU when ``device`` asks for torch (see the ``device`` attribute)."""
-        self.device_ = "numpy"
-        self.torch_embeddings_ = None
-        device = self.device
-        if device is None:
-            return
-        if device == "auto" and "torch" not in sys.modules and self.n_demos_ < _AUTO_DEVICE_MIN_POOL:
-            return  # small pool and torch not loaded: numpy is as fast and avoids importing torch
-        from promptkd._device import resolve_device
-
-        resolved = resolve_device(device)
-        if device == "auto" and resolved == "cpu":
-            return
-        import torch
-
-        dtype = torch.float16 if self.embeddings_.dtype == np.float16 else torch.float32
-        E = torch.as_tensor(np.ascontiguousarray(self.embeddings_), device=resolved, dtype=dtype)
-        self.torch_embeddings_ = E
-        self.torch_inv_norms_ = torch.as_tensor(self.inv_norms_, device=resolved)
-        self.device_ = resolved
-
-    def _store_embeddings(self, emb: np.ndarray) -> np.ndarray:
-        """How the pool embeddings are kept (float32, or float16 as given)."""
-        if emb.dtype in (np.float32, np.float16):
-            return emb
-        return emb.astype(np.float32)
 
     def _fit_extra(self) -> None:
         """Hook for subclasses that learn more at fit time."""
@@ -223,38 +174,6 @@ class BaseSelector(ParamsMixin):
         return self._resolve_k(k), None
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def _similarity_rows(self, directions: np.ndarray) -> np.ndarray:
-        """(b, N) cosine similarity of every pool item to each direction: one GEMM."""
-        D = np.asarray(directions, dtype=np.float32)
-        if self.torch_embeddings_ is not None:
-            return self._similarity_rows_torch(D)
-        E = self.embeddings_
-        if E.dtype == np.float32:
-            S = D @ E.T
-        else:
-            S = np.empty((D.shape[0], self.n_demos_), dtype=np.float32)
-            for s in range(0, self.n_demos_, _POOL_BLOCK):
-                S[:, s : s + _POOL_BLOCK] = D @ E[s : s + _POOL_BLOCK].astype(np.float32).T
-        if not self.unit_rows_:
-            S *= self.inv_norms_[None, :]
-        return S
-
-    def _similarity_rows_torch(self, D: np.ndarray) -> np.ndarray:
-        import torch
-
-        E = self.torch_embeddings_
-        with torch.no_grad():
-            Dt = torch.as_tensor(D, device=E.device)
-            if E.dtype == torch.float32:
-                S = Dt @ E.T
-            else:  # float16 pool: products in float32, one block of rows at a time
-                S = torch.empty((D.shape[0], E.shape[0]), dtype=torch.float32, device=E.device)
-                for s in range(0, E.shape[0], _POOL_BLOCK):
-                    S[:, s : s + _POOL_BLOCK] = Dt @ E[s : s + _POOL_BLOCK].float().T
-            if not self.unit_rows_:
-                S *= self.torch_inv_norms_[None, :]
-            return S.cpu().numpy()
-
     def similarities(self, target: Target) -> np.ndarray:
         """Weighted mean cosine similarity of every pool item to the target (one GEMV).
 
@@ -281,18 +200,6 @@ class BaseSelector(ParamsMixin):
         X = np.asarray(self.embeddings_[list(indices)], dtype=np.float32)
         return mmd2(X, target.embeddings, kernel="rbf", bandwidth=self.reference_bandwidth_, weights_y=target.weights)
 
-    def _target(self, query: Any, weights: Any = None) -> Target:
-        return resolve_target(self.pool_, query, dim=self.dim_, weights=weights)
-
-    def _neighbourhood(self, spec: TargetSpec) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-        """Embed ``context`` and ``target_pool`` once per call."""
-        ctx = None if spec.context is None else embed_rows(self.pool_, spec.context, "context", dim=self.dim_)
-        rows = unit = None
-        if spec.target_pool is not None:
-            rows = embed_rows(self.pool_, spec.target_pool, "target_pool", dim=self.dim_)
-            unit = normalise_rows(rows)
-        return ctx, rows, unit
-
     def make_target(
         self,
         query: Any,
@@ -315,12 +222,7 @@ class BaseSelector(ParamsMixin):
         (3, [0.6, 0.2, 0.2])
         """
         self._check_fitted()
-        spec = TargetSpec(context, target_pool, n_neighbors, query_weight, weights)
-        base = self._target(query, weights)
-        if spec.plain:
-            return base
-        ctx, rows, unit = self._neighbourhood(spec)
-        return build_target(base, spec, context_rows=ctx, target_pool_rows=rows, target_pool_unit=unit)
+        return self._spec_target(query, TargetSpec(context, target_pool, n_neighbors, query_weight, weights))
 
     # ------------------------------------------------------------------ the public API
     def _choose(
@@ -441,39 +343,6 @@ class BaseSelector(ParamsMixin):
         k_val, budget = self._resolve_k_for(target, k)
         sims = self._candidate_similarities(target.direction()[None, :])[0]
         return self._build(target, k_val, sims, budget)
-
-    def _candidate_similarities(self, directions: np.ndarray) -> np.ndarray:
-        """Similarities the candidate stage uses; subclasses may answer from an index."""
-        return self._similarity_rows(directions)
-
-    def _batch_targets(self, queries: Any, spec: TargetSpec) -> list[Target]:
-        if isinstance(queries, str):
-            raise InvalidTypeError("select_batch takes a list of queries; for one query use select(query).")
-        if isinstance(queries, np.ndarray):
-            if queries.ndim != 2:
-                raise InvalidInputError(f"query embeddings must be 2-D (n_queries x dim), got shape {queries.shape}.")
-            rows = list(queries)
-        else:
-            try:
-                rows = list(queries)
-            except TypeError as err:
-                raise InvalidTypeError(f"select_batch takes a list of queries, got {type(queries).__name__}.") from err
-        if not rows:
-            return []
-        if all(isinstance(q, str) for q in rows):
-            for i, q in enumerate(rows):
-                if not q.strip():
-                    raise InvalidInputError(f"queries[{i}] is an empty string; drop it or pass real text.")
-            X = self.pool_.encode_texts(rows)
-            bases = [
-                Target(X[i : i + 1].astype(np.float32), np.ones(1), query=q, texts=(q,)) for i, q in enumerate(rows)
-            ]
-        else:
-            bases = [self._target(q) for q in rows]
-        if spec.plain:
-            return bases
-        ctx, prow, unit = self._neighbourhood(spec)
-        return [build_target(b, spec, context_rows=ctx, target_pool_rows=prow, target_pool_unit=unit) for b in bases]
 
     def select_batch(
         self,

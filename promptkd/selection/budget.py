@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
+from promptkd.kernels.objects import Kernel
 
-__all__ = ["default_estimator_factory", "make_default_estimator", "set_default_estimator_factory"]
+__all__ = ["BudgetMixin", "default_estimator_factory", "make_default_estimator", "set_default_estimator_factory"]
 
 EstimatorFactory = Callable[..., Any]
 
@@ -110,3 +111,52 @@ class _NoEstimator:
             "k='auto' needs a budget estimator, and none is registered: import promptkd.bounds (which registers "
             "BoundEstimator), pass bound_estimator=, or pass an integer k."
         )
+
+
+class BudgetMixin:
+    """``k="auto"`` for :class:`~promptkd.selection.Selector`: the budget estimator and the per-target k."""
+
+    k: Any
+    kernel: Any
+    candidates: int
+    seed: int
+    k_max: int
+    max_tokens: int | None
+    token_cost: float
+    tokenizer: Any
+    template: Any
+    bound_estimator: Any
+    bandwidth_: Any
+    pool_: Any
+    eligible_: Any
+    eligible_idx_: Any
+
+    def _fit_estimator(self) -> None:
+        # the bound's estimator is built here even for a fixed k, so that select(..., k="auto") later reads
+        # fitted state only: nothing is created or changed while selecting (and threads cannot race on it)
+        self.estimator_ = self._make_estimator().fit(self.pool_)
+
+    def _make_estimator(self) -> Any:
+        if self.bound_estimator is not None:
+            return self.bound_estimator
+        # the bound is stated on the input embeddings: a kernel object contributes its RBF scale only
+        kernel = "rbf" if isinstance(self.kernel, Kernel) else self.kernel
+        # promptkd.bounds registers BoundEstimator as the default factory
+        return make_default_estimator(
+            kernel=kernel, bandwidth=self.bandwidth_, candidates=self.candidates, seed=self.seed
+        )
+
+    def _resolve_k_for(self, target: Any, k: Any) -> tuple[int, Any]:
+        value = self.k if k is None else k
+        if value != "auto":
+            return self._resolve_k(value), None  # type: ignore[attr-defined]
+        budget = self.estimator_.budget(
+            target,
+            k_max=min(self.k_max, len(self.eligible_idx_)),
+            max_tokens=self.max_tokens,
+            token_cost=self.token_cost,
+            tokenizer=self.tokenizer,
+            template=self.template,
+            allowed=self.eligible_,
+        )
+        return int(budget.k_star), budget

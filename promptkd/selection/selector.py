@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 
 from promptkd._validation import check_choice, check_float, check_int
-from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, MissingDependencyError
+from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError
 from promptkd.kernels.functions import Bandwidth, KernelFn
 from promptkd.kernels.objects import Kernel, Views
-from promptkd.pool.ann import INDEX_KINDS, CandidateIndex
+from promptkd.pool.ann import INDEX_KINDS
 from promptkd.rendering.template import as_template
 from promptkd.selection.base import BaseSelector
-from promptkd.selection.budget import make_default_estimator
-from promptkd.selection.candidates import per_row_candidates
+from promptkd.selection.budget import BudgetMixin
+from promptkd.selection.candidate_stage import CandidateStageMixin
 from promptkd.selection.constraints import LABEL_BALANCE, ConstraintState, Infeasible, stratified_quotas
 from promptkd.selection.feature_blocks import FeatureBlocksMixin
 from promptkd.selection.herding import herd, swap_refine
@@ -28,7 +28,7 @@ __all__ = ["Selector"]
 logger = logging.getLogger("promptkd")
 
 
-class Selector(FeatureBlocksMixin, BaseSelector):
+class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelector):
     """Pick and order ``k`` demonstrations by minimising kernel MMD to the target.
 
     The pool is first narrowed to the ``candidates`` items most similar to the
@@ -257,9 +257,6 @@ class Selector(FeatureBlocksMixin, BaseSelector):
         # a kernel object gets its "median" bandwidths fixed to the selector's (already scaled) median
         self.kernel_ = self.kernel.resolve(median=float(self.bandwidth_)) if isinstance(self.kernel, Kernel) else None
         self._fit_feature_blocks()
-        self.probe_idx_ = None
-        if n >= 8192:  # a fixed sample of similarity positions for the fast candidate threshold
-            self.probe_idx_ = np.sort(np.random.default_rng(self.seed).choice(n, size=4096, replace=False))
         self.tokens_ = None
         if self.tokenizer is not None:
             counter = as_token_counter(self.tokenizer)
@@ -275,49 +272,8 @@ class Selector(FeatureBlocksMixin, BaseSelector):
                         f"no demonstration fits max_tokens={self.max_tokens}: the shortest eligible demo renders to "
                         f"{shortest} tokens; raise max_tokens or shorten the template."
                     )
-        self.index_ = None
-        if self.ann_threshold is not None and n >= self.ann_threshold:
-            try:
-                self.index_ = CandidateIndex(
-                    self.embeddings_, self.index, nprobe=self.nprobe, ef_search=self.ef_search, seed=self.seed
-                )
-            except MissingDependencyError:
-                if self.index != "auto":
-                    raise
-                logger.warning(
-                    "the pool has %d demos (>= ann_threshold=%d) but faiss is not installed; using exact search. "
-                    'Install it with: pip install "promptkd[ann]"',
-                    n,
-                    self.ann_threshold,
-                )
-        # the bound's estimator is built here even for a fixed k, so that select(..., k="auto") later reads
-        # fitted state only: nothing is created or changed while selecting (and threads cannot race on it)
-        self.estimator_ = self._make_estimator().fit(self.pool_)
-
-    def _make_estimator(self) -> Any:
-        if self.bound_estimator is not None:
-            return self.bound_estimator
-        # the bound is stated on the input embeddings: a kernel object contributes its RBF scale only
-        kernel = "rbf" if isinstance(self.kernel, Kernel) else self.kernel
-        # promptkd.bounds registers BoundEstimator as the default factory (selection/budget.py)
-        return make_default_estimator(
-            kernel=kernel, bandwidth=self.bandwidth_, candidates=self.candidates, seed=self.seed
-        )
-
-    def _resolve_k_for(self, target: Target, k: Any) -> tuple[int, Any]:
-        value = self.k if k is None else k
-        if value != "auto":
-            return self._resolve_k(value), None
-        budget = self.estimator_.budget(
-            target,
-            k_max=min(self.k_max, len(self.eligible_idx_)),
-            max_tokens=self.max_tokens,
-            token_cost=self.token_cost,
-            tokenizer=self.tokenizer,
-            template=self.template,
-            allowed=self.eligible_,
-        )
-        return int(budget.k_star), budget
+        self._fit_candidate_stage()
+        self._fit_estimator()
 
     def _resolve_k(self, k: Any) -> int:
         value = super()._resolve_k(k)
@@ -327,66 +283,6 @@ class Selector(FeatureBlocksMixin, BaseSelector):
                 f"k={value} but only {n_elig} demos match where={self.where!r}; pass k <= {n_elig} or relax the filter."
             )
         return min(value, n_elig)
-
-    # ------------------------------------------------------------------ candidate stage
-    def _candidate_similarities(self, directions: np.ndarray) -> np.ndarray:
-        if self.index_ is None:
-            return self._similarity_rows(directions)
-        D = np.asarray(directions, dtype=np.float32)
-        n_elig = len(self.eligible_idx_)
-        m = max(self.candidates, self.k if isinstance(self.k, int) else self.k_max)
-        m = min(self.n_demos_, int(np.ceil(m * self.n_demos_ / n_elig)))
-        ids = self.index_.search(D, m)
-        S = np.full((D.shape[0], self.n_demos_), -np.inf, dtype=np.float32)
-        for i in range(D.shape[0]):
-            row = ids[i][ids[i] >= 0]
-            S[i, row] = (np.asarray(self.embeddings_[row], dtype=np.float32) @ D[i]) * self.inv_norms_[row]
-        return S
-
-    def _candidate_set(self, sims: np.ndarray, k: int) -> np.ndarray:
-        """Pool indices of the candidates, most similar first (ties: lower index first)."""
-        s = sims if self.eligible_ is None else np.where(self.eligible_, sims, -np.inf)
-        n = self.n_demos_
-        m = min(max(self.candidates, k), len(self.eligible_idx_))
-        if self.index_ is not None and self.label_balance is None:
-            # with an index only its hits are finite: rank those instead of partitioning the whole pool
-            hits = np.flatnonzero(np.isfinite(s))
-            return hits[np.lexsort((hits, -s[hits]))][:m]
-        probe = self.probe_idx_
-        cand = None
-        if probe is not None and self.eligible_ is None and self.index_ is None and 16 * m <= n:
-            # Threshold from a fixed random sample, set to keep about 3m items, then one O(n) comparison
-            # pass; if fewer than m pass it (vanishingly rare) the exact partition below runs instead.
-            # Either way the result is exactly the top m with the same tie rule.
-            r = len(probe)
-            j = min(r - 1, int(3 * m * r / n) + 8)
-            sample = s[probe]
-            thr = np.partition(sample, r - 1 - j)[r - 1 - j]
-            above = np.flatnonzero(s >= thr)
-            if len(above) >= m:
-                cand = above[np.lexsort((above, -s[above]))][:m]
-        if cand is not None:
-            pass
-        elif m < n:
-            cand = np.argpartition(s, n - m)[n - m :]
-            thr = s[cand].min()
-            if np.count_nonzero(s >= thr) > m:  # ties straddle the boundary: keep the lowest indices
-                tied = np.flatnonzero(s >= thr)
-                cand = tied[np.lexsort((tied, -s[tied]))][:m]
-        else:
-            cand = np.arange(n)
-        if self.eligible_ is not None or self.index_ is not None:
-            cand = cand[np.isfinite(s[cand])]
-        if self.label_balance is not None:
-            extra = []
-            for lab in range(len(self.label_names_)):
-                members = self.eligible_idx_[self.label_codes_[self.eligible_idx_] == lab]
-                members = members[np.isfinite(s[members])]
-                if len(members) > k:
-                    members = members[np.lexsort((members, -s[members]))][:k]
-                extra.append(members)
-            cand = np.unique(np.concatenate([cand, *extra]))
-        return cand[np.lexsort((cand, -s[cand]))]
 
     # ------------------------------------------------------------------ the greedy
     def _state(self, cand: np.ndarray, k: int, C: np.ndarray) -> ConstraintState | None:
@@ -475,21 +371,6 @@ class Selector(FeatureBlocksMixin, BaseSelector):
             return self._run(target, k, full, blocks)
         except Infeasible as second:
             raise self._infeasible(k, str(second)) from None
-
-    def _add_target_modes(self, cand: np.ndarray, target: Target, k: int, sims: np.ndarray) -> np.ndarray:
-        """Widen the candidates of a multi-point target with each target row's own nearest items."""
-        rows = normalise_rows(target.embeddings)
-        m = min(max(self.candidates, k), len(self.eligible_idx_))
-        extra = per_row_candidates(self._candidate_similarities, rows, -(-m // len(rows)), self.eligible_)
-        new = np.setdiff1d(extra, cand)
-        if not len(new):
-            return cand
-        missing = new[~np.isfinite(sims[new])]  # items an index found for a row but not for the mean direction
-        if len(missing):
-            E = np.asarray(self.embeddings_[missing], dtype=np.float32)
-            sims[missing] = (E @ target.direction()) * self.inv_norms_[missing]
-        out = np.concatenate([cand, new])
-        return out[np.lexsort((out, -sims[out]))]
 
     def _infeasible(self, k: int, why: str) -> BudgetInfeasibleError:
         settings = {
