@@ -40,10 +40,18 @@ def test_auto_k_errors(hashing_pool: DemoPool) -> None:
 
     with pytest.raises(InvalidInputError, match="k='auto' is not supported by TopKSelector"):
         TopKSelector(k=3).fit(hashing_pool).select("a goal", k="auto")
-    # a fixed-k Selector answers a per-call k='auto' by fitting its estimator on demand
+    # a fixed-k Selector builds no estimator, so a per-call k='auto' says how to get one
     sel = Selector(k=3).fit(hashing_pool)
+    assert sel.estimator_ is None
+    with pytest.raises(InvalidInputError, match="fitted with k=3"):
+        sel.select("a goal", k="auto")
+    # with a budget setting the estimator is built in fit, and a per-call k='auto' uses it
+    est = BoundEstimator(candidates=30)
+    sel = Selector(k=3, bound_estimator=est).fit(hashing_pool)
+    assert sel.estimator_ is est
     s = sel.select("a goal", k="auto")
     assert len(s) == s.budget.k_star
+    assert Selector(k=3, token_cost=0.01).fit(hashing_pool).estimator_ is not None
 
 
 def test_auto_k_budget_stays_inside_the_where_filter(hashing_pool: DemoPool) -> None:
@@ -75,6 +83,8 @@ def test_auto_k_estimator_comes_from_the_registered_factory(hashing_pool: DemoPo
         assert len(fixed.select("the coach and the team")) == 3
         with pytest.raises(InvalidInputError, match="bound_estimator="):
             fixed.select("the coach and the team", k="auto")
+        with pytest.raises(InvalidInputError, match="bound_estimator="):
+            Selector(k="auto", candidates=30).fit(hashing_pool).select("the coach and the team")
         # an estimator passed by the user needs no factory
         est = BoundEstimator(candidates=30)
         assert Selector(k="auto", bound_estimator=est).fit(hashing_pool).estimator_ is est

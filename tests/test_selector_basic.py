@@ -178,7 +178,8 @@ def test_nothing_changes_after_fit_and_concurrent_first_selects_agree(hashing_po
 
     from promptkd.kernels.attention import AttentionKernel
 
-    sel = Selector(k=3).fit(hashing_pool)
+    sel = Selector(k=3, token_cost=0.001).fit(hashing_pool)  # a budget setting: fit builds the estimator
+    assert sel.estimator_ is not None
     before = dict(vars(sel))
     queries = ["the coach and the team", "profit and shares", "a protein in the cell"] * 4
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -131,10 +131,20 @@ class BudgetMixin:
     eligible_: Any
     eligible_idx_: Any
 
+    @property
+    def _needs_estimator(self) -> bool:
+        """Whether ``fit`` builds the budget estimator: with ``k="auto"`` or a budget setting.
+
+        A budget setting is ``bound_estimator=`` or a positive ``token_cost``. Otherwise no
+        estimator is built (at a million demos it costs seconds and gigabytes), and a per-call
+        ``select(..., k="auto")`` raises instead of building one while selecting.
+        """
+        return self.k == "auto" or self.bound_estimator is not None or float(self.token_cost) > 0.0
+
     def _fit_estimator(self) -> None:
-        # the bound's estimator is built here even for a fixed k, so that select(..., k="auto") later reads
-        # fitted state only: nothing is created or changed while selecting (and threads cannot race on it)
-        self.estimator_ = self._make_estimator().fit(self.pool_)
+        # built here or never: select() reads fitted state only, so nothing is created or changed
+        # while selecting and threads cannot race on it
+        self.estimator_ = self._make_estimator().fit(self.pool_) if self._needs_estimator else None
 
     def _make_estimator(self) -> Any:
         if self.bound_estimator is not None:
@@ -150,6 +160,12 @@ class BudgetMixin:
         value = self.k if k is None else k
         if value != "auto":
             return self._resolve_k(value), None  # type: ignore[attr-defined]
+        if self.estimator_ is None:
+            raise InvalidInputError(
+                f"k='auto' needs the budget estimator, which fit builds only when it is needed; this selector was "
+                f"fitted with k={self.k!r}. Fit Selector(k='auto', ...) or pass bound_estimator= (or a positive "
+                "token_cost), or pass an integer k."
+            )
         budget = self.estimator_.budget(
             target,
             k_max=min(self.k_max, len(self.eligible_idx_)),

@@ -14,6 +14,8 @@ import numpy as np
 
 from promptkd.exceptions import InvalidInputError
 from promptkd.kernels.objects import Kernel
+from promptkd.pool.demo import join_pair
+from promptkd.pool.lazy import demo_field
 from promptkd.selection.labels import neighbour_label_vote
 from promptkd.selection.target import Target, normalise_rows
 
@@ -37,7 +39,10 @@ class FeatureBlocksMixin:
 
             # one vocabulary from the pool's inputs; queries are encoded with it (unknown words are dropped)
             vectorizer = TfidfVectorizer(sublinear_tf=True)
-            self.lexical_rows_ = vectorizer.fit_transform([d.text for d in self.demos_]).tocsr()
+            # the demo texts read as columns: a lazily opened pool builds no Demo here
+            inputs, pairs = demo_field(self.demos_, "input"), demo_field(self.demos_, "input_pair")
+            texts = [join_pair(text, pair) for text, pair in zip(inputs, pairs, strict=True)]
+            self.lexical_rows_ = vectorizer.fit_transform(texts).tocsr()
             self.lexical_ = vectorizer
 
     @property

@@ -116,7 +116,10 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
         Queries per similarity GEMM in :meth:`select_batch`.
     k_max, token_cost, bound_estimator
         For ``k="auto"``: the largest k considered, the price of a token in
-        the budget, and an optional configured ``BoundEstimator``.
+        the budget, and an optional configured ``BoundEstimator``. ``fit``
+        builds the estimator only with ``k="auto"``, ``bound_estimator=`` or a
+        positive ``token_cost`` (then ``select(..., k="auto")`` works per call
+        too); otherwise ``estimator_`` is None.
     label_neighbours
         With a kernel that reads labels (``RBF() * LabelKernel(...)``): how many
         nearest pool demos vote on each target row's label distribution.
