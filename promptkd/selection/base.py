@@ -33,6 +33,7 @@ from promptkd.kernels.objects import Kernel
 from promptkd.pool.lazy import demo_field
 from promptkd.pool.pool import DemoPool
 from promptkd.selection.labels import label_codes, neighbour_label_vote
+from promptkd.selection.lexical import LexicalIndex, demo_texts
 from promptkd.selection.ordering import OrderContext, apply_ordering, get_ordering
 from promptkd.selection.selection import Selection
 from promptkd.selection.similarity import SimilarityStageMixin
@@ -130,6 +131,9 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         # read the outputs as a column: a lazily opened pool builds no Demo object here
         self.label_names_, self.label_codes_ = label_codes(demo_field(self.demos_, "output"))
         self.ordering_ = get_ordering(self.order)
+        # a label vote that also compares words needs the pool's TF-IDF rows (built only when asked for)
+        lexical_vote = getattr(self.ordering_, "vote", "embedding") == "embedding+lexical"
+        self.vote_lexical_ = LexicalIndex(demo_texts(self.demos_)) if lexical_vote else None
         self._fit_similarity_stage()
         self._fit_extra()
         return self
@@ -234,10 +238,19 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         """Extra :class:`Selection` fields for the chosen pool indices (e.g. token counts)."""
         return {}
 
-    def _label_prior(self, sims: np.ndarray, m: int | None) -> dict[str, float] | None:
-        """The target's label distribution voted by its ``m`` most similar pool demos; None when ``m`` is None."""
+    def _label_prior(self, sims: np.ndarray, m: int | None, target: Target) -> dict[str, float] | None:
+        """The target's label distribution voted by its ``m`` most similar pool demos; None when ``m`` is None.
+
+        Similar means the embedding cosine ``sims``, plus the TF-IDF cosine of the
+        target's texts when the order asks for a lexical vote (and the target has texts).
+        """
         if m is None:
             return None
+        index = getattr(self, "vote_lexical_", None)
+        if index is not None and target.texts:
+            w = np.asarray(target.weights[: len(target.texts)], dtype=np.float64)
+            w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+            sims = sims + w @ index.cosine(target.texts)  # -inf (not eligible, not an index hit) stays -inf
         vote = neighbour_label_vote(sims, self.label_codes_, len(self.label_names_), m)
         return {name: float(p) for name, p in zip(self.label_names_, vote, strict=True) if p > 0}
 
@@ -258,7 +271,7 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
             query=target.query,
             target_embeddings=target.embeddings,
             target_weights=target.weights,
-            label_prior=self._label_prior(sims, getattr(self.ordering_, "label_neighbours", None)),
+            label_prior=self._label_prior(sims, getattr(self.ordering_, "label_neighbours", None), target),
         )
         perm = apply_ordering(self.ordering_, context)
         demo_tokens = extras.pop("demo_tokens", None)

@@ -173,6 +173,11 @@ class LabelPriorOrder:
     ----------
     label_neighbours
         How many nearest pool demos vote on the target's label distribution.
+    vote
+        What "nearest" means for the vote: ``"embedding"`` (cosine of the
+        embeddings) or ``"embedding+lexical"`` (that cosine plus the TF-IDF
+        cosine of the texts, with a vocabulary fitted on the pool; the selector
+        builds the TF-IDF rows at fit time, once).
 
     Examples
     --------
@@ -185,10 +190,15 @@ class LabelPriorOrder:
 
     name = "label_prior"
 
-    def __init__(self, label_neighbours: int = 16) -> None:
+    votes = ("embedding", "embedding+lexical")
+
+    def __init__(self, label_neighbours: int = 16, vote: str = "embedding") -> None:
         if isinstance(label_neighbours, bool) or not isinstance(label_neighbours, int) or label_neighbours < 1:
             raise InvalidInputError(f"label_neighbours must be a positive int, got {label_neighbours!r}.")
+        if vote not in self.votes:
+            raise InvalidInputError(f"vote must be one of {', '.join(map(repr, self.votes))}, got {vote!r}.")
         self.label_neighbours = label_neighbours
+        self.vote = vote
 
     def __call__(self, context: OrderContext) -> list[int]:
         prior = context.label_prior or {}
@@ -196,7 +206,8 @@ class LabelPriorOrder:
         return sorted(range(len(context.demos)), key=lambda i: (prior.get(context.demos[i].output, 0.0), sims[i], -i))
 
     def __repr__(self) -> str:
-        return f"LabelPriorOrder(label_neighbours={self.label_neighbours})"
+        extra = "" if self.vote == "embedding" else f", vote={self.vote!r}"
+        return f"LabelPriorOrder(label_neighbours={self.label_neighbours}{extra})"
 
 
 class RandomOrder:
