@@ -30,7 +30,7 @@ N_BOOT = 2000
 TARGET_MARGIN = 2.0  # points above the best baseline, with the CI's lower bound above 0
 TARGET_WORST_TASK = -3.0  # no task more than this far below TopK
 # the baselines, with the variants that won their dev tuning (the same label_prior order promptkd uses)
-SIMILARITY_BASELINES = ("topk", "bm25", "dpp", "mmr", "topk-prior", "bm25-prior")
+SIMILARITY_BASELINES = ("topk", "bm25", "dpp", "mmr", "topk-prior", "bm25-prior", "topk-lexvote", "bm25-lexvote")
 
 
 def _macro_ci(per_task: dict[str, np.ndarray], rng: np.random.Generator, scale: float) -> tuple[float, float, float]:

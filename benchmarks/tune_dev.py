@@ -13,6 +13,7 @@ default with a bootstrap CI) is written to docs/benchmarks/tuning.md.
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import shlex
 import sys
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._rows import git_commit, load_manifest, pack, rows_source, save_manifest  # noqa: E402
+from benchmarks._rows import git_commit, load_manifest, pack, packed, rows_source, save_manifest  # noqa: E402
 from promptkd.evaluation import ExperimentResult, SelectorSpec, load_task, read_rows, run_experiment  # noqa: E402
 from promptkd.evaluation.tasks import Task  # noqa: E402
 
@@ -42,6 +43,7 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
     from promptkd.kernels import RBF, LabelKernel, LexicalKernel
     from promptkd.selection import Selector
     from promptkd.selection.baselines import BM25Selector, TopKSelector
+    from promptkd.selection.ordering import LabelPriorOrder
 
     def pk(**kw: Any) -> Any:
         return lambda k, seed: Selector(k=k, seed=seed, **kw)
@@ -89,6 +91,36 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
                 "hybrid-prior",
                 "prior + hybrid kernel RBF + LexicalKernel (TF-IDF cosine on the inputs), equal weights",
                 pk(kernel=RBF() + LexicalKernel(), order="label_prior"),
+            ),
+            spec(
+                "hybrid-w0.5-prior",
+                "hybrid-prior with the lexical part at half weight: RBF() + 0.5 * LexicalKernel()",
+                pk(kernel=RBF() + 0.5 * LexicalKernel(), order="label_prior"),
+            ),
+            spec(
+                "bm25-k1.2-b0.5-prior",
+                "bm25-prior with k1=1.2, b=0.5 (less term saturation and length normalisation)",
+                lambda k, seed: BM25Selector(k=k, seed=seed, k1=1.2, b=0.5, order="label_prior"),
+            ),
+            spec(
+                "prior-lexvote",
+                "prior, with the label vote also counting shared words (embedding + TF-IDF cosine)",
+                pk(order=LabelPriorOrder(vote="embedding+lexical")),
+            ),
+            spec(
+                "hybrid-lexvote",
+                "hybrid-prior, with the label vote also counting shared words (embedding + TF-IDF cosine)",
+                pk(kernel=RBF() + LexicalKernel(), order=LabelPriorOrder(vote="embedding+lexical")),
+            ),
+            spec(
+                "topk-lexvote",
+                "topk-prior, with the label vote also counting shared words",
+                lambda k, seed: TopKSelector(k=k, seed=seed, order=LabelPriorOrder(vote="embedding+lexical")),
+            ),
+            spec(
+                "bm25-lexvote",
+                "bm25-prior, with the label vote also counting shared words",
+                lambda k, seed: BM25Selector(k=k, seed=seed, order=LabelPriorOrder(vote="embedding+lexical")),
             ),
             spec(
                 "joint-prior",
@@ -252,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
         if a != "--report-only":
             shown.append(a)
     if not args.report_only:
+        results = Path(args.results)
+        if not results.is_file() and packed(results).is_file():  # resume from the committed rows, never drop them
+            results.write_bytes(gzip.decompress(packed(results).read_bytes()))
         run(args, _fmt_cmd(shown))
         pack(Path(args.results))
     write_report(args, shown)

@@ -114,3 +114,27 @@ def test_tuning_report_paired_against_the_default(tmp_path):
     assert "| 70.0 | 70.0 | 70.0 | +20.0 [" in line
     assert "| 100.0 |  | 100.0 (1 tasks) |" in text
     assert "one item moves a task's accuracy by 10.0 points" in text
+
+
+def test_the_committed_dev_screen_page_is_rebuilt_from_the_committed_rows(tmp_path):
+    """docs/benchmarks/dev_screen.md is exactly what dev_screen.py makes of the committed screen rows."""
+    screen = _load("dev_screen")
+    committed = ROOT / "benchmarks" / "results" / "dev_screen" / "rows.jsonl.gz"
+    assert committed.is_file(), "the rows behind docs/benchmarks/dev_screen.md must be committed"
+    (tmp_path / "rows.jsonl.gz").write_bytes(committed.read_bytes())
+    (tmp_path / "manifest.json").write_bytes(committed.with_name("manifest.json").read_bytes())
+    doc = tmp_path / "dev_screen.md"
+    screen.main(["--report-only", "--results", str(tmp_path / "rows.jsonl"), "--doc", str(doc)])
+    page = (ROOT / "docs" / "benchmarks" / "dev_screen.md").read_text(encoding="utf-8")
+    assert doc.read_text(encoding="utf-8") == page
+
+
+def test_dev_screen_summary_counts_votes_and_last_labels():
+    screen = _load("dev_screen")
+    items = [
+        {"item": 0, "gold": "a", "voted": "a", "last": "a", "gold_prec": 0.75},
+        {"item": 1, "gold": "b", "voted": "a", "last": "b", "gold_prec": 0.25},
+    ]
+    summary = screen.summarise([{"task": "t", "selection": "topk", "vote": "dense", "neighbours": 16, "items": items}])
+    cell = summary[("topk", "dense", 16)]["t"]
+    assert cell == {"vote_acc": 50.0, "last_gold": 100.0, "gold_prec": 50.0, "n": 2}

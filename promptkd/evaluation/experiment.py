@@ -91,7 +91,10 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
 
     Names: ``zero-shot``, ``random``, ``topk``, ``mmr``, ``dpp``, ``votek``,
     ``bm25``, ``topk-prior`` and ``bm25-prior`` (TopK and BM25 with the
-    ``"label_prior"`` order), ``promptkd`` (per-query target, the Selector's
+    ``"label_prior"`` order), ``topk-lexvote``, ``bm25-lexvote``,
+    ``promptkd-lexvote`` and ``promptkd-hybrid-lexvote`` (the same order with
+    the lexical vote, ``LabelPriorOrder(vote="embedding+lexical")``),
+    ``promptkd`` (per-query target, the Selector's
     defaults), ``promptkd-sim`` (an RBF on inputs only and the most similar demo
     last: the defaults before the label-aware ones), ``promptkd-hybrid`` (the
     hybrid kernel ``RBF() + LexicalKernel()``), ``promptkd-nbhd`` (query plus 8
@@ -108,6 +111,7 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     from promptkd.kernels import RBF, LexicalKernel
     from promptkd.selection import Selector
     from promptkd.selection import baselines as b
+    from promptkd.selection.ordering import LabelPriorOrder
 
     def pk(**extra: Any) -> Callable[[Any, int], Any]:
         def make(k: Any, seed: int) -> Any:
@@ -117,6 +121,8 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
 
     def base(cls: Any, **extra: Any) -> Callable[[Any, int], Any]:
         return lambda k, seed: cls(k=k, seed=seed, **extra)
+
+    lexvote = LabelPriorOrder(vote="embedding+lexical")
 
     table = {
         ZERO_SHOT: SelectorSpec(ZERO_SHOT),
@@ -131,6 +137,12 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "promptkd": SelectorSpec("promptkd", pk()),
         "promptkd-sim": SelectorSpec("promptkd-sim", pk(kernel="rbf", order="similarity")),
         "promptkd-hybrid": SelectorSpec("promptkd-hybrid", pk(kernel=RBF() + LexicalKernel())),
+        "topk-lexvote": SelectorSpec("topk-lexvote", base(b.TopKSelector, order=lexvote)),
+        "bm25-lexvote": SelectorSpec("bm25-lexvote", base(b.BM25Selector, order=lexvote)),
+        "promptkd-lexvote": SelectorSpec("promptkd-lexvote", pk(order=lexvote)),
+        "promptkd-hybrid-lexvote": SelectorSpec(
+            "promptkd-hybrid-lexvote", pk(kernel=RBF() + LexicalKernel(), order=lexvote)
+        ),
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
         "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),
