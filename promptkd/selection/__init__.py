@@ -15,6 +15,7 @@ from promptkd.selection.herding import HerdingResult, SwapResult, herd, swap_ref
 from promptkd.selection.ordering import (
     HerdingOrder,
     InterleaveLabelsOrder,
+    LabelPriorOrder,
     OrderContext,
     OrderingPolicy,
     RandomOrder,
@@ -39,6 +40,7 @@ __all__ = [
     "HerdingOrder",
     "HerdingResult",
     "InterleaveLabelsOrder",
+    "LabelPriorOrder",
     "MMRSelector",
     "OrderContext",
     "OrderingPolicy",
