@@ -89,7 +89,8 @@ def test_resave_replaces_and_cleans_old_files(tmp_path: Path, hashing_pool: Demo
     hashing_pool.save(tmp_path / "p")
     names = sorted(p.name for p in (tmp_path / "p").iterdir() if p.name != ".lock")
     m = manifest(tmp_path / "p")
-    assert names == sorted([MANIFEST, m["files"]["demos"]["name"], m["files"]["embeddings"]["name"]])
+    expected = [MANIFEST, m["files"]["demos"]["name"], m["files"]["embeddings"]["name"], m["files"]["norms"]["name"]]
+    assert names == sorted(expected)
     assert len(DemoPool.load(tmp_path / "p")) == 31
 
 
@@ -323,9 +324,9 @@ def test_sigkill_during_save_never_leaves_a_mix(tmp_path: Path) -> None:
     zygote = Zygote(script, path)
     seen: list[int] = []
     try:
-        # deterministic crash points: each fsync inside one save (demos, embeddings, manifest, directory x2)
+        # deterministic crash points: each fsync inside one save (demos, embeddings, norms, manifest, directory x2)
         # and inside the second save (so the "old" pool is then a pool written by the saver itself)
-        for crash_at in range(1, 11):
+        for crash_at in range(1, 13):
             assert zygote.trial("small", crash_at, kill_after=None) == -signal.SIGKILL
             seen.append(check_whole_version(path, {0, 1, 2}))
             record_count("crash_points")
@@ -341,7 +342,7 @@ def test_sigkill_during_save_never_leaves_a_mix(tmp_path: Path) -> None:
     base.save(path)
     assert check_whole_version(path, {0}) == 0
     left = {p.name for p in path.iterdir()} - {MANIFEST, ".lock"}
-    assert len(left) == 2, left
+    assert len(left) == 3, left  # demos, embeddings and their row norms
     # the crashes hit both before and after a commit point
     assert 0 in seen and (1 in seen or 2 in seen)
 

@@ -124,6 +124,7 @@ def test_saved_index_is_loaded_not_rebuilt(tmp_path: Path, monkeypatch: pytest.M
     index = build_pool_index(d)
     entry = manifest(d)["files"]["index"]
     assert entry["params"]["kind"] == "hnsw" and entry["params"]["hnsw_m"] == 32 and entry["params"]["n"] == 400
+    assert entry["params"]["storage"] == "fp16"  # half-precision vectors in the graph; hits are scored in float32
     assert (d / entry["name"]).stat().st_size == entry["size"] and index.n == 400
 
     def no_build(*args: object, **kwargs: object) -> None:
@@ -131,6 +132,7 @@ def test_saved_index_is_loaded_not_rebuilt(tmp_path: Path, monkeypatch: pytest.M
 
     with monkeypatch.context() as m:
         m.setattr(faiss, "IndexHNSWFlat", no_build)
+        m.setattr(faiss, "IndexHNSWSQ", no_build)
         lazy = DemoPool.open(d, verify=True)
         fitted = Selector(**settings).fit(lazy)
     got = fitted.select_batch(queries)
@@ -172,3 +174,134 @@ def test_damaged_metadata_names_the_demo() -> None:
     )
     assert [d.metadata for d in good] == [{}, {"k": [1, {"n": None}]}]
     assert [r["metadata"] for r in good.records()] == [{}, {"k": [1, {"n": None}]}]
+
+
+def test_columns_and_codes_read_without_building_demos(tmp_path: Path) -> None:
+    pool = make_pool(n=90)
+    lazy = DemoPool.open(pool.save(tmp_path / "p", layout="arrow"))
+    lazy.add([Demo(input="late", output="zz"), Demo(input="later", output="0")], embeddings=np.ones((2, 16)))
+    for p in (pool, lazy):
+        for name in ("id", "input", "output", "input_pair"):
+            assert p.column(name) == [getattr(d, name) for d in p]
+        values = p.column("output")
+        names, codes = p.column_codes("output")
+        expected_names, expected_codes = np.unique(np.array(values), return_inverse=True)
+        assert names == tuple(expected_names.tolist()) and codes.dtype == np.int64
+        np.testing.assert_array_equal(codes, expected_codes)
+    assert lazy.column_codes("output")[0][-1] == "zz"
+    again = DemoPool.open(tmp_path / "p")
+    again.column("output")
+    again.column_codes("id")
+    assert again.snapshot().demos.built == 0
+    with pytest.raises(InvalidInputError, match="not a demo text field"):
+        again.column("metadata")
+    with pytest.raises(InvalidInputError, match="not a demo text field"):
+        pool.column_codes("label")
+    with pytest.raises(InvalidInputError, match="missing values"):
+        again.column_codes("input_pair")
+
+
+def test_index_storage_fp16_by_default_and_saved_flat_indexes_still_load(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    from promptkd.pool.ann import CandidateIndex
+
+    pool = make_pool(n=300, dim=16)
+    d = pool.save(tmp_path / "p", layout="arrow")
+    flat = build_pool_index(d, storage="flat")
+    assert flat.params["storage"] == "flat" and type(flat.index).__name__ == "IndexHNSWFlat"
+    lazy = DemoPool.open(d)
+    # "auto" loads the saved float32 index as it is; an explicit other storage builds its own
+    assert CandidateIndex(lazy.embeddings, "hnsw").params["storage"] == "flat"
+    assert CandidateIndex(lazy.embeddings, "hnsw", storage="fp16").params["storage"] == "fp16"
+    old = manifest(d)
+    del old["files"]["index"]["params"]["storage"]  # an index saved before the storage was recorded: float32
+    (d / MANIFEST).write_text(json.dumps(old), encoding="utf-8")
+    assert CandidateIndex(lazy.embeddings, "hnsw", storage="flat").params["storage"] == "flat"
+    assert CandidateIndex(lazy.embeddings, "hnsw").params["storage"] == "flat"
+    half = build_pool_index(d)
+    assert half.params["storage"] == "fp16" and type(half.index).__name__ == "IndexHNSWSQ"
+    Q = np.asarray(lazy.embeddings[:5])
+    assert CandidateIndex(lazy.embeddings, "hnsw", ef_search=400).search(Q, 1)[:, 0].tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(InvalidInputError, match="storage"):
+        CandidateIndex(lazy.embeddings, "hnsw", storage="int8")
+
+
+@pytest.mark.parametrize("layout", ["arrow", "jsonl"])
+def test_row_norms_are_saved_and_mapped_on_open(tmp_path: Path, layout: str) -> None:
+    for dtype in (np.float32, np.float16):
+        pool = make_pool(n=70, dim=12, dtype=dtype)
+        d = pool.save(tmp_path / f"p-{layout}-{np.dtype(dtype).name}", layout=layout)
+        entry = manifest(d)["files"]["norms"]
+        assert entry["embeddings"] == manifest(d)["files"]["embeddings"]["name"]
+        lazy = DemoPool.open(d, verify=True)
+        stored = lazy.snapshot().norms
+        assert isinstance(stored, np.memmap) and lazy.embedding_norms() is stored
+        # equal bit for bit to what a selector computes from the embeddings at fit
+        expected = np.linalg.norm(np.asarray(pool.embeddings).astype(np.float32), axis=1)
+        np.testing.assert_array_equal(stored, expected)
+        np.testing.assert_array_equal(pool.embedding_norms(), expected)
+        fitted = Selector(k=3).fit(lazy)
+        np.testing.assert_array_equal(fitted.inv_norms_, (1.0 / np.maximum(stored, 1e-12)).astype(np.float32))
+    # adding demos keeps the stored norms and computes the new rows' only; a subset slices them
+    lazy.add(Demo(input="new", output="0"), embeddings=np.full((1, 12), 2.0))
+    assert lazy.snapshot().norms is not None and lazy.embedding_norms()[-1] == pytest.approx(np.sqrt(48.0))
+    np.testing.assert_array_equal(lazy.embedding_norms()[:70], stored)
+    np.testing.assert_array_equal(lazy.subset([70, 3]).snapshot().norms, lazy.embedding_norms()[[70, 3]])
+    plain = DemoPool([{"input": "a", "output": "x"}], embeddings=np.ones((1, 4)))
+    plain.add({"input": "b", "output": "x"}, embeddings=np.ones((1, 4)))
+    assert plain.snapshot().norms is None and plain.embedding_norms() is plain.embedding_norms()
+    # a re-save writes new norms and removes the old file
+    old = entry["name"]
+    lazy.save(d, layout=layout)
+    assert manifest(d)["files"]["norms"]["name"] != old and not (d / old).exists()
+    assert len(DemoPool.open(d).embedding_norms()) == 71
+
+
+def test_damaged_or_foreign_norms_are_reported_or_ignored(tmp_path: Path) -> None:
+    pool = make_pool(n=50, dim=8)
+    d = pool.save(tmp_path / "p", layout="arrow")
+    m = manifest(d)
+    norms_file = d / m["files"]["norms"]["name"]
+    good = np.load(norms_file)
+    np.save(norms_file, good * 2)  # right shape, wrong values
+    assert DemoPool.open(d).snapshot().norms is not None  # structure only: not read
+    with pytest.raises(PoolFormatError, match="checksum"):
+        DemoPool.open(d, verify=True)
+    from promptkd.pool.persistence import sha256_file
+
+    m["files"]["norms"]["sha256"] = sha256_file(norms_file)  # consistent checksum, wrong values
+    (d / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
+    with pytest.raises(PoolFormatError, match="differ from the embeddings"):
+        DemoPool.open(d, verify=True)
+    np.save(norms_file, good[:10])
+    with pytest.raises(PoolFormatError, match="row norms"):
+        DemoPool.open(d)
+    m["files"]["norms"]["embeddings"] = "embeddings-other.npy"  # written for other embeddings: not used
+    (d / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
+    assert DemoPool.open(d).snapshot().norms is None
+    np.testing.assert_array_equal(DemoPool.open(d).embedding_norms(), good)
+    del m["files"]["norms"]  # a pool saved before norms were stored
+    (d / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
+    np.testing.assert_array_equal(DemoPool.open(d, verify=True).embedding_norms(), good)
+
+
+def test_norms_added_to_an_older_pool_keep_its_index(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    from promptkd.pool.persistence import write_pool_norms
+
+    pool = make_pool(n=200, dim=8)
+    d = pool.save(tmp_path / "p", layout="arrow")
+    old = manifest(d)
+    (d / old["files"].pop("norms")["name"]).unlink()  # as saved before norms were stored
+    (d / MANIFEST).write_text(json.dumps(old), encoding="utf-8")
+    build_pool_index(d)
+    index_name = manifest(d)["files"]["index"]["name"]
+    assert DemoPool.open(d).snapshot().norms is None
+    write_pool_norms(d)
+    after = manifest(d)["files"]
+    assert after["index"]["name"] == index_name and (d / index_name).exists()
+    opened = DemoPool.open(d, verify=True)
+    np.testing.assert_array_equal(opened.snapshot().norms, np.linalg.norm(pool.embeddings, axis=1))
+    assert find_saved_index(np.asarray(opened.embeddings)) is not None
+    with pytest.raises(PoolFormatError, match="no embeddings"):
+        write_pool_norms(DemoPool([{"input": "a", "output": "x"}]).save(tmp_path / "bare", layout="arrow"))

@@ -84,9 +84,9 @@ def _pool_source(pool: DemoPool | str | os.PathLike[str]) -> tuple[dict[str, Any
     shipped = None
     if embedder_id is not None and embedder_from_id(embedder_id) is None and pool._embedder is not None:
         shipped = pool._embedder  # not recreatable from its id on a worker: send the object itself
-    ref = ray.put(
-        {"table": table, "embeddings": np.asarray(embeddings), "embedder_id": embedder_id, "embedder": shipped}
-    )
+    payload = {"table": table, "embeddings": np.asarray(embeddings), "embedder_id": embedder_id, "embedder": shipped}
+    payload["norms"] = np.asarray(snap.row_norms())  # computed once here, not by every worker's fit
+    ref = ray.put(payload)
     return {"ref": ref}, len(demos)
 
 
@@ -101,7 +101,7 @@ def _worker_pool(source: dict[str, Any]) -> DemoPool:
     pool = DemoPool((), embedder=embedder)
     from promptkd.pool.pool import PoolSnapshot
 
-    pool._snapshot = PoolSnapshot(LazyDemos(payload["table"]), payload["embeddings"])
+    pool._snapshot = PoolSnapshot(LazyDemos(payload["table"]), payload["embeddings"], payload.get("norms"))
     if embedder is None:
         pool._embedder_id = payload["embedder_id"]
     return pool

@@ -5,6 +5,8 @@ Layout of a pool saved with ``DemoPool.save(path, layout="arrow")``::
     manifest.json            as for every pool, with "schema_version": 2 and "layout": "arrow"
     demos-<token>.arrow      Arrow IPC file: id, input, output, input_pair, metadata (JSON text)
     embeddings-<token>.npy   float32/float16 array (optional), memory-mapped when opened
+    norms-<token>.npy        float32 norm of every embedding row (with the embeddings), so fitting a
+                             selector need not read every embedding for them
     index-<token>.faiss      a saved candidate index (optional, see :mod:`promptkd.pool.index_store`)
 
 The save is the same atomic protocol as the JSONL layout (fresh file names,
@@ -37,6 +39,7 @@ from promptkd.pool.persistence import (
     prepare_pool_dir,
     sha256_file,
     write_embeddings_file,
+    write_norms_file,
 )
 
 __all__ = ["open_arrow_table", "read_arrow_records", "write_arrow_pool"]
@@ -81,6 +84,7 @@ def write_arrow_pool(
         dim = None
         if embeddings is not None:
             files["embeddings"] = write_embeddings_file(root, f"embeddings-{token}.npy", embeddings)
+            files["norms"] = write_norms_file(root, f"norms-{token}.npy", embeddings, files["embeddings"]["name"])
             dim = int(embeddings.shape[1])
         manifest = {
             "format": FORMAT,

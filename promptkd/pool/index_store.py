@@ -44,6 +44,7 @@ def build_pool_index(
     hnsw_m: int = 32,
     nlist: int | None = None,
     seed: int = 0,
+    storage: str = "auto",
 ) -> Any:
     """Build a candidate index over a saved pool's embeddings and save it beside them.
 
@@ -57,6 +58,9 @@ def build_pool_index(
     hnsw_m, nlist, seed
         Build parameters (:class:`~promptkd.selection.CandidateIndex`); the
         selector's defaults are ``hnsw_m=32``, ``nlist=None`` and its ``seed``.
+    storage
+        How an HNSW graph keeps its vectors: ``"auto"`` or ``"fp16"`` (half
+        precision, half the bytes of a float32 copy) or ``"flat"`` (float32).
 
     Returns
     -------
@@ -82,7 +86,7 @@ def build_pool_index(
     embeddings = read_pool_embeddings(root, manifest, mmap=True, verify=False, check_finite=False)
     if embeddings is None:
         raise InvalidInputError(f"{root}: the pool has no embeddings; embed it (pool.embed()) and save it first.")
-    index = CandidateIndex(embeddings, kind, hnsw_m=hnsw_m, nlist=nlist, seed=seed, use_saved=False)
+    index = CandidateIndex(embeddings, kind, hnsw_m=hnsw_m, nlist=nlist, seed=seed, storage=storage, use_saved=False)
     save_pool_index(root, index, manifest["files"]["embeddings"]["name"])
     return index
 

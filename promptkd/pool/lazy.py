@@ -18,7 +18,7 @@ import numpy as np
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.pool.demo import Demo
 
-__all__ = ["COLUMNS", "LazyDemos", "demo_field", "records_table"]
+__all__ = ["COLUMNS", "LazyDemos", "demo_field", "demo_field_codes", "records_table"]
 
 #: The demo fields, one Arrow column each; ``metadata`` is stored as JSON text.
 COLUMNS = ("id", "input", "output", "input_pair", "metadata")
@@ -109,6 +109,27 @@ def demo_field(demos: Sequence[Demo], name: str) -> list[Any]:
     if isinstance(demos, LazyDemos):
         return demos.column(name)
     return [getattr(d, name) for d in demos]
+
+
+def demo_field_codes(demos: Sequence[Demo], name: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Sorted distinct values of one text field and every demo's code; a lazy sequence encodes its column.
+
+    Equals ``numpy.unique(demo_field(demos, name), return_inverse=True)`` (names
+    as a tuple of str, codes as int64), without building a Python string per
+    demo of a lazily opened pool.
+
+    Examples
+    --------
+    >>> names, codes = demo_field_codes([Demo(input="a", output="y"), Demo(input="b", output="x")], "output")
+    >>> names, codes.tolist()
+    (('x', 'y'), [1, 0])
+    """
+    if isinstance(demos, LazyDemos):
+        return demos.column_codes(name)
+    values = [getattr(d, name) for d in demos]
+    names = sorted(set(values))
+    rank = {v: i for i, v in enumerate(names)}
+    return tuple(names), np.array([rank[v] for v in values], dtype=np.int64)
 
 
 class LazyDemos(Sequence[Demo]):
@@ -204,6 +225,41 @@ class LazyDemos(Sequence[Demo]):
                 f"column {name!r} is not a demo text field; use one of id, input, output, input_pair."
             )
         return self.table.column(name).to_pylist() + [getattr(d, name) for d in self.tail]
+
+    def column_codes(self, name: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """Distinct values of a text field, sorted, and the code of every demo's value (no Python strings per row).
+
+        The Arrow column is dictionary-encoded in place, so a million labels take
+        milliseconds; the result equals ``numpy.unique(column, return_inverse=True)``.
+
+        Examples
+        --------
+        >>> lazy = LazyDemos(records_table([{"id": i, "input": "t", "output": o, "metadata": {}}
+        ...                                 for i, o in (("a", "pos"), ("b", "neg"), ("c", "pos"))]))
+        >>> names, codes = lazy.column_codes("output")
+        >>> names, codes.tolist(), lazy.built
+        (('neg', 'pos'), [1, 0, 1], 0)
+        """
+        import pyarrow.compute as pc
+
+        if name not in COLUMNS or name == "metadata":
+            raise InvalidInputError(
+                f"column {name!r} is not a demo text field; use one of id, input, output, input_pair."
+            )
+        col = self.table.column(name)
+        if col.null_count:
+            raise InvalidInputError(f"column {name!r} has missing values; codes need a value for every demo.")
+        enc = pc.dictionary_encode(col).combine_chunks() if len(col) else None
+        values = [] if enc is None else enc.dictionary.to_pylist()
+        tail = [getattr(d, name) for d in self.tail]
+        names = sorted(set(values) | set(tail))
+        rank = {v: i for i, v in enumerate(names)}
+        codes = np.empty(len(self), dtype=np.int64)
+        if enc is not None:
+            remap = np.array([rank[v] for v in values], dtype=np.int64)
+            codes[: self.n_table] = remap[enc.indices.to_numpy(zero_copy_only=False)]
+        codes[self.n_table :] = [rank[v] for v in tail]
+        return tuple(names), codes
 
     def metadata(self) -> list[dict[str, Any]]:
         """Every demo's metadata (parsed from the stored JSON), without building demos."""

@@ -49,7 +49,8 @@ ARROW_SCHEMA_VERSION = 2  # the columnar layout (DemoPool.save(..., layout="arro
 MAX_SCHEMA_VERSION = ARROW_SCHEMA_VERSION
 MANIFEST = "manifest.json"
 LOCK = ".lock"
-_OWN_PREFIXES = ("demos-", "embeddings-", "index-", ".manifest-")
+_OWN_PREFIXES = ("demos-", "embeddings-", "norms-", "index-", ".manifest-")
+NORMS_BLOCK = 65536  # embedding rows read at a time when computing row norms
 
 T = TypeVar("T")
 
@@ -130,6 +131,91 @@ def write_embeddings_file(root: Path, name: str, embeddings: np.ndarray) -> dict
     }
 
 
+def row_norms(embeddings: np.ndarray) -> np.ndarray:
+    """(N,) float32 Euclidean norm of every row, read block by block (a memory map is not loaded at once).
+
+    Each row's norm is computed in float32 exactly as a selector computes it at
+    fit, so stored and recomputed norms are equal bit for bit.
+
+    Examples
+    --------
+    >>> row_norms(np.array([[3.0, 4.0], [0.0, 1.0]], dtype=np.float16)).tolist()
+    [5.0, 1.0]
+    """
+    n = int(embeddings.shape[0])
+    parts = [
+        np.linalg.norm(np.asarray(embeddings[s : s + NORMS_BLOCK]).astype(np.float32), axis=1)
+        for s in range(0, n, NORMS_BLOCK)
+    ]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, dtype=np.float32)
+
+
+def write_norms_file(root: Path, name: str, embeddings: np.ndarray, embeddings_name: str) -> dict[str, Any]:
+    """Write the row norms of ``embeddings`` as ``root/name`` (``.npy``, flushed); return the manifest entry."""
+    with open(root / name, "wb") as fh:
+        np.save(fh, row_norms(embeddings), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"name": name, "sha256": sha256_file(root / name), "embeddings": embeddings_name}
+
+
+def write_pool_norms(path: str | os.PathLike[str]) -> Path:
+    """Store the row norms of a saved pool's embeddings, for pools saved before norms were stored.
+
+    Writes ``norms-<token>.npy`` beside the embeddings and records it in the
+    manifest (atomically); the other files, a saved index included, are kept.
+    Returns the norms file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from promptkd import DemoPool
+    >>> d = DemoPool([{"input": "a", "output": "x"}], embeddings=np.ones((1, 4))).save(tempfile.mkdtemp() + "/p")
+    >>> write_pool_norms(d).name.startswith("norms-")
+    True
+    """
+    root = Path(path)
+    with dir_lock(root):
+        manifest = read_manifest(root)
+        emb = manifest["files"].get("embeddings")
+        if emb is None:
+            raise PoolFormatError(f"{root}: the pool has no embeddings, so no row norms to store.")
+        embeddings = read_pool_embeddings(root, manifest, mmap=True, verify=False, check_finite=False)
+        name = f"norms-{secrets.token_hex(6)}.npy"
+        manifest["files"]["norms"] = write_norms_file(root, name, embeddings, emb["name"])  # type: ignore[arg-type]
+        commit_manifest(root, manifest)
+    return root / name
+
+
+def read_pool_norms(
+    root: Path, manifest: dict[str, Any], embeddings: np.ndarray | None, *, verify: bool
+) -> np.ndarray | None:
+    """The stored row norms of a pool's embeddings (memory-mapped), or None when the pool has none.
+
+    The structure is always checked (the file belongs to the manifest's
+    embeddings file, float32, one norm per demo); ``verify`` also checks the
+    checksum and that every stored norm equals the one recomputed from the
+    embeddings.
+    """
+    spec = manifest["files"].get("norms")
+    emb = manifest["files"].get("embeddings")
+    if spec is None or embeddings is None or emb is None:
+        return None
+    if spec.get("embeddings") != emb.get("name"):
+        return None  # written for other embeddings: not these pool's norms
+    path = checked_member(root, spec, "norms", verify=verify)
+    shape, dtype, _fortran, offset = _npy_header(path)
+    if dtype != np.dtype(np.float32) or shape != (manifest["count"],) or path.stat().st_size != offset + 4 * shape[0]:
+        raise PoolFormatError(f"{path}: not {manifest['count']} float32 row norms; the pool is damaged.")
+    try:
+        norms = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise PoolFormatError(f"{path}: not a readable .npy array ({err}).") from err
+    if verify and not np.array_equal(norms, row_norms(embeddings)):
+        raise PoolFormatError(f"{path}: the stored row norms differ from the embeddings'; the pool is damaged.")
+    return norms
+
+
 def commit_manifest(root: Path, manifest: dict[str, Any]) -> None:
     """Replace ``root/manifest.json`` atomically, then remove data files no longer referenced.
 
@@ -170,6 +256,7 @@ def write_pool_dir(
         dim = None
         if embeddings is not None:
             files["embeddings"] = write_embeddings_file(root, f"embeddings-{token}.npy", embeddings)
+            files["norms"] = write_norms_file(root, f"norms-{token}.npy", embeddings, files["embeddings"]["name"])
             dim = int(embeddings.shape[1])
         manifest = {
             "format": FORMAT,

@@ -27,7 +27,8 @@ from promptkd.pool.checks import (  # noqa: F401 - _as_demos and friends keep th
 )
 from promptkd.pool.constructors import RecordConstructors
 from promptkd.pool.demo import Demo
-from promptkd.pool.lazy import LazyDemos
+from promptkd.pool.lazy import LazyDemos, demo_field, demo_field_codes
+from promptkd.pool.persistence import row_norms
 from promptkd.pool.records import (  # noqa: F401 - read_jsonl and count_repeats are re-exported here
     count_repeats,
     read_jsonl,
@@ -49,6 +50,25 @@ class PoolSnapshot:
 
     demos: Sequence[Demo]
     embeddings: np.ndarray | None
+    #: the (N,) float32 row norms of ``embeddings`` when known (stored with a saved pool), else None
+    norms: np.ndarray | None = None
+
+    def row_norms(self) -> np.ndarray:
+        """(N,) float32 norm of every embedding row: the stored ones, or computed once and kept.
+
+        Equal bit for bit to ``numpy.linalg.norm(embeddings.astype(numpy.float32), axis=1)``.
+
+        Examples
+        --------
+        >>> snap = PoolSnapshot((), np.array([[3.0, 4.0]], dtype=np.float32))
+        >>> snap.row_norms().tolist()
+        [5.0]
+        """
+        if self.embeddings is None:
+            raise InvalidInputError("the pool has no embeddings yet; call pool.embed() first.")
+        if self.norms is None:
+            object.__setattr__(self, "norms", row_norms(self.embeddings))  # deterministic, so caching is safe
+        return self.norms  # type: ignore[return-value]
 
 
 class DemoPool(RecordConstructors, PoolStorage):
@@ -157,6 +177,36 @@ class DemoPool(RecordConstructors, PoolStorage):
             return demos.column(name)
         return [getattr(d, name) for d in demos]
 
+    def column(self, name: str) -> list[Any]:
+        """One text field of every demo (``id``, ``input``, ``output`` or ``input_pair``).
+
+        A pool opened with :meth:`open` reads the stored Arrow column and builds
+        no :class:`Demo`.
+
+        Examples
+        --------
+        >>> pool = DemoPool([{"input": "a", "output": "x"}, {"input": "b", "output": "y"}])
+        >>> pool.column("output")
+        ['x', 'y']
+        """
+        return demo_field(self._snapshot.demos, _text_field(name))
+
+    def column_codes(self, name: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """Sorted distinct values of a text field and the int64 code of every demo's value.
+
+        Equals ``numpy.unique(pool.column(name), return_inverse=True)``; an opened
+        pool dictionary-encodes its Arrow column (milliseconds for a million
+        demos) instead of building a Python string per demo.
+
+        Examples
+        --------
+        >>> pool = DemoPool([{"input": "a", "output": "y"}, {"input": "b", "output": "x"}])
+        >>> names, codes = pool.column_codes("output")
+        >>> names, codes.tolist()
+        (('x', 'y'), [1, 0])
+        """
+        return demo_field_codes(self._snapshot.demos, _text_field(name))
+
     @property
     def inputs(self) -> list[str]:
         """The demos' inputs."""
@@ -220,6 +270,23 @@ class DemoPool(RecordConstructors, PoolStorage):
         if snap.embeddings is None:
             return self.embed()
         return snap.embeddings
+
+    def embedding_norms(self) -> np.ndarray:
+        """(N,) float32 norm of every embedding row, without reading the embeddings when the pool stored them.
+
+        A pool saved by this version stores its row norms beside the embeddings
+        (4 MB for 1M demos), and :meth:`open` maps them; otherwise they are
+        computed once from the embeddings and kept with them. A selector's fit
+        needs them (cosine similarities), so this spares it a pass over every
+        embedding of a large opened pool.
+
+        Examples
+        --------
+        >>> pool = DemoPool([{"input": "a", "output": "x"}], embeddings=np.array([[3.0, 4.0]]))
+        >>> pool.embedding_norms().tolist()
+        [5.0]
+        """
+        return self._snapshot.row_norms()
 
     @property
     def dim(self) -> int:
@@ -302,6 +369,7 @@ class DemoPool(RecordConstructors, PoolStorage):
             existing = snap.demos.positions() if isinstance(snap.demos, LazyDemos) else (d.id for d in snap.demos)
             _check_unique(new, existing)
             new_emb = None if embeddings is None else _check_embeddings(embeddings, len(new))
+            norms = None
             if snap.embeddings is not None:
                 if new_emb is None:
                     new_emb = self.encode_texts([d.text for d in new])
@@ -309,7 +377,10 @@ class DemoPool(RecordConstructors, PoolStorage):
                     raise InvalidInputError(
                         f"embeddings has dimension {new_emb.shape[1]} but the pool's is {snap.embeddings.shape[1]}."
                     )
-                merged = np.concatenate([np.asarray(snap.embeddings), new_emb.astype(snap.embeddings.dtype)], 0)
+                new_emb = new_emb.astype(snap.embeddings.dtype)
+                merged = np.concatenate([np.asarray(snap.embeddings), new_emb], 0)
+                if snap.norms is not None:  # known norms stay known: only the new rows' are computed
+                    norms = np.concatenate([np.asarray(snap.norms), row_norms(new_emb)])
             elif new_emb is not None and snap.demos:
                 raise InvalidInputError(
                     "embeddings were given for the new demos but the pool has none yet; call pool.embed() first "
@@ -317,7 +388,7 @@ class DemoPool(RecordConstructors, PoolStorage):
                 )
             else:
                 merged = new_emb
-            self._snapshot = PoolSnapshot(snap.demos + tuple(new), merged)  # type: ignore[operator]
+            self._snapshot = PoolSnapshot(snap.demos + tuple(new), merged, norms)  # type: ignore[operator]
 
     def subset(self, indices: Iterable[int]) -> DemoPool:
         """A new pool holding the demos at ``indices`` (embeddings sliced, not recomputed).
@@ -341,8 +412,9 @@ class DemoPool(RecordConstructors, PoolStorage):
         out._cache = getattr(self, "_cache", True)
         out._embedder_id = self._embedder_id
         emb = None if snap.embeddings is None else np.asarray(snap.embeddings)[idx]
+        norms = None if snap.norms is None else np.asarray(snap.norms)[idx]
         demos = snap.demos.take(idx) if isinstance(snap.demos, LazyDemos) else tuple(snap.demos[i] for i in idx)
-        out._snapshot = PoolSnapshot(demos, emb)
+        out._snapshot = PoolSnapshot(demos, emb, norms)
         return out
 
     def filter(
@@ -394,3 +466,12 @@ class DemoPool(RecordConstructors, PoolStorage):
                 if d.id == demo_id:
                     return i
         raise InvalidInputError(f"no demo with id {demo_id!r} in this pool.")
+
+
+_TEXT_FIELDS = ("id", "input", "output", "input_pair")
+
+
+def _text_field(name: Any) -> str:
+    if name not in _TEXT_FIELDS:
+        raise InvalidInputError(f"column {name!r} is not a demo text field; use one of {', '.join(_TEXT_FIELDS)}.")
+    return str(name)

@@ -24,6 +24,7 @@ from promptkd.pool.persistence import (
     read_manifest,
     read_pool_dir,
     read_pool_embeddings,
+    read_pool_norms,
     with_retries,
     write_pool_dir,
 )
@@ -207,7 +208,7 @@ class PoolStorage:
             raise InvalidTypeError(f"embedder must implement encode(texts, ...) and id, got {type(embedder).__name__}.")
         if not isinstance(verify, bool):
             raise InvalidTypeError(f"verify must be True or False, got {type(verify).__name__}.")
-        table, embeddings, embedder_id = with_retries(Path(path), lambda root: _open_dir(root, verify))
+        table, embeddings, norms, embedder_id = with_retries(Path(path), lambda root: _open_dir(root, verify))
         if embedder is not None and embedder_id not in (None, PRECOMPUTED) and embedder.id != embedder_id:
             raise InvalidInputError(
                 f"embedder {embedder.id!r} differs from the one that embedded this pool ({embedder_id!r}); "
@@ -216,14 +217,14 @@ class PoolStorage:
         from promptkd.pool.pool import PoolSnapshot
 
         pool = cls((), embedder=embedder, cache=cache)  # type: ignore[call-arg]
-        pool._snapshot = PoolSnapshot(LazyDemos(table), embeddings)
+        pool._snapshot = PoolSnapshot(LazyDemos(table), embeddings, norms)
         if embedder is None:
             pool._embedder_id = embedder_id
         return pool
 
 
-def _open_dir(root: Path, verify: bool) -> tuple[Any, np.ndarray | None, str | None]:
-    """(demos table, memory-mapped embeddings, embedder id) of a saved pool."""
+def _open_dir(root: Path, verify: bool) -> tuple[Any, np.ndarray | None, np.ndarray | None, str | None]:
+    """(demos table, memory-mapped embeddings, their stored row norms or None, embedder id) of a saved pool."""
     manifest = read_manifest(root)
     if manifest["schema_version"] >= ARROW_SCHEMA_VERSION:
         from promptkd.pool.columnar import open_arrow_table
@@ -242,4 +243,5 @@ def _open_dir(root: Path, verify: bool) -> tuple[Any, np.ndarray | None, str | N
         from promptkd.pool.index_store import find_saved_index
 
         find_saved_index(embeddings, verify=True, strict=True)  # a damaged index is reported here and not used later
-    return table, embeddings, manifest_embedder_id(manifest)
+    norms = read_pool_norms(root, manifest, embeddings, verify=verify)
+    return table, embeddings, norms, manifest_embedder_id(manifest)
