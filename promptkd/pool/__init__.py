@@ -2,7 +2,7 @@
 
 from promptkd.pool.demo import Demo, content_id, join_pair
 from promptkd.pool.index_store import build_pool_index
-from promptkd.pool.lazy import LazyDemos, demo_field
+from promptkd.pool.lazy import LazyDemos, demo_field, demo_field_codes
 from promptkd.pool.pool import DemoPool, PoolSnapshot, read_jsonl
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "build_pool_index",
     "content_id",
     "demo_field",
+    "demo_field_codes",
     "join_pair",
     "read_jsonl",
 ]
