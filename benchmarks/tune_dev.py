@@ -93,16 +93,6 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
                 pk(kernel=RBF() + LexicalKernel(), order="label_prior"),
             ),
             spec(
-                "hybrid-w0.5-prior",
-                "hybrid-prior with the lexical part at half weight: RBF() + 0.5 * LexicalKernel()",
-                pk(kernel=RBF() + 0.5 * LexicalKernel(), order="label_prior"),
-            ),
-            spec(
-                "bm25-k1.2-b0.5-prior",
-                "bm25-prior with k1=1.2, b=0.5 (less term saturation and length normalisation)",
-                lambda k, seed: BM25Selector(k=k, seed=seed, k1=1.2, b=0.5, order="label_prior"),
-            ),
-            spec(
                 "prior-lexvote",
                 "prior, with the label vote also counting shared words (embedding + TF-IDF cosine)",
                 pk(order=LabelPriorOrder(vote="embedding+lexical")),
