@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,32 +72,6 @@ def test_quality_report_tables_paired_differences_and_targets(tmp_path):
     assert doc.read_text(encoding="utf-8") == text
 
 
-def test_the_committed_quality_page_is_rebuilt_from_the_committed_rows(tmp_path):
-    """docs/benchmarks/quality.md is exactly what the report code makes of the committed raw rows."""
-    quality = _load("quality")
-    committed = ROOT / "benchmarks" / "results" / "quality" / "rows.jsonl.gz"
-    assert committed.is_file(), "the raw rows behind docs/benchmarks/quality.md must be committed"
-    # read the committed copy (never a local working file) and compare with the committed page
-    work = tmp_path / "rows.jsonl"
-    (tmp_path / "rows.jsonl.gz").write_bytes(committed.read_bytes())
-    (tmp_path / "manifest.json").write_bytes(committed.with_name("manifest.json").read_bytes())
-    doc = tmp_path / "quality.md"
-    quality.main(["--report-only", "--results", str(work), "--doc", str(doc)])
-    assert doc.read_text(encoding="utf-8") == (ROOT / "docs" / "benchmarks" / "quality.md").read_text(encoding="utf-8")
-
-
-def test_the_committed_tuning_page_is_rebuilt_from_the_committed_rows(tmp_path):
-    """docs/benchmarks/tuning.md is exactly what tune_dev.py makes of the committed dev rows."""
-    tune = _load("tune_dev")
-    committed = ROOT / "benchmarks" / "results" / "tune_dev" / "rows.jsonl.gz"
-    assert committed.is_file(), "the raw dev rows behind docs/benchmarks/tuning.md must be committed"
-    (tmp_path / "rows.jsonl.gz").write_bytes(committed.read_bytes())
-    (tmp_path / "manifest.json").write_bytes(committed.with_name("manifest.json").read_bytes())
-    doc = tmp_path / "tuning.md"
-    tune.main(["--report-only", "--results", str(tmp_path / "rows.jsonl"), "--doc", str(doc)])
-    assert doc.read_text(encoding="utf-8") == (ROOT / "docs" / "benchmarks" / "tuning.md").read_text(encoding="utf-8")
-
-
 def test_tuning_report_paired_against_the_default(tmp_path):
     tune = _load("tune_dev")
     rows = []
@@ -116,17 +92,25 @@ def test_tuning_report_paired_against_the_default(tmp_path):
     assert "one item moves a task's accuracy by 10.0 points" in text
 
 
-def test_the_committed_dev_screen_page_is_rebuilt_from_the_committed_rows(tmp_path):
-    """docs/benchmarks/dev_screen.md is exactly what dev_screen.py makes of the committed screen rows."""
-    screen = _load("dev_screen")
-    committed = ROOT / "benchmarks" / "results" / "dev_screen" / "rows.jsonl.gz"
-    assert committed.is_file(), "the rows behind docs/benchmarks/dev_screen.md must be committed"
+@pytest.mark.parametrize(
+    ("script", "results", "page"),
+    [
+        ("quality", "quality", "quality.md"),
+        ("tune_dev", "tune_dev", "tuning.md"),
+        ("dev_screen", "dev_screen", "dev_screen.md"),
+    ],
+)
+def test_every_benchmark_page_is_rebuilt_from_its_committed_rows(tmp_path, script, results, page):
+    """Each page under docs/benchmarks/ that has raw rows is exactly what its script makes of the committed rows."""
+    module = _load(script)
+    committed = ROOT / "benchmarks" / "results" / results / "rows.jsonl.gz"
+    assert committed.is_file(), f"the raw rows behind docs/benchmarks/{page} must be committed"
+    # read the committed copy (never a local working file) and compare with the committed page
     (tmp_path / "rows.jsonl.gz").write_bytes(committed.read_bytes())
     (tmp_path / "manifest.json").write_bytes(committed.with_name("manifest.json").read_bytes())
-    doc = tmp_path / "dev_screen.md"
-    screen.main(["--report-only", "--results", str(tmp_path / "rows.jsonl"), "--doc", str(doc)])
-    page = (ROOT / "docs" / "benchmarks" / "dev_screen.md").read_text(encoding="utf-8")
-    assert doc.read_text(encoding="utf-8") == page
+    doc = tmp_path / page
+    module.main(["--report-only", "--results", str(tmp_path / "rows.jsonl"), "--doc", str(doc)])
+    assert doc.read_text(encoding="utf-8") == (ROOT / "docs" / "benchmarks" / page).read_text(encoding="utf-8")
 
 
 def test_dev_screen_summary_counts_votes_and_last_labels():
