@@ -38,7 +38,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("PROMPTKD_SCALE_RESULTS", ROOT / "benchmarks" / "results" / "scale"))
-TABLE = ROOT / "docs" / "benchmarks" / "scale.md"
+# results kept elsewhere (PROMPTKD_SCALE_RESULTS, e.g. a trial run) get their page beside them, not in docs/
+TABLE = (
+    ROOT / "docs" / "benchmarks" / "scale.md" if "PROMPTKD_SCALE_RESULTS" not in os.environ else RESULTS / "scale.md"
+)
 COMMAND = "nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 100000 1000000"
 DIM = 384
 LATENT = 64
@@ -106,7 +109,7 @@ CHILD = textwrap.dedent(
     """
     import json, resource, sys, threading, time
     import numpy as np
-    import faiss, torch  # imports are not timed
+    import faiss, pyarrow, pyarrow.compute, torch  # imports are not timed
     from promptkd import DemoPool, Selector
 
     def status():
@@ -142,6 +145,7 @@ CHILD = textwrap.dedent(
     out["select_one_s"] = time.perf_counter() - t2
     out["open_and_select_one_s"] = time.perf_counter() - t0
     out["demos_built_by_fit"] = pool.snapshot().demos.built
+    out["estimator_built_by_fit"] = getattr(selector, "estimator_", None) is not None
     before = dict(peak)
     if args["n_queries"] > 1:
         for key in peak:
@@ -152,18 +156,23 @@ CHILD = textwrap.dedent(
         out["select_batch_s"] = took
         out["queries_per_s"] = len(sel) / took
         out["first_indices"] = [list(s.indices) for s in sel[:50]]
-    else:  # where fit's time goes: building every Demo (labels), and the bound estimator's pass over the pool
+    else:  # the bound estimator (for k="auto") on its own: what a fit that builds it pays
         from promptkd.bounds import BoundEstimator
 
-        t4 = time.perf_counter()
-        n_built = sum(1 for _ in pool.snapshot().demos)
-        out["iterate_demos_s"] = time.perf_counter() - t4
-        out["iterate_demos_us_each"] = out["iterate_demos_s"] / n_built * 1e6
         t5 = time.perf_counter()
         BoundEstimator(bandwidth=selector.bandwidth_).fit(pool)
         out["estimator_fit_s"] = time.perf_counter() - t5
     running = False
     time.sleep(0.05)
+    mapped = {}  # resident bytes per mapped pool file at the end (embeddings, index, demos)
+    name = None
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if head and ":" not in head[0]:  # a mapping's first line: address range, permissions, ..., path
+            name = head[-1].rsplit("/", 1)[-1].split("-")[0] if head[-1].startswith(args["pool"] + "/") else None
+        elif name and head[0] == "Rss:":
+            mapped[name] = mapped.get(name, 0) + int(head[1]) * 1024
+    out["rss_by_file_bytes"] = mapped
     out["peak_rss_bytes"] = peak["VmRSS"]  # while selecting (the whole run for n_queries == 1)
     out["peak_rss_anon_bytes"] = peak["RssAnon"]
     out["peak_rss_file_bytes"] = peak["RssFile"]
@@ -218,11 +227,20 @@ def step_open(n: int, work: Path) -> dict[str, Any]:
     return {"open_s": min(times), "open_s_all": times, "demos_built": built, "open_verify_s": verify_s}
 
 
-def step_index(n: int, work: Path) -> dict[str, Any]:
-    from promptkd.pool.index_store import build_pool_index
-    from promptkd.pool.persistence import read_manifest
+def step_index(n: int, work: Path, reuse: bool = False) -> dict[str, Any]:
+    from promptkd.pool.ann import CandidateIndex
+    from promptkd.pool.index_store import build_pool_index, find_saved_index
+    from promptkd.pool.persistence import read_manifest, read_pool_embeddings
 
     path = work / f"pool-{n}"
+    if reuse:  # an index already saved with the default parameters: its size is measured, its build time is not
+        E = read_pool_embeddings(path, read_manifest(path), mmap=True, verify=False, check_finite=False)
+        found = find_saved_index(E)  # type: ignore[arg-type]
+        if found is not None:
+            index = CandidateIndex(E, "auto")  # type: ignore[arg-type]
+            wanted = {k: v for k, v in index.params.items() if k != "faiss"}
+            if {k: v for k, v in found[1]["params"].items() if k != "faiss"} == wanted:
+                return {"build_s": None, "bytes": found[1]["size"], "params": found[1]["params"], "reused": True}
     t0 = time.perf_counter()
     index = build_pool_index(path)
     took = time.perf_counter() - t0
@@ -278,7 +296,7 @@ PROFILE = textwrap.dedent(
     """
     import cProfile, json, pstats, sys
     import numpy as np
-    import faiss, torch
+    import faiss, pyarrow, pyarrow.compute, torch
     from promptkd import DemoPool, Selector
 
     args = json.loads(sys.argv[1])
@@ -306,12 +324,15 @@ PROFILE = textwrap.dedent(
     total = sum(v[2] for v in stats.values())  # tottime over every function
     def share(pred):
         return sum(v[2] for k, v in stats.items() if pred(k)) / total
+    def where(k):
+        return f"{k[0].split('promptkd/')[-1].split('site-packages/')[-1]}:{k[2]}" if k[0] != "~" else k[2]
     out = {
         "queries": len(Q),
         "total_s": total,
         "argpartition_share": share(lambda k: k[2] == "<method 'argpartition' of 'numpy.ndarray' objects>"),
-        "index_search_share": share(lambda k: "IndexHNSW_search" in k[2] or "search" == k[2] and "faiss" in k[0]),
+        "index_search_share": sum(v[3] for k, v in stats.items() if k[2] == "search" and k[0].endswith("ann.py")) / total,
         "herding_share": sum(v[3] for k, v in stats.items() if k[2] == "herd") / total,
+        "top_own_time": [[where(k), round(v[2] / total, 3)] for k, v in sorted(stats.items(), key=lambda kv: -kv[1][2])[:8]],
         "fit_total_s": fit_total,
         "fit_parts": [[name, round(t, 3)] for t, name in fit_parts],
     }
@@ -385,11 +406,29 @@ def store(n: int, data: dict[str, Any]) -> None:
     os.replace(tmp, RESULTS / f"n{n}.json")
 
 
+def _code_version() -> dict[str, Any]:
+    """The commit measured, and whether promptkd/ or this script differed from it."""
+
+    def git(*cmd: str) -> str:
+        proc = subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=ROOT, check=False)
+        return proc.stdout.strip()
+
+    import hashlib
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "modified": git("status", "--porcelain", "promptkd", __file__).splitlines(),
+        # the uncommitted changes measured, if any: a later commit of the same tree has the same diff from HEAD
+        "diff_sha256": hashlib.sha256(git("diff", "HEAD", "--", "promptkd").encode()).hexdigest(),
+    }
+
+
 def run(n: int, args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     data = load(n)
     data["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    data["code"] = _code_version()
     queries, _ = sample(args.queries, n, seed=99)
     qfile = work / f"queries-{n}.npy"
     np.save(qfile, queries)
@@ -398,7 +437,7 @@ def run(n: int, args: argparse.Namespace) -> None:
     steps = [
         ("save", lambda: step_save(n, work)),
         ("open", lambda: step_open(n, work)),
-        ("index", lambda: step_index(n, work)),
+        ("index", lambda: step_index(n, work, reuse=args.reuse_index)),
         ("recall", lambda: step_recall(n, work, queries, args.recall_queries)),
         ("open_select_one", lambda: step_open_select_one(n, work, qfile)),
         ("select", lambda: step_select(n, work, qfile, args.queries)),
@@ -415,6 +454,7 @@ def run(n: int, args: argparse.Namespace) -> None:
         print(f"n={n}: {name} ...", flush=True)
         t0 = time.perf_counter()
         data[name] = fn()
+        data[name]["code"] = data["code"]  # which code measured this step (a rerun may keep older steps)
         data[name]["step_wall_s"] = time.perf_counter() - t0
         data[name]["load_average_1min"] = os.getloadavg()[0]  # other work on the machine during the step
         store(n, data)
@@ -433,6 +473,8 @@ def table() -> str:
         if not {"save", "open", "index", "recall", "select", "open_select_one"} <= set(d):
             continue
         sel, one, idx = d["select"], d["open_select_one"], d["index"]
+        build = "-" if idx["build_s"] is None else f"{idx['build_s']:.0f}"  # None: a saved index reused
+        vectors = "fp16" if idx["params"].get("storage") == "fp16" else "float32"  # unrecorded: float32
         ray_cols = ("-", "-", "-")
         if "ray" in d:
             r = d["ray"]
@@ -443,7 +485,7 @@ def table() -> str:
             )
         rows.append(
             f"| {n:,} | {d['save']['write_s']:.1f} | {d['save']['resave_opened_s']:.1f} | {d['open']['open_s'] * 1000:.0f} ms "
-            f"| {d['open']['open_verify_s']:.1f} | {idx['build_s']:.0f} | {_gb(idx['bytes'])} "
+            f"| {d['open']['open_verify_s']:.1f} | {build} | {_gb(idx['bytes'])} ({vectors}) "
             f"| {d['recall']['recall_at_candidates']:.3f} | {sel['index'] or 'exact (numpy)'} | {sel['fit_s']:.1f} "
             f"| {sel['queries_per_s']:.0f} | {_gb(sel['peak_rss_bytes'])} ({_gb(sel['peak_rss_anon_bytes'])} + "
             f"{_gb(sel['peak_rss_file_bytes'])}) | {one['open_and_select_one_s']:.2f} | {ray_cols[0]} | {ray_cols[1]} "
@@ -469,6 +511,11 @@ def main() -> None:
     parser.add_argument("--work", default=os.environ.get("PROMPTKD_SCALE_DIR", "/tmp/promptkd-scale"))
     parser.add_argument("--force", action="store_true", help="measure again steps already stored")
     parser.add_argument("--steps", nargs="*", default=None, help="only these steps (save, open, index, ...)")
+    parser.add_argument(
+        "--reuse-index",
+        action="store_true",
+        help="keep an index already saved with the default parameters (its size is recorded, not its build time)",
+    )
     parser.add_argument("--table", action="store_true", help="only write docs/benchmarks/scale.md from stored results")
     args = parser.parse_args()
     if not args.table:
@@ -538,11 +585,13 @@ How the pieces work: [Scaling](../scale.md).
 <!-- scale-table:start -->
 <!-- scale-table:end -->
 
+{vintage}
+
 Columns: *write*: columns to a saved pool (Arrow demos, `.npy` embeddings, fsync and SHA-256 of each);
 *re-save opened*: `DemoPool.open(p).save(q, layout="arrow")`; *open*: `DemoPool.open` (best of 3, warm page
 cache); *open, verify=True*: with every checksum and record checked; *index build* and *index*: `build_pool_index`
-(HNSW, M = 32) and its file size; *recall@256*: share of the exact top-256 candidates (inner product over the
-whole pool) that the saved index returns at the selector's default `ef_search` (1,000 queries); *fit*:
+(HNSW, M = 32) and its file size with the precision of its vectors; *recall@256*: share of the exact top-256 candidates (inner product over the
+whole pool) that the saved index returns at the selector's default `ef_search` ({recall_queries} queries); *fit*:
 `Selector(k=8).fit` on the opened pool, which loads the saved index; *queries/s*: `select_batch` over 10,000
 query embeddings in one process (2 cores); *peak RSS*: largest resident set sampled every 20 ms during
 `select_batch` in a fresh process, split into anonymous memory and file-backed pages (the memory-mapped
@@ -557,16 +606,40 @@ worker opens the pool and fits once), and in brackets after subtracting the time
 
 ## Where the time and memory go at 1M
 
+Measured at commit {commit}.
+
 - *Open* reads the manifest, the Arrow footer and the `.npy` header and maps both files: milliseconds at any size.
-- *Fit* reads the pool once: every label (building every `Demo`: {iterate}), every embedding norm, and the
-  bound estimator that `Selector` prepares at fit (for `k="auto"`), which takes its own pass over the whole
-  pool; loading the saved index takes milliseconds (its vectors stay memory-mapped). {fit_profile}
-- *Selecting* with the index: the index returns 256 candidates per query in {search_ms}, but the
-  selector then scores them in a dense 256 x n similarity block per chunk of `batch_chunk` = 256 queries
-  (1 GB at 1M, float32; `-inf` where the index found nothing) and picks each query's candidates with an
-  `argpartition` over all n entries. {profile}
-- Without the index (exact search, 100k) the similarity stage is one GEMM per chunk.
+- *Fit* reads the labels as one Arrow column (no `Demo` is built at fit: {built} in the open-and-select-one
+  run, the chosen demos of that one query) and loads the saved index (the HNSW graph is read, its vectors
+  stay memory-mapped). {estimator} {fit_profile}
+- *Selecting* with the index: the index returns 256 candidates per query in {search_ms}; each hit is then
+  scored exactly from the pool's embeddings. {profile}
+- *Memory*: {memory}
+- Without the index (exact search, 100k) the similarity stage is one GEMM per chunk of `batch_chunk` queries.
 """
+
+
+STEPS = ("save", "open", "index", "recall", "open_select_one", "select", "profile", "ray")
+
+
+def _vintage() -> str:
+    """Which stored steps an earlier run measured (with older code) than the file's latest run."""
+    older = []
+    for f in sorted(RESULTS.glob("n*.json"), key=lambda p: int(p.stem[1:])):
+        d = json.loads(f.read_text())
+        latest = d.get("code")
+        for name in STEPS:
+            if name in d and (latest is None or d[name].get("code") != latest):
+                older.append(f"{int(f.stem[1:]):,}: {name}")
+            elif name == "index" and d[name].get("reused"):
+                older.append(f"{int(f.stem[1:]):,}: index build time (the saved index was reused; its size is current)")
+    if not older:
+        return "Every number comes from one run of the command above on one version of the code."
+    return (
+        "Kept from an earlier run, on older code (the machine's load left no time to measure them again): "
+        + "; ".join(older)
+        + ". Everything else was measured in the latest run."
+    )
 
 
 def write_page() -> None:
@@ -583,41 +656,69 @@ def write_page() -> None:
         if name in ("select", "ray") and isinstance(step, dict) and "load_average_1min" in step
     ]
     load = f"{min(loads):.1f} to {max(loads):.1f} on 2 cores" if loads else "not recorded"
-    iterate = estimator = "not measured"
-    profile = fit_profile = ""
+    built = estimator = profile = fit_profile = memory = ""
     search_ms = "(not measured)"
+    commit = "(not recorded)"
     big = RESULTS / "n1000000.json"
     if big.exists():
-        one = json.loads(big.read_text()).get("open_select_one", {})
-        if "iterate_demos_s" in one:
-            iterate = f"{one['iterate_demos_s']:.1f} s for 1M, {one['iterate_demos_us_each']:.1f} µs each"
-            estimator = f"{one['estimator_fit_s']:.1f} s"
-        rec = json.loads(big.read_text()).get("recall")
+        data = json.loads(big.read_text())
+        code = data.get("code", {})
+        if code:
+            commit = f"`{code['commit'][:10]}`" + (" with local changes" if code.get("modified") else "")
+        one = data.get("open_select_one", {})
+        built = f"{one.get('demos_built_by_fit', '?')} demos built"
+        if "estimator_fit_s" in one:
+            made = one.get("estimator_built_by_fit")
+            estimator = (
+                f'The bound estimator for `k="auto"` takes {one["estimator_fit_s"]:.1f} s on its own; '
+                + ("`Selector.fit` built it although k = 8." if made else "`Selector.fit` does not build it for k = 8.")
+                if made is not None
+                else f'The bound estimator for `k="auto"` takes {one["estimator_fit_s"]:.1f} s on its own.'
+            )
+        rec = data.get("recall")
         if rec:
             search_ms = f"{rec['index_search_s'] / rec['queries'] * 1000:.1f} ms"
-        prof = json.loads(big.read_text()).get("profile")
+        prof = data.get("profile")
         if prof and "fit_parts" in prof:
             parts = ", ".join(f"`{name}` {t:.1f} s" for name, t in prof["fit_parts"][:6])
             fit_profile = (
                 f"Profiled once ({prof['fit_total_s']:.1f} s under the profiler), the functions inside fit with the "
                 f"largest cumulative time (nested calls overlap): {parts}."
             )
-        if prof:
+        if prof and "top_own_time" in prof:
+            parts = ", ".join(f"`{name}` {share:.0%}" for name, share in prof["top_own_time"][:6])
             profile = (
-                f"Profiled over {prof['queries']} queries, that `argpartition` takes "
-                f"{prof['argpartition_share']:.0%} of `select_batch`'s time, the index search "
-                f"{prof['index_search_share']:.0%} and herding {prof['herding_share']:.0%}."
+                f"Profiled over {prof['queries']} queries ({prof['total_s'] / prof['queries'] * 1000:.1f} ms each under "
+                f"the profiler): the index search {prof['index_search_share']:.0%} of the time, herding "
+                f"{prof['herding_share']:.0%}; the largest own times: {parts}."
             )
+        sel = data.get("select", {})
+        if "rss_by_file_bytes" in sel:
+            files = ", ".join(f"{name} {_gb(b)} GB" for name, b in sorted(sel["rss_by_file_bytes"].items()))
+            memory = (
+                f"at the end of `select_batch` the mapped pool files were resident as: {files} (file-backed, shared "
+                f"between processes and reclaimable); anonymous memory peaked at {_gb(sel['peak_rss_anon_bytes'])} GB "
+                f"(the interpreter, numpy, faiss and torch, the HNSW graph and the per-chunk hits)."
+            )
+    counts = {
+        f"{json.loads(f.read_text())['recall']['queries']:,}"
+        for f in RESULTS.glob("n*.json")
+        if "recall" in json.loads(f.read_text())
+    }
     text = PAGE.format(
+        recall_queries=" or ".join(sorted(counts)) or "1,000",
+        vintage=_vintage(),
         command=COMMAND,
         machine=machine,
         targets="\n".join(_targets()) or "(no results yet)",
-        iterate=iterate,
+        built=built,
         estimator=estimator,
         profile=profile,
         search_ms=search_ms,
         load=load,
         fit_profile=fit_profile,
+        memory=memory,
+        commit=commit,
     )
     head, rest = text.split("<!-- scale-table:start -->", 1)
     TABLE.parent.mkdir(parents=True, exist_ok=True)
