@@ -455,6 +455,7 @@ def run(n: int, args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         data[name] = fn()
         data[name]["code"] = data["code"]  # which code measured this step (a rerun may keep older steps)
+        data[name]["argv"] = sys.argv[1:]
         data[name]["step_wall_s"] = time.perf_counter() - t0
         data[name]["load_average_1min"] = os.getloadavg()[0]  # other work on the machine during the step
         store(n, data)
@@ -543,7 +544,8 @@ def _targets() -> list[str]:
             lines.append(f"- {n:,} demos open in under 1 s: {mark(o < 1)} ({o * 1000:.1f} ms).")
             lines.append(
                 f"- open + select for one query under 2 s (imports excluded): {mark(one < 2)} ({one:.2f} s, of which "
-                f"fit {d['open_select_one']['fit_s']:.2f} s)."
+                f"fit {d['open_select_one']['fit_s']:.2f} s; 1-minute load average "
+                f"{d['open_select_one'].get('load_average_1min', float('nan')):.1f} on 2 cores during the step)."
             )
         rss = sel["peak_rss_bytes"]
         lines.append(
@@ -606,14 +608,16 @@ worker opens the pool and fits once), and in brackets after subtracting the time
 
 ## Where the time and memory go at 1M
 
-Measured at commit {commit}.
+The latest run measured at commit {commit}; steps kept from earlier runs are listed under the table.
 
 - *Open* reads the manifest, the Arrow footer and the `.npy` header and maps both files: milliseconds at any size.
 - *Fit* reads the labels as one Arrow column (no `Demo` is built at fit: {built} in the open-and-select-one
-  run, the chosen demos of that one query) and loads the saved index (the HNSW graph is read, its vectors
-  stay memory-mapped). {estimator} {fit_profile}
+  run, the chosen demos of that one query), computes the norm of every embedding row (one pass over the
+  embeddings) and loads the saved index (the HNSW graph is read, its vectors stay memory-mapped). {estimator} {fit_profile}
 - *Selecting* with the index: the index returns 256 candidates per query in {search_ms}; each hit is then
-  scored exactly from the pool's embeddings. {profile}
+  scored exactly from the pool's embeddings, into a dense `batch_chunk` x n block per chunk of queries
+  (`-inf` where the index found nothing; 1 GB at 1M), and the `label_prior` order's vote partitions all n
+  entries per query. {profile}
 - *Memory*: {memory}
 - Without the index (exact search, 100k) the similarity stage is one GEMM per chunk of `batch_chunk` queries.
 """
@@ -656,7 +660,8 @@ def write_page() -> None:
         if name in ("select", "ray") and isinstance(step, dict) and "load_average_1min" in step
     ]
     load = f"{min(loads):.1f} to {max(loads):.1f} on 2 cores" if loads else "not recorded"
-    built = estimator = profile = fit_profile = memory = ""
+    built = estimator = profile = fit_profile = ""
+    memory = "not measured per file in the runs stored here."
     search_ms = "(not measured)"
     commit = "(not recorded)"
     big = RESULTS / "n1000000.json"
@@ -679,16 +684,17 @@ def write_page() -> None:
         if rec:
             search_ms = f"{rec['index_search_s'] / rec['queries'] * 1000:.1f} ms"
         prof = data.get("profile")
+        older = "From an earlier run, on older code: " if prof and prof.get("code") != data.get("code") else ""
         if prof and "fit_parts" in prof:
             parts = ", ".join(f"`{name}` {t:.1f} s" for name, t in prof["fit_parts"][:6])
             fit_profile = (
-                f"Profiled once ({prof['fit_total_s']:.1f} s under the profiler), the functions inside fit with the "
+                f"{older}Profiled once ({prof['fit_total_s']:.1f} s under the profiler), the functions inside fit with the "
                 f"largest cumulative time (nested calls overlap): {parts}."
             )
         if prof and "top_own_time" in prof:
             parts = ", ".join(f"`{name}` {share:.0%}" for name, share in prof["top_own_time"][:6])
             profile = (
-                f"Profiled over {prof['queries']} queries ({prof['total_s'] / prof['queries'] * 1000:.1f} ms each under "
+                f"{older}Profiled over {prof['queries']} queries ({prof['total_s'] / prof['queries'] * 1000:.1f} ms each under "
                 f"the profiler): the index search {prof['index_search_share']:.0%} of the time, herding "
                 f"{prof['herding_share']:.0%}; the largest own times: {parts}."
             )
