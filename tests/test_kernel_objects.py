@@ -197,3 +197,47 @@ def test_a_lexical_selector_prefers_shared_words_and_needs_query_texts() -> None
     assert {d.input for d in out.demos} == {"zebra giraffe savanna", "zebra stripes"}
     with pytest.raises(InvalidInputError, match="text"):
         sel.select(np.ones(32, dtype=np.float32))
+
+
+def test_get_kernel_returns_objects_with_capabilities() -> None:
+    from promptkd.kernels import CallableKernel, get_kernel, laplacian, rbf
+
+    assert get_kernel("rbf", bandwidth=0.5) == RBF(bandwidth=0.5)
+    assert get_kernel(rbf) == RBF() and get_kernel(laplacian).float64_distances
+    assert get_kernel("cosine", bandwidth=2.0).inner_product and get_kernel("cosine").unit_diagonal
+    assert not get_kernel("linear").unit_diagonal and get_kernel("linear").inner_product
+    assert get_kernel("imq").nonnegative and not get_kernel("cosine").nonnegative
+    assert (RBF() * RBF()).nonnegative and (0.5 * RBF()).nonnegative
+
+    def poly(X, Y, *, bandwidth=None):
+        return (1.0 + X @ Y.T) ** 2
+
+    k = get_kernel(poly)
+    assert isinstance(k, CallableKernel) and not (k.gemm or k.unit_diagonal or k.distance_based)
+    with pytest.raises(InvalidInputError, match="kernel"):
+        get_kernel("poly")
+
+
+def test_a_custom_callable_takes_the_generic_path_with_the_same_result() -> None:
+    from promptkd.kernels import mmd2, rbf
+    from promptkd.kernels.columns import KernelColumns
+    from promptkd.kernels.lookup import kernel_at, kernel_diag
+
+    def my_rbf(X, Y, *, bandwidth):
+        return rbf(X, Y, bandwidth=bandwidth)
+
+    rng = np.random.default_rng(0)
+    C, T = rng.normal(size=(6, 3)), rng.normal(size=(2, 3))
+    fast, slow = KernelColumns(C, kernel_at("rbf", 1.3)), KernelColumns(C, kernel_at(my_rbf, 1.3))
+    assert fast.distance and not slow.distance and not slow.inner
+    np.testing.assert_allclose(fast.cross(T), slow.cross(T), atol=1e-12)
+    np.testing.assert_allclose(fast.column(2), slow.column(2), atol=1e-12)
+    np.testing.assert_allclose(fast.diag(), slow.diag(), atol=1e-12)
+    assert fast.target_constant(T, np.array([0.3, 0.7])) == pytest.approx(
+        slow.target_constant(T, np.array([0.3, 0.7])), abs=1e-12
+    )
+    assert mmd2(C, T, kernel=my_rbf, bandwidth=1.3) == pytest.approx(mmd2(C, T, kernel="rbf", bandwidth=1.3), abs=1e-12)
+    np.testing.assert_allclose(kernel_diag(C, kernel=my_rbf, bandwidth=1.3), 1.0)
+    lin = KernelColumns(C, kernel_at("linear", None))
+    np.testing.assert_allclose(lin.diag(), (C * C).sum(1))
+    np.testing.assert_allclose(lin.column(1), C @ C[1])

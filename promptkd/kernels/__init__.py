@@ -7,18 +7,15 @@ from promptkd.kernels.feature_kernels import LabelKernel, LexicalKernel
 from promptkd.kernels.functions import (
     KERNELS,
     cosine,
-    get_kernel,
     imq,
-    kernel_diag,
-    kernel_matrix,
     laplacian,
     linear,
     median_bandwidth,
     rbf,
     resolve_bandwidth,
-    self_gram,
     sq_distances,
 )
+from promptkd.kernels.lookup import get_kernel, kernel_diag, kernel_matrix, self_gram
 from promptkd.kernels.mmd import (
     PermutationTestResult,
     mmd2,
@@ -26,7 +23,7 @@ from promptkd.kernels.mmd import (
     mmd2_linear,
     mmd_permutation_test,
 )
-from promptkd.kernels.objects import IMQ, RBF, Cosine, Kernel, Laplacian, Linear, as_kernel
+from promptkd.kernels.objects import IMQ, RBF, CallableKernel, Cosine, Kernel, Laplacian, Linear, as_kernel
 from promptkd.kernels.views import Views
 
 __all__ = [
@@ -34,6 +31,7 @@ __all__ = [
     "KERNELS",
     "RBF",
     "AttentionKernel",
+    "CallableKernel",
     "Cosine",
     "Kernel",
     "LabelKernel",

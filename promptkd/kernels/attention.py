@@ -19,7 +19,8 @@ import numpy as np
 
 from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError
-from promptkd.kernels.functions import Array, Bandwidth, get_kernel, median_bandwidth, sq_distances
+from promptkd.kernels.functions import PROFILES, Array, Bandwidth, median_bandwidth, sq_distances
+from promptkd.kernels.lookup import get_kernel
 
 __all__ = ["KEY_KERNELS", "AttentionKernel"]
 
@@ -132,9 +133,9 @@ class AttentionKernel:
             if self.key_kernel == "softmax":
                 xp = np if isinstance(kx, np.ndarray) else _torch()
                 keys = xp.exp((kx[:, sl] @ ky[:, sl].T) / bw)
-            elif self.key_kernel in ("rbf", "laplacian", "imq"):
+            elif self.key_kernel in PROFILES:
                 d2 = sq_distances(kx[:, sl], ky[:, sl])
-                keys = _profile(self.key_kernel, d2, bw)
+                keys = PROFILES[self.key_kernel](np if isinstance(d2, np.ndarray) else _torch(), d2, bw)
             else:
                 keys = get_kernel(self.key_kernel)(kx[:, sl], ky[:, sl])
             term = vals * keys
@@ -146,15 +147,6 @@ def _torch() -> Any:
     import torch
 
     return torch
-
-
-def _profile(name: str, d2: Any, s: float) -> Any:
-    xp = np if isinstance(d2, np.ndarray) else _torch()
-    if name == "rbf":
-        return xp.exp(-d2 / (2.0 * s * s))
-    if name == "laplacian":
-        return xp.exp(-xp.sqrt(d2) / s)
-    return 1.0 / xp.sqrt(1.0 + d2 / (s * s))
 
 
 def _as_float(X: Any, like: Any = None) -> Any:

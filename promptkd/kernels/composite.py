@@ -38,6 +38,10 @@ class _Composite(Kernel):
     def gemm(self) -> bool:  # type: ignore[override]
         return all(p.gemm for p in self.parts)
 
+    @property
+    def nonnegative(self) -> bool:  # type: ignore[override]
+        return all(p.nonnegative for p in self.parts)
+
     def _key(self) -> tuple[Any, ...]:
         return self.parts
 
@@ -150,6 +154,20 @@ class ScaledKernel(Kernel):
     @property
     def distance_based(self) -> bool:  # type: ignore[override]
         return self.kernel.distance_based
+
+    @property
+    def inner_product(self) -> bool:  # type: ignore[override]
+        return self.kernel.inner_product
+
+    @property
+    def nonnegative(self) -> bool:  # type: ignore[override]
+        return self.kernel.nonnegative
+
+    def profile(self, d2: np.ndarray) -> np.ndarray:
+        return self.weight * self.kernel.profile(d2)
+
+    def gemm_rows(self, X: Any) -> Array:
+        return np.sqrt(self.weight) * self.kernel.gemm_rows(X)
 
     def _key(self) -> tuple[Any, ...]:
         return (self.kernel, self.weight)

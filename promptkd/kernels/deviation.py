@@ -45,14 +45,9 @@ from promptkd.kernels.functions import (
     Bandwidth,
     KernelFn,
     _is_torch,
-    cosine,
-    get_kernel,
-    imq,
-    kernel_diag,
-    laplacian,
-    rbf,
     resolve_bandwidth,
 )
+from promptkd.kernels.lookup import get_kernel, kernel_diag
 from promptkd.kernels.mmd import _check_pair, mmd2
 
 __all__ = [
@@ -127,7 +122,7 @@ def kernel_is_nonnegative(kernel: str | KernelFn) -> bool:
     >>> kernel_is_nonnegative("rbf"), kernel_is_nonnegative("cosine")
     (True, False)
     """
-    return get_kernel(kernel) in (rbf, laplacian, imq)
+    return get_kernel(kernel).nonnegative
 
 
 def kernel_bound(Z: Any, *, kernel: str | KernelFn = "rbf", bandwidth: Bandwidth = 1.0) -> float:
@@ -143,10 +138,10 @@ def kernel_bound(Z: Any, *, kernel: str | KernelFn = "rbf", bandwidth: Bandwidth
     >>> kernel_bound(np.array([[3.0, 4.0], [1.0, 0.0]]), kernel="linear")
     25.0
     """
-    fn = get_kernel(kernel)
-    if fn in (rbf, laplacian, imq, cosine):
+    k = get_kernel(kernel)
+    if k.unit_diagonal:  # |k(x, y)| <= sqrt(k(x, x) k(y, y)) = 1
         return 1.0
-    diag = kernel_diag(Z, kernel=fn, bandwidth=bandwidth)
+    diag = kernel_diag(Z, kernel=kernel, bandwidth=bandwidth)
     if _is_torch(diag):
         diag = diag.detach().cpu().numpy()
     value = float(np.max(np.asarray(diag, dtype=np.float64)))

@@ -26,17 +26,14 @@ KernelFn: TypeAlias = Callable[..., Array]
 
 __all__ = [
     "KERNELS",
+    "PROFILES",
     "cosine",
-    "get_kernel",
     "imq",
-    "kernel_diag",
-    "kernel_matrix",
     "laplacian",
     "linear",
     "median_bandwidth",
     "rbf",
     "resolve_bandwidth",
-    "self_gram",
     "sq_distances",
 ]
 
@@ -283,7 +280,26 @@ def _distance_kernel(profile: Callable[[Any, Array, float], Array]) -> KernelFn:
     return kernel
 
 
-rbf = _distance_kernel(lambda xp, d2, s: xp.exp(-d2 / (2.0 * s * s)))
+def _rbf_profile(xp: Any, d2: Array, s: float) -> Array:
+    return xp.exp(-d2 / (2.0 * s * s))
+
+
+def _laplacian_profile(xp: Any, d2: Array, s: float) -> Array:
+    return xp.exp(-xp.sqrt(d2) / s)
+
+
+def _imq_profile(xp: Any, d2: Array, s: float) -> Array:
+    return 1.0 / xp.sqrt(1.0 + d2 / (s * s))
+
+
+#: ``profile(xp, d2, bandwidth)`` of each distance-based kernel: its value from the squared distance
+PROFILES: dict[str, Callable[[Any, Array, float], Array]] = {
+    "rbf": _rbf_profile,
+    "laplacian": _laplacian_profile,
+    "imq": _imq_profile,
+}
+
+rbf = _distance_kernel(_rbf_profile)
 rbf.__name__ = "rbf"
 rbf.__doc__ = """Gaussian RBF kernel ``exp(-||x - y||**2 / (2 * sigma**2))``.
 
@@ -294,7 +310,7 @@ Examples
 [[1.0, 0.6065], [0.6065, 1.0]]
 """
 
-laplacian = _distance_kernel(lambda xp, d2, s: xp.exp(-xp.sqrt(d2) / s))
+laplacian = _distance_kernel(_laplacian_profile)
 laplacian.__name__ = "laplacian"
 laplacian.__doc__ = """Laplacian kernel ``exp(-||x - y||_2 / sigma)``.
 
@@ -305,7 +321,7 @@ Examples
 0.3679
 """
 
-imq = _distance_kernel(lambda xp, d2, s: 1.0 / xp.sqrt(1.0 + d2 / (s * s)))
+imq = _distance_kernel(_imq_profile)
 imq.__name__ = "imq"
 imq.__doc__ = """Inverse multiquadric kernel ``(1 + ||x - y||**2 / sigma**2) ** -0.5``.
 
@@ -360,79 +376,17 @@ KERNELS: dict[str, KernelFn] = {
 }
 
 
-def self_gram(fn: KernelFn, X: Array, bandwidth: Bandwidth) -> Array:
-    """``k(X, X)`` with an exact diagonal for the built-in kernels.
+for _name in ("rbf", "laplacian", "imq", "cosine", "linear"):
+    # the built-in functions name themselves, so promptkd.kernels.as_kernel maps them to their kernel objects
+    KERNELS[_name].kernel_name = _name  # type: ignore[attr-defined]
 
-    Built-in kernels are called as ``fn(X)`` so rounding in the distance expansion
-    never reaches the diagonal (the Laplacian kernel's square root would turn
-    1e-16 into 1e-8); a custom callable is called as ``fn(X, X)``.
-
-    Examples
-    --------
-    >>> X = np.array([[0.1, 0.2], [0.3, 0.4]])
-    >>> np.diag(self_gram(laplacian, X, 1.0)).tolist()
-    [1.0, 1.0]
-    """
-    if fn in (rbf, laplacian, imq, cosine, linear):
-        return fn(X, bandwidth=bandwidth)
-    return fn(X, X, bandwidth=bandwidth)
+_MOVED = ("get_kernel", "kernel_diag", "kernel_matrix", "self_gram")
 
 
-def get_kernel(kernel: str | KernelFn) -> KernelFn:
-    """Look a kernel up by name, or pass a callable ``k(X, Y, *, bandwidth)`` through.
+def __getattr__(name: str) -> Any:
+    # these work on kernel objects and live in promptkd.kernels.lookup; importing them from here still works
+    if name in _MOVED:
+        from promptkd.kernels import lookup
 
-    Examples
-    --------
-    >>> get_kernel("rbf").__name__
-    'rbf'
-    """
-    if callable(kernel):
-        return kernel
-    if isinstance(kernel, str) and kernel in KERNELS:
-        return KERNELS[kernel]
-    raise InvalidInputError(
-        f"kernel={kernel!r} is not known; use one of {', '.join(sorted(KERNELS))} or a callable k(X, Y, *, bandwidth)."
-    )
-
-
-def kernel_matrix(
-    X: Array,
-    Y: Array | None = None,
-    *,
-    kernel: str | KernelFn = "rbf",
-    bandwidth: Bandwidth = "median",
-) -> Array:
-    """Gram matrix of ``kernel`` between the rows of ``X`` and ``Y``.
-
-    Examples
-    --------
-    >>> K = kernel_matrix(np.eye(3), kernel="linear")
-    >>> K.tolist()
-    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-    """
-    return get_kernel(kernel)(X, Y, bandwidth=bandwidth)
-
-
-def kernel_diag(X: Array, *, kernel: str | KernelFn = "rbf", bandwidth: Bandwidth = "median") -> Array:
-    """The diagonal ``k(x_i, x_i)`` without building the full Gram matrix.
-
-    Examples
-    --------
-    >>> kernel_diag(np.array([[3.0, 4.0]]), kernel="linear").tolist()
-    [25.0]
-    """
-    fn = get_kernel(kernel)
-    X, _ = _prepare(X, None)
-    xp = _xp(X)
-    if fn in (rbf, laplacian, imq, cosine):
-        n = X.shape[0]
-        if xp is np:
-            return np.ones(n, dtype=X.dtype)
-        return xp.ones(n, dtype=X.dtype, device=X.device)
-    if fn is linear:
-        return (X * X).sum(1)
-    # generic callable: evaluate row by row against itself
-    rows = [fn(X[i : i + 1], X[i : i + 1], bandwidth=bandwidth)[0, 0] for i in range(X.shape[0])]
-    if xp is np:
-        return np.asarray(rows)
-    return xp.stack(rows)
+        return getattr(lookup, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

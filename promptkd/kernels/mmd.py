@@ -26,10 +26,9 @@ from promptkd.kernels.functions import (
     _concat,
     _is_torch,
     _prepare,
-    get_kernel,
     resolve_bandwidth,
-    self_gram,
 )
+from promptkd.kernels.lookup import kernel_at
 from promptkd.kernels.objects import Kernel, Views
 
 __all__ = ["PermutationTestResult", "mmd2", "mmd2_from_kernels", "mmd2_linear", "mmd_permutation_test"]
@@ -161,15 +160,9 @@ def mmd2(
             k.gram(X), k.gram(Y), k.gram(X, Y), unbiased=unbiased, weights_x=weights_x, weights_y=weights_y
         )
     X, Y = _check_pair(X, Y)
-    bw = resolve_bandwidth(bandwidth, X, Y)
-    fn = get_kernel(kernel)
+    k = kernel_at(kernel, resolve_bandwidth(bandwidth, X, Y))
     return mmd2_from_kernels(
-        self_gram(fn, X, bw),
-        self_gram(fn, Y, bw),
-        fn(X, Y, bandwidth=bw),
-        unbiased=unbiased,
-        weights_x=weights_x,
-        weights_y=weights_y,
+        k.gram(X), k.gram(Y), k.gram(X, Y), unbiased=unbiased, weights_x=weights_x, weights_y=weights_y
     )
 
 
@@ -196,8 +189,7 @@ def mmd2_linear(
     half = min(X.shape[0], Y.shape[0]) // 2
     if half < 1:
         raise InvalidInputError("mmd2_linear needs at least 2 rows in each sample.")
-    bw = resolve_bandwidth(bandwidth, X, Y)
-    fn = get_kernel(kernel)
+    k = kernel_at(kernel, resolve_bandwidth(bandwidth, X, Y))
     x1, x2 = X[0 : 2 * half : 2], X[1 : 2 * half : 2]
     y1, y2 = Y[0 : 2 * half : 2], Y[1 : 2 * half : 2]
 
@@ -205,7 +197,7 @@ def mmd2_linear(
         # k(a_i, b_i) for each pair, computed in chunks to avoid a full Gram matrix
         out = []
         for start in range(0, A.shape[0], 256):
-            block = fn(A[start : start + 256], B[start : start + 256], bandwidth=bw)
+            block = k.gram(A[start : start + 256], B[start : start + 256])
             out.append(np.diag(_to_numpy64(block)))
         return np.concatenate(out)
 
@@ -252,9 +244,8 @@ def mmd_permutation_test(
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
     seed = check_int(seed, "seed", minimum=0)
     X, Y = _check_pair(X, Y)
-    bw = resolve_bandwidth(bandwidth, X, Y)
     Z = _concat(X, Y)
-    K = _to_numpy64(self_gram(get_kernel(kernel), Z, bw))
+    K = _to_numpy64(kernel_at(kernel, resolve_bandwidth(bandwidth, X, Y)).gram(Z))
     m = X.shape[0]
     total = K.shape[0]
 

@@ -12,8 +12,13 @@ embedding, a label distribution, ... Each base kernel reads one block (its
 on the joint input-label space. A plain array is the ``"embedding"`` block.
 
 Capabilities are attributes, not identities: ``unit_diagonal``,
-``shift_invariant``, ``distance_based`` and ``gemm`` (its Gram and columns come
-from one matrix product). Greedy selection asks a kernel for its
+``shift_invariant``, ``distance_based`` (a ``profile`` of the squared distance),
+``gemm`` (its Gram and columns come from one matrix product),
+``inner_product`` (``k(x, y) = <R(x), R(y)>`` with rows ``R`` from
+``gemm_rows``), ``nonnegative``
+and ``float64_distances`` (its profile magnifies the rounding of tiny
+distances, so fast paths work in float64). A plain callable
+``k(X, Y, *, bandwidth)`` becomes a :class:`CallableKernel` with none of them. Greedy selection asks a kernel for its
 :meth:`Kernel.columns` provider; a composite combines its parts' providers, so
 each part keeps its fast path.
 """
@@ -28,21 +33,25 @@ import numpy as np
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.kernels.columns import ColumnProvider, KernelColumns
 from promptkd.kernels.functions import (
+    KERNELS,
+    PROFILES,
     Array,
     Bandwidth,
+    KernelFn,
+    _normalise_rows,
     cosine,
     imq,
     laplacian,
     linear,
     median_bandwidth,
     rbf,
-    self_gram,
 )
 from promptkd.kernels.views import EMBEDDING, Views, _block
 
 __all__ = [
     "IMQ",
     "RBF",
+    "CallableKernel",
     "Cosine",
     "Kernel",
     "Laplacian",
@@ -69,6 +78,9 @@ class Kernel(ABC):
     shift_invariant: bool = False
     distance_based: bool = False
     gemm: bool = False
+    inner_product: bool = False
+    nonnegative: bool = False
+    float64_distances: bool = False
 
     # ---------------------------------------------------------------- the interface
     @abstractmethod
@@ -108,6 +120,17 @@ class Kernel(ABC):
     def diag(self, X: Any) -> np.ndarray:
         """``k(x_i, x_i)`` for every row, float64."""
         return np.asarray(self.resolve(X).columns(X).diag(), dtype=np.float64)
+
+    def profile(self, d2: np.ndarray) -> np.ndarray:
+        """The kernel's values from squared distances ``d2`` (float64; may reuse ``d2``'s memory).
+
+        Only distance-based kernels (``distance_based``) have one.
+        """
+        raise InvalidInputError(f"{self!r} is not distance-based, so it has no profile of squared distances.")
+
+    def gemm_rows(self, X: Any) -> Array:
+        """Rows ``R`` with ``k(X, Y) = R(X) R(Y)^T``; only inner-product kernels (``inner_product``) have them."""
+        raise InvalidInputError(f"{self!r} is not an inner-product kernel, so it has no GEMM rows.")
 
     # ---------------------------------------------------------------- algebra
     def __add__(self, other: Any) -> Kernel:
@@ -188,13 +211,31 @@ class _FunctionKernel(Kernel):
 
     def gram(self, X: Any, Y: Any = None) -> Array:
         A = _block(X, self.view)
-        if Y is None:
-            return self_gram(self.fn, A, self.bandwidth)
+        if Y is None:  # the built-in functions give k(X, X) an exact diagonal when Y is omitted
+            return self.fn(A, bandwidth=self.bandwidth)
         return self.fn(A, _block(Y, self.view), bandwidth=self.bandwidth)
+
+    def __call__(self, X: Any, Y: Any = None, *, bandwidth: Bandwidth | None = None) -> Array:
+        """Gram matrix; a ``bandwidth`` given here is used when the object's own is ``"median"``.
+
+        So ``get_kernel("rbf")(X, bandwidth=1.0)`` works as the function ``rbf``
+        does, while an object with a numeric bandwidth keeps its own.
+        """
+        if bandwidth is not None and isinstance(self.bandwidth, str):
+            return type(self)(bandwidth, view=self.view).gram(X, Y) if self.distance_based else self.gram(X, Y)
+        return self.gram(X, Y)
 
     def columns(self, C: Any) -> ColumnProvider:
         k = self if self.resolved else self.resolve(C)
-        return _BlockColumns(KernelColumns(np.asarray(_block(C, self.view)), self.fn, k.bandwidth), self.view)  # type: ignore[attr-defined]
+        return _BlockColumns(KernelColumns(np.asarray(_block(C, self.view)), k), self.view)
+
+    def profile(self, d2: np.ndarray) -> np.ndarray:
+        if not self.distance_based:
+            return super().profile(d2)
+        fn = PROFILES[self.fn.kernel_name]
+        if isinstance(self.bandwidth, tuple):
+            return sum(fn(np, d2, float(b)) for b in self.bandwidth) / len(self.bandwidth)
+        return fn(np, d2, float(self.bandwidth))  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         bw = "" if self.bandwidth == "median" else f"bandwidth={self.bandwidth!r}"
@@ -212,7 +253,13 @@ class RBF(_FunctionKernel):
     """
 
     fn = staticmethod(rbf)
-    unit_diagonal = shift_invariant = distance_based = gemm = True
+    unit_diagonal = shift_invariant = distance_based = gemm = nonnegative = True
+
+    def profile(self, d2: np.ndarray) -> np.ndarray:
+        if isinstance(self.bandwidth, (int, float)):  # in place: no temporary the size of d2
+            d2 *= -1.0 / (2.0 * float(self.bandwidth) ** 2)
+            return np.exp(d2, out=d2)
+        return super().profile(d2)
 
 
 class Laplacian(_FunctionKernel):
@@ -225,7 +272,8 @@ class Laplacian(_FunctionKernel):
     """
 
     fn = staticmethod(laplacian)
-    unit_diagonal = shift_invariant = distance_based = gemm = True
+    unit_diagonal = shift_invariant = distance_based = gemm = nonnegative = True
+    float64_distances = True  # the square root turns the rounding of tiny distances into sqrt(eps)
 
 
 class IMQ(_FunctionKernel):
@@ -238,7 +286,7 @@ class IMQ(_FunctionKernel):
     """
 
     fn = staticmethod(imq)
-    unit_diagonal = shift_invariant = distance_based = gemm = True
+    unit_diagonal = shift_invariant = distance_based = gemm = nonnegative = True
 
 
 class Cosine(_FunctionKernel):
@@ -251,13 +299,16 @@ class Cosine(_FunctionKernel):
     """
 
     fn = staticmethod(cosine)
-    unit_diagonal = gemm = True
+    unit_diagonal = gemm = inner_product = True
 
     def __init__(self, *, view: str = EMBEDDING) -> None:
         super().__init__(1.0, view=view)
 
     def __repr__(self) -> str:
         return "Cosine()" if self.view == EMBEDDING else f"Cosine(view={self.view!r})"
+
+    def gemm_rows(self, X: Any) -> Array:
+        return _normalise_rows(X)
 
     def resolve(
         self, X: Any = None, Y: Any = None, *, median_scale: float = 1.0, median: float | None = None
@@ -279,6 +330,44 @@ class Linear(Cosine):
 
     def __repr__(self) -> str:
         return "Linear()" if self.view == EMBEDDING else f"Linear(view={self.view!r})"
+
+    def gemm_rows(self, X: Any) -> Array:
+        return X
+
+
+class CallableKernel(Kernel):
+    """A plain callable ``k(X, Y, *, bandwidth)`` as a kernel object on the embedding rows.
+
+    It has no capability (no unit diagonal, no fast path), so greedy selection
+    calls it for every column it needs; ``bandwidth`` is passed to every call.
+
+    Examples
+    --------
+    >>> def poly(X, Y, *, bandwidth=None):
+    ...     return (1.0 + X @ Y.T) ** 2
+    >>> k = CallableKernel(poly)
+    >>> k(np.array([[1.0]]), np.array([[2.0]])).tolist(), k.gemm
+    ([[9.0]], False)
+    """
+
+    def __init__(self, fn: KernelFn, bandwidth: Bandwidth = "median") -> None:
+        if not callable(fn):
+            raise InvalidTypeError(f"CallableKernel needs a callable k(X, Y, *, bandwidth), got {fn!r}.")
+        self.fn = fn
+        self.bandwidth = bandwidth
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.fn, self.bandwidth if not isinstance(self.bandwidth, list) else tuple(self.bandwidth))
+
+    def gram(self, X: Any, Y: Any = None) -> Array:
+        A = _block(X, EMBEDDING)
+        return self.fn(A, A if Y is None else _block(Y, EMBEDDING), bandwidth=self.bandwidth)
+
+    def columns(self, C: Any) -> ColumnProvider:
+        return _BlockColumns(KernelColumns(np.asarray(_block(C, EMBEDDING)), self), EMBEDDING)
+
+    def __repr__(self) -> str:
+        return f"CallableKernel({getattr(self.fn, '__name__', type(self.fn).__name__)})"
 
 
 class _BlockColumns:
@@ -313,20 +402,27 @@ _NAMED: dict[str, type[_FunctionKernel]] = {
 }
 
 
-def as_kernel(kernel: str | Kernel, **params: Any) -> Kernel:
-    """A kernel object from a name (``"rbf"``, ``"laplacian"``, ``"imq"``, ``"cosine"``, ``"linear"``) or an object.
+def as_kernel(kernel: str | KernelFn | Kernel, **params: Any) -> Kernel:
+    """A kernel object from a name (``"rbf"``, ``"laplacian"``, ``"imq"``, ``"cosine"``, ``"linear"``), a callable or an object.
 
     Parameters
     ----------
     kernel
-        The name, or a :class:`Kernel` (returned as it is).
+        The name; a built-in kernel function (:func:`~promptkd.kernels.rbf`, ...),
+        which becomes its object; another callable ``k(X, Y, *, bandwidth)``,
+        which becomes a :class:`CallableKernel`; or a :class:`Kernel` (returned as
+        it is).
     **params
-        Settings of a named kernel, e.g. ``bandwidth=0.8``.
+        Settings of a named kernel or a callable, e.g. ``bandwidth=0.8``
+        (cosine and linear have none and drop it).
 
     Examples
     --------
     >>> as_kernel("rbf", bandwidth=0.5)
     RBF(bandwidth=0.5)
+    >>> from promptkd.kernels import laplacian
+    >>> as_kernel(laplacian).distance_based
+    True
     """
     if isinstance(kernel, Kernel):
         if params:
@@ -334,9 +430,17 @@ def as_kernel(kernel: str | Kernel, **params: Any) -> Kernel:
                 f"settings {sorted(params)} apply to kernel names only; {kernel!r} carries its own."
             )
         return kernel
+    if callable(kernel) and not isinstance(kernel, str):
+        name = getattr(kernel, "kernel_name", None)  # the built-in functions name themselves
+        if not (isinstance(name, str) and KERNELS.get(name) is kernel):
+            return CallableKernel(kernel, **params)
+        kernel = name
     if isinstance(kernel, str) and kernel in _NAMED:
         cls = _NAMED[kernel]
-        if cls in (Cosine, Linear):
+        if not cls.distance_based:
             params.pop("bandwidth", None)
         return cls(**params)
-    raise InvalidInputError(f"kernel={kernel!r} is not known; use one of {sorted(_NAMED)} or a Kernel object.")
+    raise InvalidInputError(
+        f"kernel={kernel!r} is not known; use one of {', '.join(sorted(_NAMED))}, a Kernel object or a callable "
+        "k(X, Y, *, bandwidth)."
+    )

@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from promptkd._validation import check_float, check_int
-from promptkd.kernels.functions import Bandwidth, KernelFn, get_kernel
+from promptkd.kernels.functions import Bandwidth, KernelFn
+from promptkd.kernels.lookup import kernel_at
 from promptkd.selection.base import BaseSelector
 from promptkd.selection.target import Target
 
@@ -115,11 +116,11 @@ class _BaselineSelector(BaseSelector):
         """Biased weighted MMD2 of every prefix of ``chosen`` (selection order), from one kernel call."""
         if not chosen:
             return []
-        fn = get_kernel(self.kernel)
+        kern = kernel_at(self.kernel, self.bandwidth_)
         m = len(chosen)
         X = np.asarray(self.embeddings_[list(chosen)], dtype=np.float32)
         Z = np.concatenate([X, np.asarray(target.embeddings, dtype=np.float32)])
-        K = np.asarray(fn(Z, Z, bandwidth=self.bandwidth_), dtype=np.float64)
+        K = np.asarray(kern.gram(Z), dtype=np.float64)
         w = np.asarray(target.weights, dtype=np.float64)
         kst = K[:m, m:] @ w
         ktt = float(w @ K[m:, m:] @ w)

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from promptkd.exceptions import InvalidInputError
-from promptkd.kernels.columns import ColumnProvider, KernelColumns
+from promptkd.kernels.columns import ColumnProvider
 from promptkd.kernels.functions import Bandwidth, KernelFn
-from promptkd.kernels.objects import Kernel
+from promptkd.kernels.lookup import kernel_at
 from promptkd.selection.constraints import ConstraintState
 
 __all__ = ["HerdingResult", "SwapResult", "herd", "path_from_columns", "swap_refine"]
@@ -64,9 +64,7 @@ class SwapResult:
 
 def columns_for(candidates: Any, kernel: Any, bandwidth: Bandwidth) -> ColumnProvider:
     """The column provider of ``kernel`` on ``candidates``: a kernel object's own, or the built-in one."""
-    if isinstance(kernel, Kernel):
-        return kernel.columns(candidates)
-    return KernelColumns(np.asarray(candidates), kernel, bandwidth)
+    return kernel_at(kernel, bandwidth).columns(candidates)
 
 
 def path_from_columns(order: list[int], columns: np.ndarray, rel: np.ndarray, ktt: float) -> list[float]:
