@@ -270,3 +270,19 @@ def test_theory_check_example_smoke(smollm2, tmp_path):
     assert np.array(out["mmd"]).shape == (2, 2)
     assert out["mmd"][1][0] > out["mmd"][0][0]  # all-shifted set is farther from the target than the target-only one
     assert not (tmp_path / "theory_check.md").exists()
+
+
+def test_mmd_weights_use_the_kernels_package():
+    from promptkd.kernels import RBF, median_bandwidth, mmd2
+    from promptkd.probes import mmd_weights
+
+    rng = np.random.default_rng(2)
+    S, T = rng.standard_normal((5, 3)), rng.standard_normal((8, 3))
+    bw = median_bandwidth(S, T)
+    w = mmd_weights(S, T)
+    np.testing.assert_allclose(w, mmd_weights(S, T, bandwidth=bw))
+    np.testing.assert_allclose(w, mmd_weights(S, T, kernel=RBF(bandwidth=bw)))
+    # a far-away demo gets no share under any kernel of promptkd.kernels
+    far = np.vstack([S, S[:1] + 50.0])
+    assert mmd_weights(far, T)[-1] < 1e-6 and mmd2(S, T, bandwidth=bw) > 0
+    assert mmd_weights(S, T, kernel="laplacian").shape == (5,)

@@ -12,7 +12,9 @@ import numpy as np
 
 from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError
-from promptkd.kernels.functions import median_bandwidth, rbf
+from promptkd.kernels.functions import Bandwidth, KernelFn, resolve_bandwidth
+from promptkd.kernels.lookup import kernel_at
+from promptkd.kernels.objects import Kernel
 from promptkd.rendering.template import PromptTemplate
 
 logger = logging.getLogger(__name__)
@@ -25,14 +27,18 @@ def mmd_weights(
     target_embeddings: Any,
     target_weights: Any = None,
     *,
-    bandwidth: float | str = "median",
+    kernel: str | KernelFn | Kernel = "rbf",
+    bandwidth: Bandwidth = "median",
     n_iter: int = 500,
 ) -> np.ndarray:
     """Shares of the demos in the best non-negative kernel representation of the target.
 
-    Solves ``min_{w >= 0} ||sum_i w_i k(s_i, .) - mu_T||^2`` (``w^T K_SS w - 2 w^T K_ST t``,
-    RBF kernel) by projected gradient descent and normalises ``w`` to sum 1. Unlike simplex
-    weights, a demo far from the target gets (near) zero weight instead of absorbing mass.
+    Solves ``min_{w >= 0} ||sum_i w_i k(s_i, .) - mu_T||^2`` (``w^T K_SS w - 2 w^T K_ST t``)
+    by projected gradient descent and normalises ``w`` to sum 1. Unlike simplex weights, a
+    demo far from the target gets (near) zero weight instead of absorbing mass. The kernel is
+    any :mod:`promptkd.kernels` kernel (a name, a function or a kernel object); with
+    ``bandwidth="median"`` a named kernel uses the median heuristic on the pooled demos and
+    target (:func:`promptkd.kernels.median_bandwidth`), as :func:`promptkd.kernels.mmd2` does.
 
     Examples
     --------
@@ -48,9 +54,11 @@ def mmd_weights(
         raise InvalidInputError(f"embeddings must be 2-D with equal widths, got {S.shape} and {T.shape}.")
     t = np.full(len(T), 1.0 / len(T)) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
     t = t / t.sum()
-    bw = median_bandwidth(np.concatenate([S, T])) if bandwidth == "median" else float(bandwidth)
-    kss = rbf(S, bandwidth=bw)
-    b = rbf(S, T, bandwidth=bw) @ t
+    k = kernel_at(kernel, None if isinstance(kernel, Kernel) else resolve_bandwidth(bandwidth, S, T))
+    if not k.resolved:
+        k = k.resolve(S, T)
+    kss = np.asarray(k.gram(S), dtype=np.float64)
+    b = np.asarray(k.gram(S, T), dtype=np.float64) @ t
     m = len(S)
     w = np.full(m, 1.0 / m)
     step = 1.0 / max(np.linalg.eigvalsh(kss).max(), 1e-9)
