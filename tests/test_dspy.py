@@ -93,8 +93,12 @@ def test_per_call_mode_selects_for_each_call_without_patching_forward(trainset, 
     tp = MMDFewShot(k=2, embedder=HashingEmbedder(dim=128), mode="per_call")
     student = dspy.Predict("text -> topic")
     compiled = tp.compile(student, trainset=trainset)
-    assert "forward" not in vars(compiled)  # the class's forward is used, not a patched one
-    assert type(compiled).forward is dspy.Predict.forward
+    assert "forward" not in vars(compiled)  # a class's forward is used, not one patched on the instance
+    assert isinstance(compiled, dspy.Predict) and type(student) is dspy.Predict  # the student is untouched
+    # the demos are a plain list of the shared set: every list operation and JSON agree on them
+    shared = [trainset[i] for i in tp.selection_.indices]
+    assert type(compiled.demos) is list and compiled.demos == shared
+    assert shared[0] in compiled.demos and compiled.demos.index(shared[1]) == 1 and compiled.demos.copy() == shared
     # DummyLM(follow_examples=True) answers with the output of the demo whose input equals the query:
     # it can only answer correctly if the call's own nearest example was put in the prompt
     lm = DummyLM([{"topic": "unused"}], follow_examples=True)
@@ -153,6 +157,27 @@ def test_per_call_with_multi_predictor_program_and_deepcopy(trainset):
     with dspy.context(lm=lm):
         assert copy_(text="the coach and the team").explanation == "about a match"
     assert len(copy_.classify.demos) == 2 and len(compiled.explain.predict.demos) == 2
+
+
+def test_per_call_passes_the_selection_as_the_calls_demos(trainset):
+    tp = MMDFewShot(k=2, embedder=HashingEmbedder(dim=128), mode="per_call")
+    compiled = tp.compile(dspy.Predict("text -> topic"), trainset=trainset)
+    seen: list[list[str]] = []
+
+    class Spy(dspy.utils.callback.BaseCallback):
+        def on_adapter_format_start(self, call_id, instance, inputs):
+            seen.append([d.text for d in inputs["demos"]])
+
+    mine = [trainset[3], trainset[4]]
+    with dspy.context(lm=DummyLM([{"topic": "x"}] * 3), callbacks=[Spy()]):
+        compiled(text=trainset[9].text)
+        compiled(text=trainset[9].text, demos=mine)  # demos given by the caller are kept
+        compiled(text="   ")  # no text to select with: the shared set
+    direct = Selector(k=2).fit(tp.pool_).select(trainset[9].text)
+    assert seen[0] == [tp.pool_[i].input for i in direct.indices]
+    assert seen[1] == [d.text for d in mine]
+    assert seen[2] == [d.text for d in compiled.demos]
+    assert type(compiled.demos) is list  # a call never changes the shared list
 
 
 def test_real_minilm_shared_selection(trainset, st_embedder):

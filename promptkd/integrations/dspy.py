@@ -7,11 +7,15 @@
 * ``mode="shared"`` (default): one set for every call, chosen so its embedding
   distribution matches the target distribution (the ``valset`` inputs when
   given, else the ``trainset`` inputs).
-* ``mode="per_call"``: the shared set is the default, and on each call of a
-  predictor the demos are re-selected for that call's inputs. This uses a DSPy
-  callback on each predictor plus a context-local demo list; the module's
-  ``forward`` is not patched, and concurrent calls (threads, asyncio tasks)
-  each see their own selection.
+* ``mode="per_call"``: the shared set is the default (``predictor.demos``), and
+  on each call of a predictor the demos are re-selected for that call's inputs
+  and passed to DSPy as the call's ``demos=`` argument, which
+  ``dspy.Predict`` uses instead of ``predictor.demos`` for that call. Each
+  predictor becomes an instance of a subclass of its own class (e.g.
+  ``PerCallPredict``) that does this in ``forward`` and ``aforward``; the
+  selection is a local value of the call, so concurrent calls (threads,
+  asyncio tasks) each see their own, and ``predictor.demos`` stays a plain
+  list.
 
 Needs the ``dspy`` extra (``pip install "promptkd[dspy]"``).
 
@@ -33,11 +37,9 @@ Examples
 
 from __future__ import annotations
 
-import contextvars
-import copy
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from promptkd._optional import require
@@ -51,7 +53,6 @@ from promptkd.selection import BaseSelector, Selection
 dspy = require("dspy", "dspy", purpose="the DSPy integration")
 
 from dspy.teleprompt.teleprompt import Teleprompter  # noqa: E402
-from dspy.utils.callback import BaseCallback  # noqa: E402
 
 __all__ = ["MMDFewShot"]
 
@@ -59,98 +60,67 @@ logger = logging.getLogger("promptkd")
 
 MODES = ("shared", "per_call")
 
-# per predictor slot -> demos chosen for the call now running in this context
-_CALL_DEMOS: contextvars.ContextVar[dict[int, list[Any]] | None] = contextvars.ContextVar(
-    "promptkd_dspy_call_demos", default=None
-)
 
+class _PerCallSource:
+    """What a per-call predictor selects with: the teleprompter and the predictor's name (never copied)."""
 
-class _Slot:
-    """Identity shared by one predictor's callback and its demo list."""
+    __slots__ = ("name", "owner")
 
-    __slots__ = ()
+    def __init__(self, owner: MMDFewShot, name: str) -> None:
+        self.owner, self.name = owner, name
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Slot:
+    def __deepcopy__(self, memo: dict[int, Any]) -> _PerCallSource:
         return self
 
+    def demos_for(self, kwargs: Mapping[str, Any]) -> list[Any] | None:
+        """The demos selected for one call's inputs; None when the inputs carry no text."""
+        owner = self.owner
+        query = owner._query_text(kwargs)
+        if query is None:
+            return None
+        selection = owner.selector_.select(query)
+        emit("on_select", selection, hooks=owner.hooks, source="dspy", predictor=self.name)
+        return [owner.trainset_[i] for i in selection.indices]
 
-class ContextDemos(list):  # type: ignore[type-arg]
-    """A predictor's demo list: the shared set, or the call's own selection inside a call.
 
-    Behaves as a plain list of ``dspy.Example`` outside a call (saving, printing,
-    ``dump_state`` see the shared set).
+class _PerCallDemos:
+    """Mixin for a predictor whose every call passes its own demos to DSPy (``demos=``).
+
+    ``dspy.Predict.forward(..., demos=...)`` uses the given demos for that call
+    instead of ``self.demos``, so each call's selection is a local value: no
+    state is shared between concurrent calls, and ``self.demos`` stays the plain
+    list of the shared set (what ``save``, ``dump_state`` and printing see).
+    A call that passes ``demos=`` itself keeps them.
     """
 
-    def __init__(self, demos: Iterable[Any], slot: _Slot) -> None:
-        super().__init__(demos)
-        self._slot = slot
+    _promptkd_source: _PerCallSource
 
-    def _current(self) -> list[Any] | None:
-        active = _CALL_DEMOS.get()
-        if active is None:
-            return None
-        return active.get(id(self._slot))
+    def _with_demos(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if "demos" not in kwargs:
+            demos = self._promptkd_source.demos_for(kwargs)
+            if demos is not None:
+                kwargs["demos"] = demos
+        return kwargs
 
-    def __iter__(self) -> Iterator[Any]:
-        cur = self._current()
-        return iter(cur) if cur is not None else super().__iter__()
+    def forward(self, **kwargs: Any) -> Any:
+        return super().forward(**self._with_demos(kwargs))  # type: ignore[misc]
 
-    def __len__(self) -> int:
-        cur = self._current()
-        return len(cur) if cur is not None else super().__len__()
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
-    def __getitem__(self, index: Any) -> Any:
-        cur = self._current()
-        return cur[index] if cur is not None else super().__getitem__(index)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ContextDemos:
-        return ContextDemos([copy.deepcopy(d, memo) for d in list.__iter__(self)], self._slot)
-
-    def __copy__(self) -> ContextDemos:
-        return ContextDemos(list.__iter__(self), self._slot)
-
-    def __reduce__(self) -> Any:
-        # pickled / cloudpickled copies become plain lists of the shared set
-        return (list, (list(list.__iter__(self)),))
+    async def aforward(self, **kwargs: Any) -> Any:
+        return await super().aforward(**self._with_demos(kwargs))  # type: ignore[misc]
 
 
-class _PerCallSelector(BaseCallback):
-    """DSPy callback: before a predictor runs, select demos for its inputs."""
+_PER_CALL_CLASSES: dict[type, type] = {}
+_PER_CALL_LOCK = threading.Lock()
 
-    def __init__(self, owner: MMDFewShot, slot: _Slot, name: str) -> None:
-        self.owner = owner
-        self.slot = slot
-        self.name = name
-        self._previous: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _PerCallSelector:
-        return self
-
-    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        kwargs = inputs.get("kwargs") if isinstance(inputs.get("kwargs"), Mapping) else inputs
-        query = self.owner._query_text(kwargs)
-        previous = _CALL_DEMOS.get()
-        with self._lock:
-            self._previous[call_id] = previous
-        if query is None:
-            return
-        selection = self.owner.selector_.select(query)
-        emit("on_select", selection, hooks=self.owner.hooks, source="dspy", predictor=self.name)
-        demos = [self.owner.trainset_[i] for i in selection.indices]
-        active = dict(previous or {})
-        active[id(self.slot)] = demos
-        _CALL_DEMOS.set(active)
-
-    def on_module_end(self, call_id: str, outputs: Any | None, exception: Exception | None = None) -> None:
-        with self._lock:
-            if call_id not in self._previous:
-                return
-            previous = self._previous.pop(call_id)
-        _CALL_DEMOS.set(previous)
+def _per_call_class(cls: type) -> type:
+    """``cls`` with :class:`_PerCallDemos` in front (one class per predictor class, made once)."""
+    if issubclass(cls, _PerCallDemos):
+        return cls
+    with _PER_CALL_LOCK:
+        if cls not in _PER_CALL_CLASSES:
+            _PER_CALL_CLASSES[cls] = type(f"PerCall{cls.__name__}", (_PerCallDemos, cls), {"__module__": __name__})
+        return _PER_CALL_CLASSES[cls]
 
 
 class MMDFewShot(Teleprompter):
@@ -306,12 +276,10 @@ class MMDFewShot(Teleprompter):
         shared = [trainset[i] for i in self.selection_.indices]
         program = student.reset_copy()
         for name, predictor in program.named_predictors():
-            if self.mode == "shared":
-                predictor.demos = list(shared)
-            else:
-                slot = _Slot()
-                predictor.demos = ContextDemos(shared, slot)
-                predictor.callbacks = [*getattr(predictor, "callbacks", []), _PerCallSelector(self, slot, name)]
+            predictor.demos = list(shared)
+            if self.mode == "per_call":
+                predictor._promptkd_source = _PerCallSource(self, name)
+                predictor.__class__ = _per_call_class(type(predictor))
         program._compiled = True
         logger.info(
             "MMDFewShot: %d demos (%s) for %d predictor(s), MMD2=%.5f",
