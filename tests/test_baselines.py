@@ -255,7 +255,7 @@ def test_random_is_roughly_uniform():
 
 
 def test_votek_set_is_query_independent(hashing_pool):
-    sel = VoteKSelector(k=6, n_neighbors=5).fit(hashing_pool)
+    sel = VoteKSelector(k=6, graph_degree=5).fit(hashing_pool)
     sets = {frozenset(sel.select(q).indices) for q in ["the goal", "the bank", "a galaxy", "protein energy"]}
     assert len(sets) == 1
     assert set(sel.select("x", k=3).indices) <= next(iter(sets))  # prefix-consistent
@@ -282,7 +282,7 @@ def naive_votek(graph: np.ndarray, k: int, rho: float) -> list[int]:
 
 def test_votek_greedy_matches_the_naive_definition():
     pool = vector_pool(n=40, d=6, seed=2)
-    sel = VoteKSelector(k=8, n_neighbors=5, rho=10.0).fit(pool)
+    sel = VoteKSelector(k=8, graph_degree=5, discount=10.0).fit(pool)
     assert list(sel.representatives(8)) == naive_votek(sel.graph_, 8, 10.0)
     # graph: each node's out-neighbours are its 5 nearest others by cosine
     E = unit_rows(pool.embeddings.astype(np.float64))
@@ -297,7 +297,7 @@ def test_votek_covers_separated_clusters():
     centres = unit_rows(rng.normal(size=(4, 32)))
     X = np.concatenate([unit_rows(c + 0.05 * rng.normal(size=(25, 32))) for c in centres]).astype(np.float32)
     pool = DemoPool([{"input": f"c{i // 25} {i}", "output": str(i // 25)} for i in range(100)], embeddings=X)
-    s = VoteKSelector(k=4, n_neighbors=10).fit(pool).select(X[0])
+    s = VoteKSelector(k=4, graph_degree=10).fit(pool).select(X[0])
     assert sorted(d.output for d in s.demos) == ["0", "1", "2", "3"]
 
 
@@ -372,8 +372,8 @@ def test_bad_inputs_raise_promptkd_errors(cls, hashing_pool):
         (MMRSelector, {"candidates": 0}),
         (DPPSelector, {"scale": 0.0}),
         (DPPSelector, {"candidates": -1}),
-        (VoteKSelector, {"rho": 1.0}),
-        (VoteKSelector, {"n_neighbors": 0}),
+        (VoteKSelector, {"discount": 1.0}),
+        (VoteKSelector, {"graph_degree": 0}),
         (BM25Selector, {"b": 2.0}),
     ],
 )
@@ -392,7 +392,7 @@ def test_bm25_rejects_embedding_queries(hashing_pool):
 
 
 def test_votek_representatives_checks_k(hashing_pool):
-    sel = VoteKSelector(k=2, n_neighbors=3).fit(hashing_pool)
+    sel = VoteKSelector(k=2, graph_degree=3).fit(hashing_pool)
     with pytest.raises(InvalidInputError):
         sel.representatives(len(hashing_pool) + 1)
     with pytest.raises(InvalidTypeError):
@@ -409,3 +409,15 @@ def test_selectors_are_thread_safe(hashing_pool):
         with ThreadPoolExecutor(4) as ex:
             got = list(ex.map(lambda q, s=sel: s.select(q).indices, queries))
         assert got == expected
+
+
+def test_votek_old_keyword_names_still_work_and_warn(hashing_pool) -> None:
+    with pytest.warns(DeprecationWarning, match="graph_degree"):
+        old = VoteKSelector(k=3, n_neighbors=4)
+    with pytest.warns(DeprecationWarning, match="discount"):
+        assert VoteKSelector(k=3, rho=5.0).discount == 5.0
+    assert old.graph_degree == 4 and "n_neighbors" not in old.get_params()
+    new = VoteKSelector(k=3, graph_degree=4).fit(hashing_pool)
+    assert old.fit(hashing_pool).select("a goal").indices == new.select("a goal").indices
+    with pytest.raises(InvalidInputError, match="unexpected keyword"):
+        VoteKSelector(k=3, neighbours=4)

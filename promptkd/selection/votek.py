@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,22 @@ from promptkd.exceptions import InvalidInputError
 from promptkd.kernels.functions import Bandwidth, KernelFn
 from promptkd.selection.baselines import _CHOICE, _BaselineSelector, top_indices
 from promptkd.selection.target import Target
+
+
+def _renamed_keywords(owner: str, given: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    """Values given under old keyword names, by their new names (each old name warns once per call)."""
+    unknown = sorted(set(given) - set(renames))
+    if unknown:
+        raise InvalidInputError(f"{owner} got unexpected keyword argument(s) {unknown}.")
+    out: dict[str, Any] = {}
+    for old, value in given.items():
+        new = renames[old]
+        warnings.warn(
+            f"{owner}({old}=...) is deprecated; use {new}=... (same meaning).", DeprecationWarning, stacklevel=3
+        )
+        out[new] = value
+    return out
+
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +59,14 @@ class VoteKSelector(_BaselineSelector):
     ----------
     k
         Number of demonstrations.
-    n_neighbors
-        Out-degree of the kNN graph (the paper uses 150; capped at pool size - 1).
-    rho
-        Discount base, > 1 (the paper uses 10).
+    graph_degree
+        Out-degree of the kNN graph (the paper's k, 150; capped at pool size - 1).
+        Before 0.x it was called ``n_neighbors``, which ``select`` uses for the
+        neighbourhood size of a target; the old keyword still works and warns.
+    discount
+        Discount base of the votes, > 1 (the paper's rho, 10). Before, it was
+        called ``rho``, which the bound uses for the Lipschitz constant; the old
+        keyword still works and warns.
     kernel, bandwidth, order, seed, batch_chunk
         As in :class:`TopKSelector`.
 
@@ -54,7 +75,7 @@ class VoteKSelector(_BaselineSelector):
     >>> from promptkd import DemoPool
     >>> from promptkd.embeddings import HashingEmbedder
     >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(12)], embedder=HashingEmbedder())
-    >>> sel = VoteKSelector(k=3, n_neighbors=4).fit(pool)
+    >>> sel = VoteKSelector(k=3, graph_degree=4).fit(pool)
     >>> sorted(sel.select("one").indices) == sorted(sel.select("another").indices)
     True
     """
@@ -65,26 +86,28 @@ class VoteKSelector(_BaselineSelector):
         self,
         k: int = 8,
         *,
-        n_neighbors: int = 150,
-        rho: float = 10.0,
+        graph_degree: int = 150,
+        discount: float = 10.0,
         kernel: str | KernelFn = "rbf",
         bandwidth: Bandwidth = "median",
         order: Any = "similarity",
         seed: int = 0,
         batch_chunk: int = 256,
+        **renamed: Any,
     ) -> None:
         super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
-        self.n_neighbors = n_neighbors
-        self.rho = rho
+        new = _renamed_keywords(type(self).__name__, renamed, {"n_neighbors": "graph_degree", "rho": "discount"})
+        self.graph_degree = new.get("graph_degree", graph_degree)
+        self.discount = new.get("discount", discount)
 
     def _check_settings(self) -> None:
         super()._check_settings()
-        check_int(self.n_neighbors, "n_neighbors", minimum=1)
-        check_float(self.rho, "rho", minimum=1.0, strict_min=True)
+        check_int(self.graph_degree, "graph_degree", minimum=1)
+        check_float(self.discount, "discount", minimum=1.0, strict_min=True)
 
     def _fit_baseline(self) -> None:
         n = self.n_demos_
-        kg = min(int(self.n_neighbors), n - 1)
+        kg = min(int(self.graph_degree), n - 1)
         graph = np.zeros((n, kg), dtype=np.int64)
         if kg > 0:
             step = int(self.batch_chunk)
@@ -109,7 +132,7 @@ class VoteKSelector(_BaselineSelector):
         >>> from promptkd import DemoPool
         >>> from promptkd.embeddings import HashingEmbedder
         >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(8)], embedder=HashingEmbedder())
-        >>> len(VoteKSelector(k=2, n_neighbors=3).fit(pool).representatives(5))
+        >>> len(VoteKSelector(k=2, graph_degree=3).fit(pool).representatives(5))
         5
         """
         self._check_fitted()
@@ -126,7 +149,7 @@ class VoteKSelector(_BaselineSelector):
     def _vote(self, k: int) -> list[int]:
         graph = self.graph_
         n, kg = graph.shape
-        rho = float(self.rho)
+        rho = float(self.discount)
         # in-neighbours (voters) of every node, as CSR
         flat = graph.ravel()
         voters_sorted = np.argsort(flat, kind="stable") // max(kg, 1)
