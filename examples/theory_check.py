@@ -6,7 +6,8 @@ target distribution with demos from a shifted one (0..k shifted demos out of k),
 the exact action of each set's distilled weights W_0 on the target queries at several
 layers of SmolLM2 (``promptkd.probes.distilled_weights``), and plots the distance to the
 action of a target-matched reference set against the set's MMD to the target sample.
-It fits ``distance = a + b * MMD`` per layer and reports slope, intercept and R^2.
+It fits ``distance = a + b * MMD`` per layer and reports slope, intercept and R^2, and the same
+line through the origin (``distance = b0 * MMD``, the bound's form) with its R^2.
 
 Usage::
 
@@ -76,14 +77,31 @@ def load_data(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[di
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Least-squares lines ``y = a + b x`` and ``y = b0 x`` (through the origin) with their R^2.
+
+    Both R^2 use the same denominator, the spread of y around its mean, so they compare:
+    the through-origin R^2 is below the other and negative when the line through the
+    origin fits worse than the constant mean(y).
+    """
     A = np.vstack([np.ones_like(x), x]).T
     (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
     resid = y - (a + b * x)
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    sxx = float((x * x).sum())
+    b0 = float((x * y).sum()) / sxx if sxx > 0 else float("nan")
+    resid0 = y - b0 * x
+    r2_origin = 1.0 - float((resid0**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
     rank_x, rank_y = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     spearman = float(np.corrcoef(rank_x, rank_y)[0, 1])
-    return {"intercept": float(a), "slope": float(b), "r2": r2, "spearman": spearman}
+    return {
+        "intercept": float(a),
+        "slope": float(b),
+        "r2": r2,
+        "slope_origin": b0,
+        "r2_origin": r2_origin,
+        "spearman": spearman,
+    }
 
 
 def main(argv: list[str] | None = None, lm=None) -> dict:
@@ -202,13 +220,18 @@ def main(argv: list[str] | None = None, lm=None) -> dict:
         level_fit = fit_line(mean_mmd, mean_d)
         f["r2_level_means"] = level_fit["r2"]
         f["slope_level_means"] = level_fit["slope"]
+        f["r2_origin_level_means"] = level_fit["r2_origin"]
     elapsed = time.perf_counter() - t0
 
     print(f"{desc}; k={k}, {len(sets)} sets, {len(queries)} queries, model {lm.name}, {elapsed:.0f} s")
-    print(f"{'layer':>5} {'slope':>9} {'intercept':>10} {'R^2':>6} {'R^2 means':>9} {'Spearman':>8} {'|ref|':>8}")
+    print(
+        f"{'layer':>5} {'slope':>9} {'intercept':>10} {'R^2':>6} {'R^2 means':>9} {'slope0':>9} {'R^2 0':>7}"
+        f" {'R^2 0 means':>11} {'Spearman':>8} {'|ref|':>8}"
+    )
     for layer, f, rn in zip(layers, fits, ref_norm, strict=True):
         print(
             f"{layer:>5} {f['slope']:>9.3f} {f['intercept']:>10.3f} {f['r2']:>6.3f} {f['r2_level_means']:>9.3f}"
+            f" {f['slope_origin']:>9.3f} {f['r2_origin']:>7.3f} {f['r2_origin_level_means']:>11.3f}"
             f" {f['spearman']:>8.3f} {rn:>8.3f}"
         )
 
@@ -272,6 +295,7 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
     plt.close(fig)
 
     r2 = np.array([f["r2"] for f in fits])
+    r2_0 = np.array([f["r2_origin"] for f in fits])
     good = [layer for layer, v in zip(layers, r2, strict=True) if v >= 0.9]
     good_means = [layer for layer, f in zip(layers, fits, strict=True) if f["r2_level_means"] >= 0.9]
     lines = [
@@ -293,6 +317,10 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
         f" queries and more target test items), bandwidth {result['bandwidth']:.3f} (median heuristic, fixed for all sets).",
         "- R^2 (sets): linear fit over all sets. R^2 (level means): the same fit on the mean MMD and mean distance of the"
         " sets at each mixing level, i.e. the expected relation with the set-sampling noise averaged out.",
+        "- Two fits per layer: `distance = a + b * MMD` (with an intercept) and `distance = b0 * MMD` (through the"
+        " origin, the form of the bias bound). Both R^2 are `1 - SS_res / SS_tot` with the same SS_tot (spread around"
+        " the mean distance), so they compare; the through-origin R^2 is negative where that line fits worse than a"
+        " constant.",
         "- Distance per layer: root-mean-square over queries of the difference of the exact W_0 actions"
         " (sum over demo tokens of attention x value, per head, heads concatenated), read at the query's last token"
         " with the demo prefix cached (`promptkd.probes.distilled_weights`).",
@@ -302,12 +330,14 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
         "",
         f"![distance vs MMD]({figure.name})",
         "",
-        "| layer | slope | intercept | R^2 (sets) | R^2 (level means) | Spearman | RMS norm of the reference action |",
-        "|---|---|---|---|---|---|---|",
+        "| layer | slope | intercept | R^2 (sets) | R^2 (level means) | slope through origin | R^2 through origin (sets)"
+        " | R^2 through origin (level means) | Spearman | RMS norm of the reference action |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for layer, f, rn in zip(layers, fits, result["reference_norm"], strict=True):
         lines.append(
             f"| {layer} | {f['slope']:.3f} | {f['intercept']:.3f} | {f['r2']:.3f} | {f['r2_level_means']:.3f} |"
+            f" {f['slope_origin']:.3f} | {f['r2_origin']:.3f} | {f['r2_origin_level_means']:.3f} |"
             f" {f['spearman']:.3f} | {rn:.3f} |"
         )
     lines += [
@@ -318,6 +348,9 @@ def write_docs(result: dict, out: Path, figure: Path, argv: list[str]) -> None:
         + f" On the level means: R^2 >= 0.9 in {len(good_means)} of {len(layers)} layers"
         + (f" ({', '.join(map(str, good_means))})" if good_means else "")
         + ".",
+        "",
+        f"Through the origin: median R^2 {np.median(r2_0):.3f} (sets), range {r2_0.min():.3f} to {r2_0.max():.3f};"
+        f" it is below the intercept fit's R^2 by a median of {np.median(r2 - r2_0):.3f}.",
         "",
     ]
     # keep a hand-written "## Reading" section across reruns
