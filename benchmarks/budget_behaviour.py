@@ -8,7 +8,10 @@ Run::
 
     .venv/bin/python benchmarks/budget_behaviour.py [--data-dir ../shared/data/icl] [--out docs/budget_behaviour.md]
 
-It prints markdown tables and writes them to ``--out``.
+It prints markdown tables and writes them to ``--out``. Parts A and B use the theory's
+constants (``constants="theory"``) and set the token price explicitly. Section C of the page,
+the shipped constants and the default token price, is written by
+``benchmarks/calibrate_constants.py`` between its markers and kept here when the page is rewritten.
 """
 
 from __future__ import annotations
@@ -47,13 +50,13 @@ def synthetic_tables(seed: int = 0) -> list[str]:
         E = base.copy()
         E[:, 0] += shift
         pool = DemoPool(demos, embeddings=E.astype(np.float32))
-        theory = BoundEstimator().fit(pool, T).budget(k_max=64)
-        cal = BoundEstimator(A=0.5, C=2.0).fit(pool, T).budget(k_max=64)
+        theory = BoundEstimator(constants="theory").fit(pool, T).budget(k_max=64, token_cost=0.0)
+        cal = BoundEstimator(A=0.5, C=2.0).fit(pool, T).budget(k_max=64, token_cost=0.0)
         out.append(
             f"| {shift:g} | {theory.point(8).mmd:.3f} | {theory.k_star} | {theory.U_star:.3f} | {cal.k_star} | {cal.U_star:.3f} |"
         )
     pool = DemoPool(demos, embeddings=base.astype(np.float32))
-    est = BoundEstimator().fit(pool, T)
+    est = BoundEstimator(constants="theory").fit(pool, T)
     out += [
         "",
         "### A2. k* against the token price lambda (synthetic, shift 0, theory constants)",
@@ -102,7 +105,7 @@ def real_tables(data_dir: Path, tasks: list[str], n_pool: int, n_queries: int, s
         )
         pool.embed()
         queries = [r["text"] for r in read_jsonl(test, n_queries, seed + 1)]
-        est = BoundEstimator(seed=seed).fit(pool)
+        est = BoundEstimator(seed=seed, constants="theory").fit(pool)
         herd_v, rand_v, ks = [], [], {0.0: [], 0.002: [], 0.01: []}
         terms = []
         Q = pool.encode_texts(queries)
@@ -151,6 +154,10 @@ def main() -> None:
     else:
         lines.append(f"(part B skipped: {args.data_dir} not found)")
     text = "\n".join(lines) + "\n"
+    start, end = "<!-- calibrate_constants:start -->", "<!-- calibrate_constants:end -->"
+    old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+    if start in old and end in old:  # section C belongs to benchmarks/calibrate_constants.py
+        text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

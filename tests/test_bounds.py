@@ -346,13 +346,13 @@ def test_calibrate_recovers_known_constants() -> None:
 
 def test_calibrate_updates_the_estimator_budget(gauss: dict) -> None:
     est = BoundEstimator().fit(array_pool(gauss["base"]), gauss["T"])
-    before = est.budget(k_max=8)
+    before = est.budget(k_max=8, token_cost=0.0)
     records = [
         {"k": k, "mmd2": m**2, "error": 0.1 + 0.5 / math.sqrt(k) + 2.0 * m} for k in (1, 3, 9) for m in (0.1, 0.6)
     ]
     rep = est.calibrate(records)
     assert isinstance(rep, CalibrationReport)
-    after = est.budget(k_max=8)
+    after = est.budget(k_max=8, token_cost=0.0)
     assert after.constants == "calibrated" and before.constants == "theory"
     assert pytest.approx(0.5) == after.A and pytest.approx(2.0) == after.C and after.intercept == pytest.approx(0.1)
     assert pytest.approx(0.1 + 0.5 / math.sqrt(3) + 2.0 * after.point(3).mmd) == after.point(3).U
@@ -520,9 +520,9 @@ def test_a_budget_that_never_turns_says_which_term_to_change(gauss: dict, caplog
     from promptkd.bounds import estimator as est_module
 
     est_module._WARNED_NO_TURN.clear()
-    est = BoundEstimator().fit(array_pool(gauss["base"]), gauss["T"])  # theory constants, no token price
+    est = BoundEstimator().fit(array_pool(gauss["base"]), gauss["T"])  # theory constants (no embedder)
     with caplog.at_level("WARNING", logger="promptkd"):
-        budget = est.budget(k_max=6)
+        budget = est.budget(k_max=6, token_cost=0.0)  # no token price
     assert budget.k_star == 6
     assert "k* = k_max = 6" in caplog.text and "token_cost" in caplog.text and "calibrate" in caplog.text
     caplog.clear()

@@ -8,12 +8,31 @@ from typing import Any
 
 from promptkd._validation import check_float
 from promptkd.bounds.calibration import CalibrationReport, calibrate
-from promptkd.exceptions import NotFittedError
-from promptkd.kernels.functions import cosine, get_kernel, imq, laplacian, rbf
+from promptkd.exceptions import InvalidInputError, NotFittedError
+from promptkd.kernels.objects import as_kernel
 
-__all__ = ["BudgetConstantsMixin", "theory_A"]
+__all__ = ["BudgetConstantsMixin", "theory_A", "unit_diagonal"]
 
-_UNIT_DIAGONAL = (rbf, laplacian, imq, cosine)
+#: Where the budget's constants may come from when none are given or calibrated.
+CONSTANTS_SOURCES = ("shipped", "theory")
+
+
+def unit_diagonal(kernel: Any) -> bool:
+    """Whether ``k(x, x) = 1`` for every x, read from the kernel object's capability.
+
+    Names and kernel objects are asked through :func:`promptkd.kernels.as_kernel`; a plain
+    callable is not known to have a unit diagonal (its ``Phi`` is then read off the pool).
+
+    Examples
+    --------
+    >>> from promptkd.kernels import RBF
+    >>> unit_diagonal("rbf"), unit_diagonal("linear"), unit_diagonal(RBF() * RBF()), unit_diagonal(len)
+    (True, False, True, False)
+    """
+    try:
+        return bool(as_kernel(kernel).unit_diagonal)
+    except InvalidInputError:
+        return False
 
 
 def theory_A(*, rho: float = 1.0, B: float = 1.0, Phi: float = 1.0, M: float = 1.0, delta: float = 0.05) -> float:
@@ -40,39 +59,102 @@ class BudgetConstantsMixin:
         self._check_fitted()
         return theory_A(rho=self.rho, B=self.B, Phi=self.Phi_, M=self.M, delta=self.delta)
 
+    def _shipped(self) -> Any:
+        """The shipped constants the budget uses (None when the user set A or C, or none match the family)."""
+        if self.A is not None or self.C != 1.0 or self.constants != "shipped":
+            return None
+        return getattr(self, "shipped_", None)
+
     @property
     def A_(self) -> float:
-        """``A`` used by the budget: calibrated, else the ``A`` setting, else the theory's."""
+        """``A`` used by the budget: calibrated, else the ``A`` setting, else the shipped or the theory's."""
         cal = getattr(self, "calibration_", None)
         if cal is not None:
             return cal.A
         if self.A is not None:
             return float(self.A)
+        shipped = self._shipped()
+        if shipped is not None:
+            return shipped.A
         if hasattr(self, "Phi_"):
             return self.theory_A_
-        if self.Phi is not None or get_kernel(self.kernel) in _UNIT_DIAGONAL:
+        if self.Phi is not None or unit_diagonal(self.kernel):
             phi = 1.0 if self.Phi is None else float(self.Phi)
             return theory_A(rho=self.rho, B=self.B, Phi=phi, M=self.M, delta=self.delta)
         raise NotFittedError("A depends on Phi, which is derived from the pool for this kernel; call .fit(pool) first.")
 
     @property
     def C_(self) -> float:
-        """``C`` used by the budget: calibrated, else the ``C`` setting."""
+        """``C`` used by the budget: calibrated, else the ``C`` setting, else the shipped one."""
         cal = getattr(self, "calibration_", None)
-        return cal.C if cal is not None else float(self.C)
+        if cal is not None:
+            return cal.C
+        shipped = self._shipped()
+        return shipped.C if shipped is not None else float(self.C)
 
     @property
     def intercept_(self) -> float:
-        """Intercept of ``U(k)`` (the calibrated empirical-risk level; 0 by default)."""
+        """Intercept of ``U(k)``: the calibrated or shipped error level; 0 with the theory's constants."""
         cal = getattr(self, "calibration_", None)
-        return cal.intercept if cal is not None else 0.0
+        if cal is not None:
+            return cal.intercept
+        shipped = self._shipped()
+        return shipped.intercept if shipped is not None else 0.0
 
     @property
     def constants_(self) -> str:
-        """Where the budget's constants come from: ``"calibrated"``, ``"user"`` or ``"theory"``."""
+        """Where the budget's constants come from: ``"calibrated"``, ``"user"``, ``"shipped"`` or ``"theory"``."""
         if getattr(self, "calibration_", None) is not None:
             return "calibrated"
-        return "user" if self.A is not None or self.C != 1.0 else "theory"
+        if self.A is not None or self.C != 1.0:
+            return "user"
+        return "shipped" if self._shipped() is not None else "theory"
+
+    @property
+    def constants_source_(self) -> str:
+        """One line naming the constants the budget uses and where they come from.
+
+        Examples
+        --------
+        >>> from promptkd.bounds import BoundEstimator
+        >>> BoundEstimator(A=0.5, C=0.2).constants_source_
+        'user constants (A=0.5, C=0.2 passed to BoundEstimator)'
+        """
+        kind = self.constants_
+        if kind == "calibrated":
+            cal = self.calibration_
+            if cal.n == 0:
+                return "constants set with set_constants (e.g. from a constants file)"
+            return f"constants calibrated on {cal.n} records (R^2 = {cal.r2:.3f})"
+        if kind == "user":
+            return f"user constants (A={self.A}, C={self.C} passed to BoundEstimator)"
+        if kind == "shipped":
+            return self._shipped().source
+        why = getattr(self, "shipped_reason_", None)
+        return "theory constants (normalised: rho = B = M = 1)" + (f"; {why}" if why else "")
+
+    def _find_shipped(self, pool: Any, E: Any) -> None:
+        """At fit: look up the shipped constants for the pool's embedder, the kernel and the bandwidth."""
+        from promptkd.bounds.shipped import find_shipped
+        from promptkd.kernels.functions import median_bandwidth
+
+        self.shipped_ = None
+        self.shipped_reason_ = None
+        if self.constants not in CONSTANTS_SOURCES:
+            raise InvalidInputError(f"constants={self.constants!r} is not known; use one of {CONSTANTS_SOURCES}.")
+        if self.constants != "shipped":
+            return
+        kernel = self.kernel if isinstance(self.kernel, str) else getattr(self.kernel, "__name__", "custom")
+        scale = None
+        if isinstance(self.bandwidth_, (int, float)):
+            scale = float(self.bandwidth_) / median_bandwidth(E, seed=0)
+        embedder = pool.embedder_id
+        self.shipped_ = find_shipped(embedder, kernel, scale)
+        if self.shipped_ is None:
+            scale_txt = "?" if scale is None else f"{scale:.3g}"
+            self.shipped_reason_ = (
+                f"no shipped constants for embedder {embedder!r}, kernel {kernel!r} at {scale_txt} x median bandwidth"
+            )
 
     def calibrate(
         self, records: Iterable[Any], *, fit_intercept: bool = True, update: bool = True

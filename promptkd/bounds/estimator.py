@@ -12,8 +12,9 @@ import numpy as np
 from promptkd._params import ParamsMixin
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_float, check_int
-from promptkd.bounds.constants import _UNIT_DIAGONAL, BudgetConstantsMixin, theory_A
+from promptkd.bounds.constants import CONSTANTS_SOURCES, BudgetConstantsMixin, theory_A, unit_diagonal
 from promptkd.bounds.results import BOUND_FORMULAS, Budget, BudgetPoint, MMDCurves
+from promptkd.bounds.shipped import default_token_cost
 from promptkd.bounds.terms import BoundTermsMixin
 from promptkd.bounds.tokens import DemoTokensMixin, TokenCountFn
 from promptkd.exceptions import BudgetInfeasibleError, InvalidInputError, InvalidTypeError, NotFittedError
@@ -91,6 +92,13 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
     rademacher
         ``"empirical"`` (default, data-dependent) or ``"expected"``: which
         version of the bound :meth:`bound` evaluates.
+    constants
+        Where the budget's ``A``, ``C`` and intercept come from when neither ``A``
+        nor ``C`` is given and nothing is calibrated: ``"shipped"`` (default) uses
+        the constants promptkd ships for the pool's embedder, kernel and bandwidth
+        (:mod:`promptkd.bounds.shipped`), falling back to the theory's when none
+        match; ``"theory"`` always uses the theory's (``A`` about 4.05, ``C = 1``,
+        no intercept). ``constants_source_`` says which were used.
 
     Examples
     --------
@@ -123,8 +131,10 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
         seed: int = 0,
         show_progress_bar: bool | None = None,
         rademacher: str = "empirical",
+        constants: str = "shipped",
     ) -> None:
         self.rademacher = rademacher
+        self.constants = constants
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.delta = delta
@@ -152,6 +162,8 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
             check_float(self.A, "A", minimum=0.0)
         check_int(self.candidates, "candidates", minimum=1)
         check_int(self.seed, "seed", minimum=0)
+        if self.constants not in CONSTANTS_SOURCES:
+            raise InvalidInputError(f"constants={self.constants!r} is not known; use one of {CONSTANTS_SOURCES}.")
         if self.rademacher not in BOUND_FORMULAS:
             raise InvalidInputError(
                 f"rademacher={self.rademacher!r} is not a version of the bound; use 'empirical' or 'expected'."
@@ -197,10 +209,11 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
             self.bandwidth_ = resolve_bandwidth(self.bandwidth, E[:1])
         if self.Phi is not None:
             self.Phi_ = float(self.Phi)
-        elif get_kernel(self.kernel) in _UNIT_DIAGONAL:
+        elif unit_diagonal(self.kernel):
             self.Phi_ = 1.0
         else:
             self.Phi_ = math.sqrt(kernel_bound(E, kernel=self.kernel, bandwidth=self.bandwidth_))
+        self._find_shipped(pool, E)
         self._token_cache: dict[tuple[Any, ...], int] = {}
         self._counters: dict[Any, TokenCountFn] = {}
         self.target_ = None if target is None else self._resolve_target(target, weights)
@@ -327,7 +340,7 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
         *,
         k_max: int = 32,
         max_tokens: int | None = None,
-        token_cost: float = 0.0,
+        token_cost: float | None = None,
         tokenizer: Any = None,
         template: Any = None,
         target_error: float | None = None,
@@ -346,7 +359,9 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
             Hard limit on the rendered demonstrations' tokens; demos longer than
             it are never chosen and sizes whose path exceeds it are infeasible.
         token_cost
-            ``lambda``, the price of one prompt token in units of error.
+            ``lambda``, the price of one prompt token in units of error (0.0001 is one
+            accuracy point per 100 tokens); None uses promptkd's default
+            (:func:`promptkd.bounds.shipped.default_token_cost`), 0 makes tokens free.
         tokenizer
             How tokens are counted (see :func:`promptkd.bounds.tokens.resolve_tokenizer`;
             None counts whitespace words).
@@ -370,7 +385,7 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
         """
         T = self._target(target)
         k_max = check_int(k_max, "k_max", minimum=1)
-        token_cost = check_float(token_cost, "token_cost", minimum=0.0)
+        token_cost = default_token_cost() if token_cost is None else check_float(token_cost, "token_cost", minimum=0.0)
         if max_tokens is not None:
             max_tokens = check_int(max_tokens, "max_tokens", minimum=1)
         if target_error is not None:
@@ -419,6 +434,7 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
             C=C,
             intercept=intercept,
             constants=self.constants_,
+            constants_source=self.constants_source_,
             token_cost=token_cost,
             max_tokens=max_tokens,
             target_error=target_error,
@@ -486,5 +502,6 @@ class BoundEstimator(BudgetConstantsMixin, BoundTermsMixin, DemoTokensMixin, Par
     def __repr__(self) -> str:
         return (
             f"BoundEstimator(kernel={self.kernel!r}, bandwidth={self.bandwidth!r}, delta={self.delta!r}, "
-            f"M={self.M!r}, rho={self.rho!r}, B={self.B!r}, Phi={self.Phi!r}, C={self.C!r}, A={self.A!r})"
+            f"M={self.M!r}, rho={self.rho!r}, B={self.B!r}, Phi={self.Phi!r}, C={self.C!r}, A={self.A!r}, "
+            f"constants={self.constants!r})"
         )

@@ -23,7 +23,7 @@ def report(
     k_max: int = 16,
     out_png: str | Path | None = None,
     max_tokens: int | None = None,
-    token_cost: float = 0.0,
+    token_cost: float | None = None,
     tokenizer: Any = None,
     template: Any = None,
     target_error: float | None = None,

@@ -190,15 +190,19 @@ class Budget:
     A, C, intercept
         Constants used (theory defaults unless calibrated or set).
     constants
-        ``"theory"``, ``"user"`` or ``"calibrated"``.
+        ``"shipped"``, ``"theory"``, ``"user"`` or ``"calibrated"``.
     token_cost, max_tokens
-        The token price ``lambda`` and the hard token limit (None: no limit).
+        The token price ``lambda`` in error per token (:attr:`token_cost_points`
+        states it in accuracy points per 100 tokens) and the hard token limit
+        (None: no limit).
     target_error
         The target error ``eps`` asked for, if any.
     kernel, bandwidth
         The kernel settings of the MMD.
     formula
         ``U(k)`` as a string.
+    constants_source
+        One line naming the constants used and where they come from.
     """
 
     k_star: int
@@ -215,6 +219,18 @@ class Budget:
     kernel: str = "rbf"
     bandwidth: Any = None
     formula: str = BUDGET_FORMULA
+    constants_source: str = ""
+
+    @property
+    def token_cost_points(self) -> float:
+        """The token price in accuracy points per 100 prompt tokens (``token_cost * 10_000``).
+
+        Examples
+        --------
+        >>> Budget(1, (), (), None, 1.0, 1.0, 0.0, "user", 0.0002, None).token_cost_points
+        2.0
+        """
+        return round(self.token_cost * 1e4, 10)
 
     @property
     def k_values(self) -> tuple[int, ...]:
@@ -288,7 +304,9 @@ class Budget:
             "C": self.C,
             "intercept": self.intercept,
             "constants": self.constants,
+            "constants_source": self.constants_source,
             "token_cost": self.token_cost,
+            "token_cost_points_per_100_tokens": self.token_cost_points,
             "max_tokens": self.max_tokens,
             "target_error": self.target_error,
             "max_acceptable_mmd": None if self.target_error is None else self.max_acceptable_mmd(),
@@ -309,7 +327,9 @@ class Budget:
         head = [
             f"Budget: k* = {self.k_star}, U(k*) = {self.U_star:.4f}  [{self.formula}]",
             f"  A = {self.A:.4f}, C = {self.C:.4f}, intercept = {self.intercept:.4f} ({self.constants} constants), "
-            f"lambda = {self.token_cost:g}, max_tokens = {self.max_tokens}",
+            f"lambda = {self.token_cost:g} per token ({self.token_cost_points:g} accuracy points per 100 tokens), "
+            f"max_tokens = {self.max_tokens}",
+            *([f"  constants: {self.constants_source}"] if self.constants_source else []),
             f"  saturation (A/sqrt(k) < C*MMD) at k = {self.saturation_k if self.saturation_k is not None else 'never'}",
         ]
         if self.target_error is not None:

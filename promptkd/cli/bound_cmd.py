@@ -27,10 +27,11 @@ from promptkd.cli.readers import (
 )
 
 BOUND_LEGEND = """How to read this: U(k) scores each budget k along the herding path (lower is better) and k*
-is its minimum; a larger k shrinks the A/sqrt(k) term and costs tokens. The bound is an upper
-limit on the error rate on the target (a number in [0, 1]); with the unit theory constants a
-total above 1 says nothing about the error (it is vacuous), so read k* and the terms, not the
-total. Calibrated constants (BoundEstimator.calibrate) make both numbers interpretable."""
+is its minimum; a larger k shrinks the A/sqrt(k) term and costs tokens (lambda, also stated in
+accuracy points per 100 tokens). With shipped or calibrated constants U(k) reads as a predicted
+error rate; the line 'constants:' says which were used. The bound is printed with the theory's
+constants: an upper limit on the error rate on the target (a number in [0, 1]) whose total above
+1 says nothing about the error (it is vacuous), so read its terms, not its total."""
 
 
 def calibrate_from_results(estimator: Any, path: Path, *, as_json: bool) -> Any:
@@ -69,7 +70,13 @@ def bound_cmd(
     k_max: Annotated[int, typer.Option(help="Largest number of demonstrations considered.")] = 16,
     png: Annotated[Path | None, typer.Option(help="Write the budget / MMD / bound figure to this PNG.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Token budget for the demonstrations.")] = None,
-    token_cost: Annotated[float, typer.Option(help="Price of one token in U(k) (lambda).")] = 0.0,
+    token_cost: Annotated[
+        float | None,
+        typer.Option(
+            help="Price of one prompt token in U(k) (lambda), in error per token: 0.0001 is one accuracy point per "
+            "100 tokens; 0 makes tokens free. [default: promptkd's default price, shown in the output]"
+        ),
+    ] = None,
     tokenizer: Annotated[str | None, typer.Option(help="Tokenizer name/path for token counts.")] = None,
     target_error: Annotated[
         float | None, typer.Option(help="Report the largest acceptable MMD for this target error.")
@@ -79,7 +86,12 @@ def bound_cmd(
     bandwidth: Annotated[str, typer.Option(help="'median', a number, or numbers joined by commas.")] = "median",
     delta: Annotated[float, typer.Option(help="Failure probability of the bound.")] = 0.05,
     c: Annotated[float, typer.Option("--C", help="Coefficient of the MMD term.")] = 1.0,
-    a: Annotated[float | None, typer.Option("--A", help="Budget constant [default: from the theory, ~4.05].")] = None,
+    a: Annotated[
+        float | None,
+        typer.Option(
+            "--A", help="Budget constant [default: the shipped constants for the embedder, else the theory's ~4.05]."
+        ),
+    ] = None,
     constants: Annotated[
         Path | None,
         typer.Option(

@@ -19,6 +19,29 @@ def _num(x: float | None) -> float | None:
     return None if math.isnan(x) else x
 
 
+def _budget_lines(budget: Any) -> list[str]:
+    """The budget's decision in :meth:`Selection.explain`: k*, the token price and the constants used."""
+    curve = getattr(budget, "curve", ())
+    head = f"budget: k*={budget.k_star}"
+    if curve:
+        head += f" of k=1..{len(curve)}"
+    if hasattr(budget, "U_star"):
+        head += f", U(k*)={budget.U_star:.4f}"
+    lines = [head]
+    cost = getattr(budget, "token_cost", None)
+    if cost is not None:
+        points = round(float(cost) * 1e4, 10)
+        lines.append(f"  token price: {points:g} accuracy points per 100 prompt tokens (token_cost={float(cost):g})")
+    kind = getattr(budget, "constants", None)
+    if kind is not None:
+        text = f"  constants: A={budget.A:.4g}, C={budget.C:.4g}, intercept={budget.intercept:.4g} ({kind})"
+        lines.append(text)
+        source = getattr(budget, "constants_source", "")
+        if source:
+            lines.append(f"  from: {source}")
+    return lines
+
+
 @dataclass(frozen=True)
 class Selection:
     """Demonstrations chosen for a target, in prompt order, with provenance.
@@ -66,7 +89,9 @@ class Selection:
     demo_tokens
         Tokens of each rendered demonstration (prompt order), when a token budget was used.
     budget
-        The :class:`~promptkd.bounds.Budget` when ``k="auto"`` chose the size.
+        The :class:`~promptkd.bounds.Budget` when ``k="auto"`` chose the size
+        (its ``token_cost``, ``constants`` and ``constants_source`` say what the
+        choice assumed; :meth:`explain` prints them).
     """
 
     indices: tuple[int, ...]
@@ -187,6 +212,10 @@ class Selection:
     def explain(self) -> str:
         """A readable table: per demo its id, label, similarity, herding gain and running MMD2.
 
+        When ``k="auto"`` chose the size, the lines after the header give the budget's
+        decision: ``k*``, the token price (in accuracy points per 100 prompt tokens) and
+        which constants ``U(k)`` used.
+
         Examples
         --------
         >>> s = Selection(indices=(0,), demos=(Demo(input="hi", output="greet", id="d0"),), scores=(0.9,), mmd2=0.1)
@@ -201,7 +230,7 @@ class Selection:
         if self.phases:
             lines.append("phases: " + ", ".join(f"{k}={v:.6f}" for k, v in self.phases.items()))
         if self.budget is not None and hasattr(self.budget, "k_star"):
-            lines.append(f"budget: k*={self.budget.k_star}")
+            lines.extend(_budget_lines(self.budget))
         if self.tokens is not None:
             lines.append(f"tokens: {self.tokens}")
         tok_head = f" {'tokens':>6}" if self.demo_tokens is not None else ""

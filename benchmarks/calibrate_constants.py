@@ -1,0 +1,468 @@
+"""Fit the budget constants promptkd ships (A, C, intercept) and choose the default token price.
+
+Reads the committed dev rows (no LM runs here):
+
+* ``benchmarks/results/tune_dev/rows.jsonl.gz``: k=8, written by ``benchmarks/tune_dev.py``;
+* ``benchmarks/results/calibration_dev/rows.jsonl.gz``: other k and a random selector, written by
+  ``benchmarks/calibrate_score.py`` on the same dev protocol.
+
+For each row it recomputes ``MMD_b`` between the row's demonstrations and its dev query
+under the kernel the budget uses (an RBF on MiniLM embeddings at ``s`` times the pool's
+median-heuristic bandwidth; ``s = 1`` is ``BoundEstimator``'s default, ``s = 2`` the
+``Selector``'s), averages per (task, selector, k) cell, and fits
+
+    error ~ intercept_task + A / sqrt(k) + C * MMD_b
+
+by least squares with one intercept per task (task difficulty is not what the budget is
+about); the shipped intercept is the mean of the task intercepts. The fit is repeated on
+bootstrap resamples of the dev items for intervals. It also measures what a prompt token
+buys on dev (accuracy gained per 100 prompt tokens when k doubles) and, with no LM, counts
+the queries for which ``Selector(k="auto", k_max=16)`` picks ``k* < 16``.
+
+    .venv/bin/python benchmarks/calibrate_constants.py            # fit, write the data file and the page
+    .venv/bin/python benchmarks/calibrate_constants.py --check    # fit and compare with the shipped file
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+TUNE_ROWS = REPO / "benchmarks" / "results" / "tune_dev" / "rows.jsonl.gz"
+CAL_ROWS = REPO / "benchmarks" / "results" / "calibration_dev" / "rows.jsonl.gz"
+DATA_FILE = REPO / "promptkd" / "bounds" / "data" / "constants.json"
+DOC = REPO / "docs" / "calibration.md"
+EMBEDDER_ID = "sentence-transformers:all-MiniLM-L6-v2"
+SCALES = (1.0, 2.0)  # BoundEstimator's default bandwidth (1 x median) and the Selector's (2 x median)
+VERSION = "1"
+#: tune_dev.py's variants whose k=8 rows the fit reads (the file may grow with later tuning runs)
+K8_SELECTORS = ("topk", "topk-prior", "median-x2", "prior", "bm25", "bm25-prior", "joint-prior", "hybrid-prior")
+COMMAND = ".venv/bin/python benchmarks/calibrate_constants.py"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a committed ``rows.jsonl.gz`` (never the working file beside it, which a run may be extending)."""
+    lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+# ---------------------------------------------------------------------- MMD under the budget's kernel
+def embeddings(tasks: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Per task: the pool's and the dev items' MiniLM embeddings and the pool's median bandwidth."""
+    from benchmarks.tune_dev import dev_split
+    from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+    from promptkd.kernels.functions import median_bandwidth
+
+    emb = CachedEmbedder(SentenceTransformerEmbedder(device=None), CAL_ROWS.parent / "embeddings.sqlite")
+    out = {}
+    for name in tasks:
+        pool, dev = dev_split(name, 30, 2000, 600)
+        P = np.asarray(emb.encode(pool.inputs, show_progress_bar=False), dtype=np.float32)
+        D = np.asarray(emb.encode(dev.inputs, show_progress_bar=False), dtype=np.float32)
+        out[name] = {"pool": P, "dev": D, "median": median_bandwidth(P, seed=0), "pool_task": pool, "dev_task": dev,
+                     "embedder": emb}  # fmt: skip
+    return out
+
+
+def add_mmd(rows: list[dict[str, Any]], emb: dict[str, dict[str, Any]]) -> None:
+    """Add ``mmd_s<scale>`` (``MMD_b``, not squared) to every row, for each bandwidth scale."""
+    from promptkd.kernels.mmd import mmd2
+
+    for r in rows:
+        e = emb[r["task"]]
+        X = e["pool"][r["demo_rows"]]
+        y = e["dev"][int(r["item"])][None, :]
+        for s in SCALES:
+            v = float(mmd2(X, y, kernel="rbf", bandwidth=s * e["median"]))
+            r[f"mmd_s{s:g}"] = float(np.sqrt(max(v, 0.0)))
+
+
+# ---------------------------------------------------------------------- the fit
+def cells(rows: list[dict[str, Any]], scale: float, items: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """One record per (task, selector, k): mean k, mean MMD_b, error = 1 - accuracy, mean prompt tokens.
+
+    ``items`` (task -> dev item ids, with repeats) resamples the items of every cell alike.
+    """
+    by: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault((r["task"], r["selector"], int(r["k"])), {})[int(r["item"])] = r
+    out = []
+    for (task, sel, _k), per_item in sorted(by.items()):
+        ids = list(per_item) if items is None else [i for i in items[task] if i in per_item]
+        if not ids:
+            continue
+        rs = [per_item[i] for i in ids]
+        out.append(
+            {
+                "task": task,
+                "selector": sel,
+                "k": float(np.mean([r["n_demos"] for r in rs])),
+                "mmd": float(np.mean([r[f"mmd_s{scale:g}"] for r in rs])),
+                "error": 1.0 - float(np.mean([float(r["correct"]) for r in rs])),
+                "tokens": float(np.mean([r["tokens"] for r in rs])),
+                "n_items": len(rs),
+            }
+        )
+    return out
+
+
+def fit_within(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Least squares of ``error ~ intercept_task + A/sqrt(k) + C*MMD``; R^2 within tasks and overall."""
+    tasks = sorted({r["task"] for r in records})
+    k = np.array([r["k"] for r in records])
+    mmd = np.array([r["mmd"] for r in records])
+    err = np.array([r["error"] for r in records])
+    onehot = np.array([[1.0 if r["task"] == t else 0.0 for t in tasks] for r in records])
+    X = np.column_stack([1.0 / np.sqrt(k), mmd, onehot])
+    coef, *_ = np.linalg.lstsq(X, err, rcond=None)
+    resid = err - X @ coef
+    task_idx = np.array([tasks.index(r["task"]) for r in records])
+    task_mean = np.array([err[task_idx == i].mean() for i in range(len(tasks))])[task_idx]
+    ss_within = float(((err - task_mean) ** 2).sum())
+    ss_total = float(((err - err.mean()) ** 2).sum())
+    ss_res = float(resid @ resid)
+    return {
+        "A": float(coef[0]),
+        "C": float(coef[1]),
+        "intercept": float(np.mean(coef[2:])),
+        "task_intercepts": {t: float(c) for t, c in zip(tasks, coef[2:], strict=True)},
+        "r2_within": 1.0 - ss_res / ss_within if ss_within > 0 else float("nan"),
+        "r2": 1.0 - ss_res / ss_total if ss_total > 0 else float("nan"),
+        "rmse": float(np.sqrt(ss_res / len(err))),
+        "rmse_by_task": {t: float(np.sqrt(np.mean(resid[task_idx == i] ** 2))) for i, t in enumerate(tasks)},
+        "n_records": len(records),
+    }
+
+
+def bootstrap(rows: list[dict[str, Any]], scale: float, n_boot: int, seed: int = 0) -> dict[str, list[float]]:
+    """95% intervals of A and C over resamples of the dev items (within each task)."""
+    rng = np.random.default_rng(seed)
+    ids = {t: np.array(sorted({int(r["item"]) for r in rows if r["task"] == t})) for t in {r["task"] for r in rows}}
+    A, C = [], []
+    for _ in range(n_boot):
+        items = {t: rng.choice(v, size=len(v), replace=True) for t, v in ids.items()}
+        f = fit_within(cells(rows, scale, items))
+        A.append(f["A"])
+        C.append(f["C"])
+    q = [2.5, 97.5]
+    return {"A": [float(x) for x in np.percentile(A, q)], "C": [float(x) for x in np.percentile(C, q)]}
+
+
+# ---------------------------------------------------------------------- what a token buys
+def token_returns(records: list[dict[str, Any]], selector: str) -> list[dict[str, Any]]:
+    """Per task and pair of consecutive k: accuracy points gained per 100 extra prompt tokens (one selector)."""
+    out = []
+    for task in sorted({r["task"] for r in records}):
+        rs = sorted((r for r in records if r["task"] == task and r["selector"] == selector), key=lambda r: r["k"])
+        for a, b in itertools.pairwise(rs):
+            dt = b["tokens"] - a["tokens"]
+            gain = 100.0 * (a["error"] - b["error"])
+            out.append({"task": task, "k_from": a["k"], "k_to": b["k"], "points": gain, "tokens": dt,
+                        "points_per_100": 100.0 * gain / dt if dt > 0 else float("nan")})  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------------- k* without an LM
+def budget_curves(emb: dict[str, dict[str, Any]], k_max: int, tokenizer: str | None = None) -> dict[str, list[Any]]:
+    """Per task, the free-token budget curve of ``Selector(k="auto", k_max)`` for every dev query.
+
+    ``tokenizer=None`` counts tokens as the Selector does by default (whitespace words of the
+    rendered demonstrations); ``"gemma-3-270m"`` counts the scoring LM's tokens. The curve's
+    MMD and tokens do not depend on the constants, so any (A, C) can be applied to it.
+    """
+    from promptkd import DemoPool
+    from promptkd.selection import Selector
+
+    out: dict[str, list[Any]] = {}
+    for name, e in emb.items():
+        pool_task, dev = e["pool_task"], e["dev_task"]
+        pool = DemoPool(pool_task.demos(), embedder=e["embedder"])
+        kw: dict[str, Any] = {"tokenizer": tokenizer} if tokenizer is not None else {}
+        sel = Selector(k="auto", k_max=k_max, token_cost=0.0, template=pool_task.template, **kw).fit(pool)
+        out[name] = [sel.select(dev.inputs[i]).budget for i in range(len(dev))]
+    return out
+
+
+def kstar(budget: Any, A: float, C: float, token_cost: float) -> int:
+    """The budget's argmin of ``A/sqrt(k) + C*MMD_b(k) + token_cost*tokens(k)`` on a curve (ties: smaller k)."""
+    return min(budget.curve, key=lambda p: (A / np.sqrt(p.k) + C * p.mmd + token_cost * p.tokens, p.k)).k
+
+
+def price_table(curves: dict[str, list[Any]], A: float, C: float, prices: list[float]) -> list[dict[str, Any]]:
+    """For each price (points per 100 tokens): share of queries with k* < k_max, tokens saved, predicted loss.
+
+    The predicted accuracy loss is the fitted model's error at k* minus its error at k_max
+    (``A/sqrt(k) + C*MMD_b``, the token term left out), in points; tokens saved are those of
+    the demonstrations. Both are macro-averaged over tasks.
+    """
+    out = []
+    for points in prices:
+        lam = points / 1e4
+        below, n, saved, loss, per_task = 0, 0, [], [], {}
+        for task, budgets in curves.items():
+            t_saved, t_loss, ks = [], [], []
+            for b in budgets:
+                k = kstar(b, A, C, lam)
+                top, p = b.curve[-1], b.point(k)
+                ks.append(k)
+                below += int(k < top.k)
+                n += 1
+                t_saved.append(1.0 - p.tokens / top.tokens if top.tokens else 0.0)
+                pred = (A / np.sqrt(p.k) + C * p.mmd) - (A / np.sqrt(top.k) + C * top.mmd)
+                t_loss.append(100.0 * pred)
+            saved.append(float(np.mean(t_saved)))
+            loss.append(float(np.mean(t_loss)))
+            per_task[task] = ks
+        out.append({"points_per_100": points, "share_below_kmax": below / n, "tokens_saved": float(np.mean(saved)),
+                    "predicted_loss_points": float(np.mean(loss)), "n_queries": n, "kstar": per_task})  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------------- outputs
+def write_data_file(families: list[dict[str, Any]], token_cost: dict[str, Any], command: str) -> None:
+    data = {
+        "format": 1,
+        "version": VERSION,
+        "generated_by": command,
+        "what": "Budget constants of U(k) = intercept + A/sqrt(k) + C*MMD_b(S_k, T) + lambda*tokens(S_k), fitted on "
+        "dev splits (see docs/budget_behaviour.md, section C); and the default token price lambda.",
+        "default_token_cost": token_cost,
+        "families": families,
+    }
+    DATA_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DATA_FILE.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    print("wrote", DATA_FILE)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--k-max", type=int, default=16)
+    p.add_argument("--check", action="store_true", help="fit and print; write nothing")
+    p.add_argument("--tasks", nargs="+", default=None, help="fit on these tasks only (default: every task in the rows)")
+    args = p.parse_args(argv)
+    shown = list(sys.argv[1:] if argv is None else argv)
+    command = " ".join([COMMAND, *(a for a in shown if a != "--check")])
+
+    rows = [r for r in read_jsonl(TUNE_ROWS) if r["lm"] == "gemma-3-270m" and r["selector"] in K8_SELECTORS]
+    rows += [r for r in read_jsonl(CAL_ROWS) if r["lm"] == "gemma-3-270m"]
+    if args.tasks:
+        rows = [r for r in rows if r["task"] in args.tasks]
+    tasks = sorted({r["task"] for r in rows})
+    emb = embeddings(tasks)
+    add_mmd(rows, emb)
+    check = max(abs(r["mmd_s1"] ** 2 - float(r["mmd2"])) for r in rows if r.get("mmd2") is not None)
+    print(f"rows: {len(rows)}; max |MMD2 recomputed at 1 x median - MMD2 in the rows| = {check:.2e}")
+    families, recs_by_scale = [], {}
+    for s in SCALES:
+        recs = cells(rows, s)
+        recs_by_scale[s] = recs
+        f = fit_within(recs)
+        f["bootstrap_95"] = bootstrap(rows, s, args.n_boot)
+        print(f"scale {s:g}: A={f['A']:.4f} C={f['C']:.4f} intercept={f['intercept']:.4f} "
+              f"R2_within={f['r2_within']:.3f} R2={f['r2']:.3f} boot={f['bootstrap_95']}")  # fmt: skip
+        families.append((s, f))
+    returns = token_returns(recs_by_scale[2.0], "prior")
+    A2, C2 = families[-1][1]["A"], families[-1][1]["C"]
+    curves = budget_curves(emb, args.k_max, None)
+    prices = price_table(curves, A2, C2, PRICES)
+    for r in prices:
+        print({k: v for k, v in r.items() if k != "kstar"})
+    chosen = choose_price(prices)
+    print(f"default token price: {chosen['points_per_100']:g} points per 100 tokens")
+    if args.check:
+        shipped = {f["median_scale"]: f for f in json.loads(DATA_FILE.read_text(encoding="utf-8"))["families"]}
+        for s_, _fit in families:
+            old = shipped.get(s_, {})
+            print(f"shipped {s_:g} x median: A={old.get('A')} C={old.get('C')} intercept={old.get('intercept')}")
+        return
+    if any(f["A"] < 0 or f["C"] < 0 for _, f in families):
+        raise SystemExit("a fitted constant is negative: the dev rows do not follow the bound's shape; not shipping it")
+    entries = [family_entry(s_, f, recs_by_scale[s_]) for s_, f in families]
+    write_data_file(entries, {
+        "points_per_100_tokens": chosen["points_per_100"],
+        "rule": RULE,
+        "tokens": "whitespace words of the rendered demonstrations (the Selector's default counter)",
+    }, command)  # fmt: skip
+    write_section(rows, families, recs_by_scale, returns, prices, chosen, args, command)
+
+
+PRICES = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0]
+MAX_LOSS = 0.5  # accuracy points, the tolerance of issue #14's target
+RULE = (
+    f"the largest price on the grid {PRICES} (points per 100 tokens) at which the fitted constants predict a "
+    f"macro-average accuracy loss of at most {MAX_LOSS} points against k_max = 16 on the dev queries"
+)
+
+
+def choose_price(prices: list[dict[str, Any]]) -> dict[str, Any]:
+    """The largest price whose predicted loss against k_max is at most ``MAX_LOSS`` points."""
+    ok = [p for p in prices if p["predicted_loss_points"] <= MAX_LOSS]
+    return max(ok, key=lambda p: p["points_per_100"]) if ok else prices[0]
+
+
+def family_entry(scale: float, f: dict[str, Any], recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One family of the data file."""
+    return {
+        "name": f"minilm-rbf-{scale:g}x",
+        "embedder": EMBEDDER_ID,
+        "kernel": "rbf",
+        "median_scale": scale,
+        "lm": "gemma-3-270m",
+        "A": round(f["A"], 6),
+        "C": round(f["C"], 6),
+        "intercept": round(f["intercept"], 6),
+        "fit": {
+            "model": "error ~ intercept_task + A/sqrt(k) + C*MMD_b over (task, selector, k) cells; "
+            "intercept = mean of the task intercepts",
+            "r2_within": round(f["r2_within"], 4),
+            "r2": round(f["r2"], 4),
+            "rmse": round(f["rmse"], 4),
+            "bootstrap_95": {k: [round(x, 4) for x in v] for k, v in f["bootstrap_95"].items()},
+            "n_records": f["n_records"],
+            "tasks": sorted({r["task"] for r in recs}),
+            "k": sorted({round(r["k"]) for r in recs}),
+            "selectors": sorted({r["selector"] for r in recs}),
+        },
+    }
+
+
+START, END = "<!-- calibrate_constants:start -->", "<!-- calibrate_constants:end -->"
+PAGE = REPO / "docs" / "budget_behaviour.md"
+
+
+def write_section(
+    rows: list[dict[str, Any]],
+    families: list[tuple[float, dict[str, Any]]],
+    recs_by_scale: dict[float, list[dict[str, Any]]],
+    returns: list[dict[str, Any]],
+    prices: list[dict[str, Any]],
+    chosen: dict[str, Any],
+    args: argparse.Namespace,
+    command: str,
+) -> None:
+    """Write section C of docs/budget_behaviour.md between its markers (budget_behaviour.py keeps it)."""
+    from promptkd.bounds import calibrate
+
+    recs2 = recs_by_scale[2.0]
+    ks = sorted({int(r["k"]) for r in rows})
+    by_k = {k: sorted({r["selector"] for r in rows if int(r["k"]) == k}) for k in ks}
+    out = [
+        START,
+        "### C. The shipped constants and the default token price (dev splits, Gemma-3-270m)",
+        "",
+        f"Generated by `{command}` from committed rows: `benchmarks/results/tune_dev/rows.jsonl.gz` (k=8, "
+        "`benchmarks/tune_dev.py`) and `benchmarks/results/calibration_dev/rows.jsonl.gz` (`benchmarks/calibrate_score.py`, "
+        "same protocol). Dev items: 30 per task carved (seeded) from train; pool: the rest of train subsampled to 2000; "
+        "Gemma-3-270m in float32 scores the prompts. The test split is not read. "
+        f"Tasks: {', '.join(sorted({r['task'] for r in rows}))}. "
+        f"{len(rows)} rows; selectors per k: " + "; ".join(f"k={k}: {', '.join(v)}" for k, v in by_k.items()) + ".",
+        "",
+        "Each row's `MMD_b` (between its demonstrations and its query) is recomputed under the budget's kernel: an RBF "
+        "on MiniLM embeddings at 1 x (BoundEstimator's default) or 2 x (the Selector's default) the pool's median "
+        "bandwidth. Per (task, selector, k) cell, `error ~ intercept_task + A/sqrt(k) + C*MMD_b` is fitted by least "
+        "squares with one intercept per task; the shipped intercept is their mean. Intervals: 95% bootstrap over the "
+        f"dev items ({args.n_boot} resamples). 'pooled' is the same model with one intercept for all tasks "
+        "(`promptkd.bounds.calibrate`).",
+        "",
+        "| family | A (95% CI) | C (95% CI) | intercept | R^2 within tasks | R^2 (all cells) | RMSE | pooled fit: A / C / R^2 |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for s, f in families:
+        pooled = calibrate([(r["k"], r["mmd"], r["error"]) for r in recs_by_scale[s]])
+        bA, bC = f["bootstrap_95"]["A"], f["bootstrap_95"]["C"]
+        out.append(
+            f"| minilm-rbf-{s:g}x | {f['A']:.3f} ({bA[0]:.3f}, {bA[1]:.3f}) | {f['C']:.3f} ({bC[0]:.3f}, {bC[1]:.3f}) | "
+            f"{f['intercept']:.3f} | {f['r2_within']:.3f} | {f['r2']:.3f} | {f['rmse']:.3f} | "
+            f"{pooled.A:.3f} / {pooled.C:.3f} / {pooled.r2:.3f} |"
+        )
+    f2 = families[-1][1]
+    tasks = sorted(f2["task_intercepts"])
+    out += [
+        "",
+        "Per task (2 x median family): the task's intercept, the fit's RMSE, and the default selector's ('prior') "
+        "accuracy and mean prompt tokens (Gemma tokens, whole prompt) at each k.",
+        "",
+        "| task | intercept | RMSE | " + " | ".join(f"k={k}: acc / tokens" for k in ks) + " |",
+        "|---|---:|---:|" + "---|" * len(ks),
+    ]
+    for t in tasks:
+        cells_t = {int(r["k"]): r for r in recs2 if r["task"] == t and r["selector"] == "prior"}
+        vals = " | ".join(
+            f"{100 * (1 - cells_t[k]['error']):.1f} / {cells_t[k]['tokens']:.0f}" if k in cells_t else "" for k in ks
+        )
+        out.append(f"| {t} | {f2['task_intercepts'][t]:.3f} | {f2['rmse_by_task'][t]:.3f} | {vals} |")
+    pairs = sorted({(r["k_from"], r["k_to"]) for r in returns})
+    for a, b in pairs:
+        sub = [r for r in returns if (r["k_from"], r["k_to"]) == (a, b)]
+        med = float(np.median([r["points_per_100"] for r in sub]))
+        mean_pts = float(np.mean([r["points"] for r in sub]))
+        mean_tok = float(np.mean([r["tokens"] for r in sub]))
+        out.append("")
+        out.append(
+            f"Measured on dev, k={a:g} -> {b:g} with the default selector: {mean_pts:+.1f} accuracy points for "
+            f"{mean_tok:.0f} more prompt tokens (mean over tasks); median over tasks {med:+.2f} points per 100 tokens."
+        )
+    out += [
+        "",
+        "**The default token price.** For each price, the table applies the shipped 2 x median constants to the "
+        f'free-token budget curve of `Selector(k="auto", k_max={args.k_max})` for every dev query (no LM: tokens are '
+        "whitespace words of the rendered demonstrations, as the Selector counts them by default) and reports the "
+        "share of queries with k* < k_max, the demonstration tokens saved against k_max, and the accuracy loss "
+        "against k_max that the fitted constants predict (macro over tasks). The default is " + RULE + ".",
+        "",
+        "| price (points per 100 tokens) | queries with k* < k_max | tokens saved | predicted loss (points) |",
+        "|---:|---:|---:|---:|",
+    ]
+    for p in prices:
+        mark = " **(default)**" if p is chosen else ""
+        out.append(
+            f"| {p['points_per_100']:g}{mark} | {100 * p['share_below_kmax']:.0f}% of {p['n_queries']} | "
+            f"{100 * p['tokens_saved']:.0f}% | {p['predicted_loss_points']:.2f} |"
+        )
+    out += [
+        "",
+        f"k* per task at the default price (k_max = {args.k_max}; counts of each k*, whitespace tokens):",
+        "",
+        "| task | k* < k_max | median k* | k*: count |",
+        "|---|---:|---:|---|",
+    ]
+    for t, kk in chosen["kstar"].items():
+        hist = ", ".join(f"{k}: {c}" for k, c in sorted(Counter(kk).items()))
+        out.append(f"| {t} | {sum(k < args.k_max for k in kk)} of {len(kk)} | {np.median(kk):g} | {hist} |")
+    out += [
+        "",
+        "Tokens here are whitespace words, as `Selector` counts them without a `tokenizer`; a subword tokenizer "
+        "counts more tokens for the same demonstrations, so at the same price it stops earlier.",
+        END,
+    ]
+    text = PAGE.read_text(encoding="utf-8") if PAGE.is_file() else "# Budget behaviour (measured)\n"
+    block = "\n".join(out)
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    PAGE.write_text(text, encoding="utf-8")
+    print(block)
+    print("wrote", PAGE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Score dev rows at more demo counts, for fitting the budget's constants (A, C, intercept).
+
+The dev protocol is the one of ``benchmarks/tune_dev.py`` (the same seeded dev items carved
+from each task's train split, the same pool of 2000 other train items, the same template,
+Gemma-3-270m in float32, MiniLM embeddings). ``tune_dev.py`` scored k=8; this script adds
+other k (and a random selector, whose MMD is far from herding's) so that the ``A / sqrt(k)``
+and ``C * MMD`` terms can be told apart. Rows are written as they are scored (resumable) to
+``benchmarks/results/calibration_dev/rows.jsonl``; the committed copy is ``rows.jsonl.gz``
+with ``manifest.json`` beside it. ``benchmarks/calibrate_constants.py`` fits the constants.
+
+Phases run in order, each over all eight tasks (task by task), so an interrupted run leaves whole cells::
+
+    nice -n 10 .venv/bin/python benchmarks/calibrate_score.py                 # all phases
+    nice -n 10 .venv/bin/python benchmarks/calibrate_score.py --phases k4-prior   # one phase
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._rows import git_commit, load_manifest, pack, save_manifest  # noqa: E402
+
+TASKS = ["sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb"]
+RESULTS = REPO / "benchmarks" / "results" / "calibration_dev" / "rows.jsonl"
+
+#: phase name -> (k, selector names); the names are tune_dev.py's variants plus ``random``
+PHASES: dict[str, tuple[int, list[str]]] = {
+    "k4-prior": (4, ["prior"]),
+    "k4-random": (4, ["random"]),
+    "k2-prior": (2, ["prior"]),
+    "k4-topk": (4, ["topk"]),
+    "k2-random": (2, ["random"]),
+    "k4-bm25": (4, ["bm25"]),
+    "k8-random": (8, ["random"]),
+    "k2-topk": (2, ["topk"]),
+    "k16": (16, ["prior", "random"]),
+}
+
+
+def specs(names: list[str]) -> list[Any]:
+    """SelectorSpecs by name: tune_dev.py's variants, and ``random`` from the evaluation harness."""
+    from benchmarks.tune_dev import variants
+    from promptkd.evaluation import standard_selectors
+
+    table = variants()
+    return [standard_selectors([n])[0] if n == "random" else table[n][1] for n in names]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
+    p.add_argument("--tasks", nargs="+", default=TASKS)
+    p.add_argument("--n-dev", type=int, default=30)
+    p.add_argument("--pool-size", type=int, default=2000)
+    p.add_argument("--max-chars", type=int, default=600)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (other LM runs share the cores)")
+    p.add_argument("--results", default=str(RESULTS))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    import torch
+
+    from benchmarks.tune_dev import dev_split
+    from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+    from promptkd.evaluation import run_experiment
+    from promptkd.probes import load_lm
+
+    torch.set_num_threads(args.threads)
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), results.parent / "embeddings.sqlite")
+    lm = load_lm("gemma-3-270m", dtype="float32", attn_implementation="sdpa")
+    manifest = load_manifest(results)
+    manifest["runs"].append(
+        {
+            "command": ".venv/bin/python benchmarks/calibrate_score.py " + " ".join(shlex.quote(a) for a in argv),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "git_commit": git_commit(),
+            "lm": lm.name,
+            "dtype": str(lm.model.dtype).removeprefix("torch."),
+            "protocol": "benchmarks/tune_dev.py dev_split (seeded dev items from train, pool = rest of train)",
+            "n_dev": args.n_dev,
+            "pool_size": args.pool_size,
+            "max_chars": args.max_chars,
+            "phases": {p: {"k": PHASES[p][0], "selectors": PHASES[p][1]} for p in args.phases},
+            "tasks": args.tasks,
+        }
+    )
+    save_manifest(results, manifest)
+    pairs = {}
+    for phase in args.phases:
+        k, names = PHASES[phase]
+        for name in args.tasks:
+            if name not in pairs:
+                pairs[name] = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
+            t0 = time.time()
+            run_experiment(
+                specs(names), [pairs[name]], k_values=[k], seeds=[0], n_test=None, lm=lm,
+                results_path=results, embedder=embedder, show_progress_bar=False,
+            )  # fmt: skip
+            pack(results)
+            print(f"[{time.strftime('%H:%M:%S')}] {phase} {name} done in {time.time() - t0:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
