@@ -49,7 +49,8 @@ lint: $(STAMP)
 # the documentation site: a broken link, a page missing from the nav or a docstring mkdocstrings cannot
 # render fails the build; `$(VENV)/bin/mkdocs serve` previews it
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	# no --quiet: it lowers the log level so far that strict mode stops counting warnings
+	$(VENV)/bin/mkdocs build --strict
 
 test: $(STAMP) lint docs
 	$(PY) -m pytest -q -p no:cacheprovider
