@@ -4,6 +4,8 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/selection_speed.py            # full run (~10 min on 2 cores)
     .venv/bin/python benchmarks/selection_speed.py --quick    # smaller pools and batches
+    .venv/bin/python benchmarks/selection_speed.py --only-compare --compare-ref f7214b6
+        # only this tree's Selector against an earlier revision's, as ratios measured in one run
 
 It prints a markdown report and writes it to ``docs/benchmarks/selection_speed.md``
 (``--output``; ``--no-write`` to only print). Pools are random unit vectors
@@ -568,6 +570,98 @@ def targets_section(results: list[PoolResult], roof: dict[str, float]) -> list[s
 
 
 # ---------------------------------------------------------------------------- main
+# ---------------------------------------------------------------------------- before/after in one run
+_COMPARE_CHILD = r"""
+import json, sys, time
+import numpy as np
+tree, data, repeats, n_single = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, tree)
+import promptkd
+from promptkd import DemoPool, Selector
+assert promptkd.__file__.startswith(tree), promptkd.__file__
+d = np.load(data)
+E, Q = d["E"], d["Q"]
+pool = DemoPool([{"input": f"demo {i}", "output": "abc"[i % 3]} for i in range(len(E))], embeddings=E)
+t0 = time.perf_counter()
+sel = Selector(k=8, order="similarity").fit(pool)
+fit = time.perf_counter() - t0
+sel.select_batch(Q[:64])
+batch, single = [], []
+for _ in range(repeats):
+    t0 = time.perf_counter()
+    out = sel.select_batch(Q)
+    batch.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for q in Q[:n_single]:
+        sel.select(q)
+    single.append(time.perf_counter() - t0)
+print(json.dumps({"fit": fit, "batch": min(batch), "single": min(single), "first": list(out[0].indices)}))
+"""
+
+
+def compare_ref(args: argparse.Namespace) -> list[str]:
+    """Selector speed of the code at ``--compare-ref`` and of this tree, measured in this one run.
+
+    The revision's ``promptkd/`` is exported with ``git archive``; both versions run the same
+    script in alternating child processes on the same saved pool and queries (random unit vectors,
+    k=8, ``order="similarity"``, a setting both versions share), and the best of the rounds is kept.
+    """
+    import subprocess
+    import tempfile
+
+    ref = args.compare_ref
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True)
+    if rev.returncode != 0:
+        return [f"## Before and after ({ref})", "", f"`git rev-parse {ref}` failed: {rev.stderr.strip()}", ""]
+    lines = [
+        f"## This tree against {ref} ({rev.stdout.strip()}), in one run",
+        "",
+        "The revision's `promptkd/` is exported with `git archive`; both versions run the same timing script in "
+        "alternating child processes on the same pool and queries (random unit vectors, k=8, "
+        f'`order="similarity"`, batch of {args.queries} queries, `select` timed on {args.compare_single} of them). '
+        f"Best of {args.compare_rounds} rounds x {args.repeats} repeats; ratio = this tree / {ref} for throughput "
+        "(above 1: faster now) and for fit time (below 1: faster now).",
+        "",
+        "| pool | select_batch q/s (before → now) | ratio | select q/s (before → now) | ratio | fit s (before → now) "
+        "| same demos |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            f"git -C {ROOT} archive {ref} promptkd | tar -x -C {tmp}", shell=True, capture_output=True, text=True
+        )
+        if archive.returncode != 0:
+            return [*lines[:2], f"export failed: {archive.stderr.strip()}", ""]
+        rng = np.random.default_rng(args.seed + 7)
+        for n in args.compare_sizes:
+            data = Path(tmp) / f"pool_{n}.npz"
+            E = unit(rng.standard_normal((n, DIM), dtype=np.float32))
+            Q = unit(rng.standard_normal((args.queries, DIM), dtype=np.float32))
+            np.savez(data, E=E, Q=Q)
+            best: dict[str, dict[str, float]] = {}
+            first: dict[str, list[int]] = {}
+            for _ in range(args.compare_rounds):
+                for name, tree in (("before", tmp), ("now", str(ROOT))):
+                    print(f"compare {name} n={n:,}", file=sys.stderr, flush=True)
+                    cmd = [sys.executable, "-c", _COMPARE_CHILD, tree, str(data), str(args.repeats)]
+                    out = subprocess.run([*cmd, str(args.compare_single)], capture_output=True, text=True, check=True)
+                    got = json.loads(out.stdout.strip().splitlines()[-1])
+                    print(f"  {name}: {got}", file=sys.stderr, flush=True)  # kept if the run is cut short
+                    first[name] = got.pop("first")
+                    old = best.get(name)
+                    best[name] = got if old is None else {k: min(v, old[k]) for k, v in got.items()}
+            b, w = best["before"], best["now"]
+            qb = (args.queries / b["batch"], args.queries / w["batch"])
+            qs = (args.compare_single / b["single"], args.compare_single / w["single"])
+            lines.append(
+                f"| random unit vectors, n={n:,} | {qb[0]:,.0f} → {qb[1]:,.0f} | {qb[1] / qb[0]:.2f}x "
+                f"| {qs[0]:,.0f} → {qs[1]:,.0f} | {qs[1] / qs[0]:.2f}x | {b['fit']:.2f} → {w['fit']:.2f} "
+                f"| {'yes' if first['before'] == first['now'] else 'no'} |"
+            )
+    lines.append("")
+    return lines
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller run: pools 1k/10k, 200 queries, 2k text pool")
@@ -599,7 +693,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks" / "selection_speed.md")
     p.add_argument("--no-write", action="store_true", help="print the report only")
+    p.add_argument(
+        "--compare-ref",
+        default=None,
+        help="also time the Selector of this git revision against this tree, in the same run (e.g. f7214b6)",
+    )
+    p.add_argument("--compare-sizes", default="10000,100000", help="pool sizes of the before/after comparison")
+    p.add_argument("--compare-rounds", type=int, default=2, help="alternating rounds per version")
+    p.add_argument("--compare-single", type=int, default=200, help="queries timed one by one with select")
+    p.add_argument("--only-compare", action="store_true", help="run only the before/after comparison")
     args = p.parse_args(argv)
+    args.compare_sizes = [int(x) for x in args.compare_sizes.split(",")]
     quick = args.quick
     args.sizes = [int(s) for s in (args.sizes or ("1000,10000" if quick else "1000,10000,100000")).split(",")]
     args.queries = args.queries or (200 if quick else 1000)
@@ -613,6 +717,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only_compare:
+        if not args.compare_ref:
+            raise SystemExit("--only-compare needs --compare-ref REV")
+        print("\n".join([f"`{args.command}`", "", *compare_ref(args)]))
+        return 0
     t_start = time.perf_counter()
     info = machine_info()
     print("measuring the GEMM roofline...", file=sys.stderr, flush=True)
@@ -652,6 +761,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(res)
     wall = time.perf_counter() - t_start
     report = render(args, info, roof, results, wall)
+    if args.compare_ref:  # the before/after ratios, measured in this same run
+        report = report.rstrip("\n") + "\n\n" + "\n".join(compare_ref(args))
     print(report)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
