@@ -63,4 +63,4 @@ def toy_lm(strength: float = 3.0) -> tuple[Any, ToyTokenizer]:
                 seen = seen * attention_mask[..., None].float()
             return _Out(self.scale * seen.cumsum(1))
 
-    return CopyLM().eval(), ToyTokenizer()
+    return CopyLM().train(False), ToyTokenizer()  # inference mode (what .eval() does)

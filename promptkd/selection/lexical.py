@@ -46,7 +46,7 @@ class LexicalIndex:
     --------
     >>> index = LexicalIndex(["red apple pie", "blue sea", "apple tree"])
     >>> [round(float(x), 2) for x in index.cosine(["apple pie"])[0]]
-    [0.89, 0.0, 0.38]
+    [0.78, 0.0, 0.37]
     """
 
     def __init__(self, texts: Sequence[str]) -> None:
