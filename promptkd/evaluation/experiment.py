@@ -27,6 +27,7 @@ from promptkd.evaluation.results import (  # noqa: F401 - re-exported for caller
     CellSummary,
     ExperimentResult,
     PairedComparison,
+    _drop_partial_line,
     _row_key,
     majority_vote,
     read_rows,
@@ -91,10 +92,8 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
 
     Names: ``zero-shot``, ``random``, ``topk``, ``mmr``, ``dpp``, ``votek``,
     ``bm25``, ``topk-prior`` and ``bm25-prior`` (TopK and BM25 with the
-    ``"label_prior"`` order), ``topk-lexvote``, ``bm25-lexvote``,
-    ``promptkd-lexvote`` and ``promptkd-hybrid-lexvote`` (the same order with
-    the lexical vote, ``LabelPriorOrder(vote="embedding+lexical")``),
-    ``promptkd`` (per-query target, the Selector's
+    ``"label_prior"`` order; ``<name>-lexvote`` with its lexical vote for TopK, BM25,
+    promptkd and promptkd-hybrid), ``promptkd`` (per-query target, the Selector's
     defaults), ``promptkd-sim`` (an RBF on inputs only and the most similar demo
     last: the defaults before the label-aware ones), ``promptkd-hybrid`` (the
     hybrid kernel ``RBF() + LexicalKernel()``), ``promptkd-nbhd`` (query plus 8
@@ -122,7 +121,7 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     def base(cls: Any, **extra: Any) -> Callable[[Any, int], Any]:
         return lambda k, seed: cls(k=k, seed=seed, **extra)
 
-    lexvote = LabelPriorOrder(vote="embedding+lexical")
+    lexvote, hybrid = LabelPriorOrder(vote="embedding+lexical"), RBF() + LexicalKernel()
 
     table = {
         ZERO_SHOT: SelectorSpec(ZERO_SHOT),
@@ -136,13 +135,11 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "bm25-prior": SelectorSpec("bm25-prior", base(b.BM25Selector, order="label_prior")),
         "promptkd": SelectorSpec("promptkd", pk()),
         "promptkd-sim": SelectorSpec("promptkd-sim", pk(kernel="rbf", order="similarity")),
-        "promptkd-hybrid": SelectorSpec("promptkd-hybrid", pk(kernel=RBF() + LexicalKernel())),
+        "promptkd-hybrid": SelectorSpec("promptkd-hybrid", pk(kernel=hybrid)),
         "topk-lexvote": SelectorSpec("topk-lexvote", base(b.TopKSelector, order=lexvote)),
         "bm25-lexvote": SelectorSpec("bm25-lexvote", base(b.BM25Selector, order=lexvote)),
         "promptkd-lexvote": SelectorSpec("promptkd-lexvote", pk(order=lexvote)),
-        "promptkd-hybrid-lexvote": SelectorSpec(
-            "promptkd-hybrid-lexvote", pk(kernel=RBF() + LexicalKernel(), order=lexvote)
-        ),
+        "promptkd-hybrid-lexvote": SelectorSpec("promptkd-hybrid-lexvote", pk(kernel=hybrid, order=lexvote)),
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
         "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),
@@ -383,21 +380,6 @@ def run_experiment(
     keep = {(lm_key, tr.name) for tr, _ in pairs}
     rows = [r for r in existing if (r["lm"], r["task"]) in keep] + new_rows
     return ExperimentResult(rows, path)
-
-
-def _drop_partial_line(path: Path) -> None:
-    """Remove an unterminated last line (an interrupted write) so appended rows start on a fresh line."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return
-        data = path.read_bytes()
-        cut = data.rfind(b"\n") + 1
-        fh.seek(cut)
-        fh.truncate()
-    logger.warning("dropped an unterminated last line of %s before resuming", path)
 
 
 def _pool_for(state: dict[str, Any], train: Task, key: str, emb_map: Mapping[str, Any]) -> Any:

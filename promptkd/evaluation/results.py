@@ -354,3 +354,18 @@ class ExperimentResult:
             paths.append(plot_accuracy_by_selector(cells, out / f"{prefix}_{tag}_accuracy.png", title=lm))
             paths.append(plot_accuracy_vs_mmd(cells, out / f"{prefix}_{tag}_mmd.png", title=lm))
         return paths
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Remove an unterminated last line (an interrupted write) so appended rows start on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        fh.seek(cut)
+        fh.truncate()
+    logger.warning("dropped an unterminated last line of %s before resuming", path)
