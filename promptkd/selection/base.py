@@ -30,9 +30,10 @@ from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedEr
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.mmd import mmd2
 from promptkd.kernels.objects import Kernel
-from promptkd.pool.lazy import demo_field
+from promptkd.pool.lazy import demo_field_codes
 from promptkd.pool.pool import DemoPool
-from promptkd.selection.labels import label_codes, neighbour_label_vote
+from promptkd.selection.candidates import HitRow
+from promptkd.selection.labels import neighbour_label_vote
 from promptkd.selection.lexical import LexicalIndex, demo_texts
 from promptkd.selection.ordering import OrderContext, apply_ordering, get_ordering
 from promptkd.selection.selection import Selection
@@ -129,12 +130,14 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
             # a data-dependent kernel object (e.g. AttentionKernel) learns its bandwidth here, never while selecting
             fit_kernel(np.asarray(self.embeddings_[: min(self.n_demos_, 1000)], dtype=np.float32))
         # read the outputs as a column: a lazily opened pool builds no Demo object here
-        self.label_names_, self.label_codes_ = label_codes(demo_field(self.demos_, "output"))
+        self.label_names_, self.label_codes_ = demo_field_codes(self.demos_, "output")
         self.ordering_ = get_ordering(self.order)
         # a label vote that also compares words needs the pool's TF-IDF rows (built only when asked for)
         lexical_vote = getattr(self.ordering_, "vote", "embedding") == "embedding+lexical"
         self.vote_lexical_ = LexicalIndex(demo_texts(self.demos_)) if lexical_vote else None
-        self._fit_similarity_stage()
+        # the pool's row norms (stored with a saved pool: no pass over every embedding) when kept as given
+        same = np.asarray(snap.embeddings).dtype == self.embeddings_.dtype
+        self._fit_similarity_stage(snap.row_norms() if same else None)
         self._fit_extra()
         return self
 
@@ -247,6 +250,9 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         if m is None:
             return None
         index = getattr(self, "vote_lexical_", None)
+        if isinstance(sims, HitRow) and not (index is not None and target.texts):
+            vote = sims.label_vote(self.label_codes_, len(self.label_names_), m)  # only the hits vote: O(m)
+            return {name: float(p) for name, p in zip(self.label_names_, vote, strict=True) if p > 0}
         if index is not None and target.texts:
             w = np.asarray(target.weights[: len(target.texts)], dtype=np.float64)
             w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))

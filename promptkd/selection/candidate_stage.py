@@ -19,7 +19,7 @@ import numpy as np
 
 from promptkd.exceptions import MissingDependencyError
 from promptkd.pool.ann import CandidateIndex
-from promptkd.selection.candidates import per_row_candidates
+from promptkd.selection.candidates import HitRow, index_hits, per_row_candidates
 from promptkd.selection.target import Target, normalise_rows
 
 __all__ = ["CandidateStageMixin"]
@@ -79,18 +79,16 @@ class CandidateStageMixin:
         n_elig = len(self.eligible_idx_)
         m = max(self.candidates, self.k if isinstance(self.k, int) else self.k_max)
         m = min(self.n_demos_, int(np.ceil(m * self.n_demos_ / n_elig)))
-        ids = self.index_.search(D, m)
-        S = np.full((D.shape[0], self.n_demos_), -np.inf, dtype=np.float32)
-        for i in range(D.shape[0]):
-            row = ids[i][ids[i] >= 0]
-            S[i, row] = (np.asarray(self.embeddings_[row], dtype=np.float32) @ D[i]) * self.inv_norms_[row]
-        return S
+        # only the index's hits: (b, m) entries, not a dense (b, N) block of -inf
+        return index_hits(self.index_, self.embeddings_, self.inv_norms_, D, m)  # type: ignore[return-value]
 
     def _candidate_set(self, sims: np.ndarray, k: int) -> np.ndarray:
         """Pool indices of the candidates, most similar first (ties: lower index first)."""
+        m = min(max(self.candidates, k), len(self.eligible_idx_))
+        if isinstance(sims, HitRow) and self.label_balance is None:
+            return sims.top(m, self.eligible_)  # the index's hits, already ranked: O(m), not O(N)
         s = sims if self.eligible_ is None else np.where(self.eligible_, sims, -np.inf)
         n = self.n_demos_
-        m = min(max(self.candidates, k), len(self.eligible_idx_))
         if self.index_ is not None and self.label_balance is None:
             # with an index only its hits are finite: rank those instead of partitioning the whole pool
             hits = np.flatnonzero(np.isfinite(s))

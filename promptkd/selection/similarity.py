@@ -36,14 +36,18 @@ class SimilarityStageMixin:
             return emb
         return emb.astype(np.float32)
 
-    def _fit_similarity_stage(self) -> None:
-        """Learn the inverse norms of the pool rows and put the pool on the device (``embeddings_`` is set)."""
-        norms = np.concatenate(
-            [
-                np.linalg.norm(self.embeddings_[s : s + _POOL_BLOCK].astype(np.float32), axis=1)
-                for s in range(0, self.n_demos_, _POOL_BLOCK)
-            ]
-        )
+    def _fit_similarity_stage(self, norms: np.ndarray | None = None) -> None:
+        """Learn the inverse norms of the pool rows and put the pool on the device (``embeddings_`` is set).
+
+        ``norms`` are the pool's row norms when known (``PoolSnapshot.row_norms``: stored with a saved pool).
+        """
+        if norms is None:
+            norms = np.concatenate(
+                [
+                    np.linalg.norm(self.embeddings_[s : s + _POOL_BLOCK].astype(np.float32), axis=1)
+                    for s in range(0, self.n_demos_, _POOL_BLOCK)
+                ]
+            )
         self.inv_norms_ = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
         # unit-norm pools (sentence-transformers normalises) skip a full pass over every similarity block
         self.unit_rows_ = bool(np.all(np.abs(norms - 1.0) < 1e-5))
