@@ -287,7 +287,7 @@ def test_damaged_or_foreign_norms_are_reported_or_ignored(tmp_path: Path) -> Non
 
 def test_norms_added_to_an_older_pool_keep_its_index(tmp_path: Path) -> None:
     pytest.importorskip("faiss")
-    from promptkd.pool.persistence import write_pool_norms
+    from promptkd.pool.norms import write_pool_norms
 
     pool = make_pool(n=200, dim=8)
     d = pool.save(tmp_path / "p", layout="arrow")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._lm import unpack_lm
 from promptkd._optional import require
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
@@ -76,20 +77,12 @@ def _as_demo_list(demos: Any, name: str = "demos") -> list[Demo]:
 
 
 def _resolve_lm(lm: Any) -> tuple[Any, Any, str]:
+    """``(model, tokenizer, name)``; ``None`` loads the default model."""
     if lm is None:
         from promptkd.probes import load_lm
 
         lm = load_lm()
-    if isinstance(lm, tuple) and len(lm) == 2:
-        model, tokenizer = lm
-        name = getattr(getattr(model, "config", None), "name_or_path", None) or type(model).__name__
-        return model, tokenizer, str(name)
-    if hasattr(lm, "model") and hasattr(lm, "tokenizer"):
-        return lm.model, lm.tokenizer, str(getattr(lm, "name", type(lm.model).__name__))
-    raise InvalidTypeError(
-        f"lm must be None (default model), a LoadedLM from promptkd.probes.load_lm, or a (model, tokenizer) pair; "
-        f"got {type(lm).__name__}."
-    )
+    return unpack_lm(lm)
 
 
 class ICLClassifier:

@@ -17,6 +17,7 @@ from promptkd.exceptions import InvalidInputError, InvalidTypeError, Persistence
 from promptkd.pool.checks import PRECOMPUTED, _check_unique
 from promptkd.pool.demo import Demo
 from promptkd.pool.lazy import LazyDemos
+from promptkd.pool.norms import read_pool_norms
 from promptkd.pool.persistence import (
     ARROW_SCHEMA_VERSION,
     manifest_embedder_id,
@@ -24,7 +25,6 @@ from promptkd.pool.persistence import (
     read_manifest,
     read_pool_dir,
     read_pool_embeddings,
-    read_pool_norms,
     with_retries,
     write_pool_dir,
 )

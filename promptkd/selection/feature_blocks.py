@@ -14,9 +14,8 @@ import numpy as np
 
 from promptkd.exceptions import InvalidInputError
 from promptkd.kernels.objects import Kernel
-from promptkd.pool.demo import join_pair
-from promptkd.pool.lazy import demo_field
 from promptkd.selection.labels import neighbour_label_vote
+from promptkd.selection.lexical import LexicalIndex, demo_texts
 from promptkd.selection.target import Target, normalise_rows
 
 __all__ = ["FeatureBlocksMixin"]
@@ -35,15 +34,11 @@ class FeatureBlocksMixin:
     def _fit_feature_blocks(self) -> None:
         self.lexical_ = None
         if "lexical" in self._views:
-            from sklearn.feature_extraction.text import TfidfVectorizer
-
-            # one vocabulary from the pool's inputs; queries are encoded with it (unknown words are dropped)
-            vectorizer = TfidfVectorizer(sublinear_tf=True)
-            # the demo texts read as columns: a lazily opened pool builds no Demo here
-            inputs, pairs = demo_field(self.demos_, "input"), demo_field(self.demos_, "input_pair")
-            texts = [join_pair(text, pair) for text, pair in zip(inputs, pairs, strict=True)]
-            self.lexical_rows_ = vectorizer.fit_transform(texts).tocsr()
-            self.lexical_ = vectorizer
+            # one vocabulary from the pool's texts (read as columns: a lazily opened pool builds no Demo here);
+            # queries are encoded with it, unknown words dropped. A lexical label vote already built it at fit.
+            index = getattr(self, "vote_lexical_", None) or LexicalIndex(demo_texts(self.demos_))
+            self.lexical_rows_ = index.rows
+            self.lexical_ = index.vectorizer
 
     @property
     def _views(self) -> frozenset[str]:
