@@ -153,6 +153,17 @@ def test_budget_without_a_token_cost_uses_the_default_price(minilm_pool: DemoPoo
     assert est.budget(k_max=4, token_cost=0.0).token_cost == 0.0
 
 
+def test_selector_auto_charges_the_default_price_unless_told_otherwise(minilm_pool: DemoPool) -> None:
+    default = Selector(k="auto", k_max=6, candidates=30).fit(minilm_pool).select("profit at the bank")
+    assert default.budget.token_cost == pytest.approx(default_token_cost())
+    free = Selector(k="auto", k_max=6, candidates=30, token_cost=0.0).fit(minilm_pool).select("profit at the bank")
+    assert free.budget.token_cost == 0.0
+    # the price only ever lowers the chosen size on the same herding path
+    assert default.budget.k_star <= free.budget.k_star
+    # a fixed k with the default price builds no estimator: nothing to charge
+    assert Selector(k=3).fit(minilm_pool).estimator_ is None
+
+
 def test_explain_shows_k_star_the_token_price_and_the_constants(minilm_pool: DemoPool) -> None:
     sel = Selector(k="auto", k_max=6, candidates=30, token_cost=0.0002).fit(minilm_pool)
     s = sel.select("the coach and the team")

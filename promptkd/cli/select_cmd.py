@@ -97,7 +97,11 @@ def select_cmd(
         int | None, typer.Option(help="With --k auto: the largest number of demonstrations considered [default: 32].")
     ] = None,
     token_cost: Annotated[
-        float | None, typer.Option(help="With --k auto: price of one prompt token in U(k) (lambda) [default: 0].")
+        float | None,
+        typer.Option(
+            help="With --k auto: price of one prompt token in U(k) (lambda), in error per token: 0.0001 is one "
+            "accuracy point per 100 tokens; 0 makes tokens free [default: promptkd's stated default price]."
+        ),
     ] = None,
     constants: Annotated[
         Path | None,
@@ -109,7 +113,8 @@ def select_cmd(
     ] = None,
     candidates: Annotated[int | None, typer.Option(help="Candidate set size for the greedy [default: 256].")] = None,
     order: Annotated[
-        str | None, typer.Option(help="Ordering policy, e.g. similarity, herding, interleave [default: similarity].")
+        str | None,
+        typer.Option(help="Ordering policy, e.g. label_prior, similarity, herding, interleave [default: label_prior]."),
     ] = None,
     swaps: Annotated[int | None, typer.Option(help="Swap-refinement exchanges after the greedy.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Token budget for the rendered demonstrations.")] = None,

@@ -122,7 +122,7 @@ class BudgetMixin:
     seed: int
     k_max: int
     max_tokens: int | None
-    token_cost: float
+    token_cost: float | None
     tokenizer: Any
     template: Any
     bound_estimator: Any
@@ -135,11 +135,12 @@ class BudgetMixin:
     def _needs_estimator(self) -> bool:
         """Whether ``fit`` builds the budget estimator: with ``k="auto"`` or a budget setting.
 
-        A budget setting is ``bound_estimator=`` or a positive ``token_cost``. Otherwise no
+        A budget setting is ``bound_estimator=`` or an explicit positive ``token_cost`` (None means
+        the default price, which only matters once ``k="auto"`` asks for a budget). Otherwise no
         estimator is built (at a million demos it costs seconds and gigabytes), and a per-call
         ``select(..., k="auto")`` raises instead of building one while selecting.
         """
-        return self.k == "auto" or self.bound_estimator is not None or float(self.token_cost) > 0.0
+        return self.k == "auto" or self.bound_estimator is not None or (self.token_cost or 0.0) > 0.0
 
     def _fit_estimator(self) -> None:
         # built here or never: select() reads fitted state only, so nothing is created or changed

@@ -115,11 +115,14 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
     batch_chunk
         Queries per similarity GEMM in :meth:`select_batch`.
     k_max, token_cost, bound_estimator
-        For ``k="auto"``: the largest k considered, the price of a token in
-        the budget, and an optional configured ``BoundEstimator``. ``fit``
-        builds the estimator only with ``k="auto"``, ``bound_estimator=`` or a
-        positive ``token_cost`` (then ``select(..., k="auto")`` works per call
-        too); otherwise ``estimator_`` is None.
+        For ``k="auto"``: the largest k considered, the price of a prompt
+        token in the budget (in error per token: 0.0001 is one accuracy point
+        per 100 tokens; None, the default, uses promptkd's stated default price,
+        :func:`promptkd.bounds.shipped.default_token_cost`; 0 makes tokens
+        free), and an optional configured ``BoundEstimator``. ``fit`` builds
+        the estimator only with ``k="auto"``, ``bound_estimator=`` or an
+        explicit positive ``token_cost`` (then ``select(..., k="auto")`` works
+        per call too); otherwise ``estimator_`` is None.
     label_neighbours
         With a kernel that reads labels (``RBF() * LabelKernel(...)``): how many
         nearest pool demos vote on each target row's label distribution.
@@ -170,7 +173,7 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
         device: str | None = "auto",
         batch_chunk: int = 256,
         k_max: int = 32,
-        token_cost: float = 0.0,
+        token_cost: float | None = None,
         bound_estimator: Any = None,
         label_neighbours: int = 16,
     ) -> None:
@@ -226,7 +229,8 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
         if self.dtype is not None:
             check_choice(self.dtype, "dtype", ("float32", "float16"))
         check_int(self.k_max, "k_max", minimum=1)
-        check_float(self.token_cost, "token_cost", minimum=0.0)
+        if self.token_cost is not None:
+            check_float(self.token_cost, "token_cost", minimum=0.0)
         check_int(self.label_neighbours, "label_neighbours", minimum=1)
         if isinstance(self.kernel, Kernel) and not self.kernel.views <= {"embedding", "label", "lexical"}:
             raise InvalidInputError(
