@@ -61,6 +61,7 @@ ALL_SELECTORS = [
     "promptkd-nbhd",
     "promptkd-lm",
     "promptkd-auto",
+    "promptkd-auto16",
 ]
 LMS = {"gemma": "gemma-3-270m", "smollm2": "SmolLM2-135M-Instruct"}
 PROMPTKD = "promptkd"

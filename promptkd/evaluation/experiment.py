@@ -98,8 +98,9 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     last: the defaults before the label-aware ones), ``promptkd-hybrid`` (the
     hybrid kernel ``RBF() + LexicalKernel()``), ``promptkd-nbhd`` (query plus 8
     nearest test inputs), ``promptkd-lm`` (promptkd on the ``"lm"`` embedder)
-    and ``promptkd-auto`` (``k="auto"`` with at most 8 demos, the largest k of the
-    benchmark grid). ``promptkd_kwargs`` go to every
+    ``promptkd-auto`` (``k="auto"`` with at most 8 demos, the largest k of the
+    benchmark grid) and ``promptkd-auto16`` (``k="auto"`` with at most 16 demos and
+    otherwise the budget's defaults: shipped constants, default token price). ``promptkd_kwargs`` go to every
     promptkd :class:`~promptkd.Selector`.
 
     Examples
@@ -143,6 +144,7 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
         "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),
+        "promptkd-auto16": SelectorSpec("promptkd-auto16", pk(k_max=16), fixed_k="auto"),
     }
     if names is None:
         names = list(table)
