@@ -380,7 +380,7 @@ def bench_pool(
     # the other baselines, time-boxed
     for label, factory in [
         ("RandomSelector.select_batch", lambda: RandomSelector(k=k, batch_chunk=chunk)),
-        ("MMRSelector.select_batch (lambda=0.5)", lambda: MMRSelector(k=k, batch_chunk=chunk)),
+        ("MMRSelector.select_batch (diversity=0.5)", lambda: MMRSelector(k=k, batch_chunk=chunk)),
         ("DPPSelector.select_batch (TopK-DPP)", lambda: DPPSelector(k=k, batch_chunk=chunk)),
     ]:
         log(label)

@@ -7,12 +7,17 @@ the bound estimator.
 
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Any
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 from promptkd.exceptions import InvalidInputError
 
-__all__ = ["ParamsMixin"]
+__all__ = ["ParamsMixin", "Renamed", "renamed_params"]
+
+_C = TypeVar("_C", bound=type)
 
 
 class ParamsMixin:
@@ -65,3 +70,60 @@ class ParamsMixin:
                 )
             setattr(self, name, value)
         return self
+
+
+class Renamed(NamedTuple):
+    """A deprecated constructor keyword: its new name, how an old value converts, and what the warning adds."""
+
+    new: str
+    convert: Callable[[Any], Any] | None = None
+    note: str = "same meaning"
+
+
+def renamed_params(**renames: Renamed) -> Callable[[_C], _C]:
+    """Class decorator: the constructor still accepts old keyword names, with a ``DeprecationWarning``.
+
+    Apply it above the decorator that makes ``__init__`` (e.g. ``@dataclass``).
+    The signature, and so ``get_params``, shows only the new names; the old
+    ones are listed in the class's ``_renamed_params``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from dataclasses import dataclass
+    >>> @renamed_params(lambda_=Renamed("diversity", lambda v: 1.0 - v, "diversity = 1 - lambda_"))
+    ... @dataclass
+    ... class Thing(ParamsMixin):
+    ...     diversity: float = 0.5
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     thing = Thing(lambda_=0.75)
+    >>> thing.get_params(), str(caught[0].message)
+    ({'diversity': 0.25}, 'Thing(lambda_=...) is deprecated; use diversity=... (diversity = 1 - lambda_).')
+    """
+
+    def decorate(cls: _C) -> _C:
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            for old in [name for name in kwargs if name in renames]:
+                new, convert, note = renames[old]
+                if new in kwargs:
+                    raise InvalidInputError(
+                        f"{cls.__name__} got both {old}= (deprecated) and {new}=; pass {new}= only."
+                    )
+                warnings.warn(
+                    f"{cls.__name__}({old}=...) is deprecated; use {new}=... ({note}).",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                value = kwargs.pop(old)
+                kwargs[new] = value if convert is None else convert(value)
+            init(self, *args, **kwargs)
+
+        cls.__init__ = __init__  # type: ignore[misc]
+        cls._renamed_params = {**getattr(cls, "_renamed_params", {}), **renames}  # type: ignore[attr-defined]
+        return cls
+
+    return decorate

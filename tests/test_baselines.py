@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from promptkd import DemoPool
 from promptkd.embeddings import HashingEmbedder
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError, PromptKDError
+from promptkd.integrations import make_selector
 from promptkd.kernels import mmd2
 from promptkd.selection import Selection
 from promptkd.selection.baselines import (
@@ -144,15 +145,15 @@ def test_top_indices_breaks_ties_by_index():
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 10))
-def test_mmr_with_lambda_one_equals_topk(seed, k):
+def test_mmr_with_diversity_zero_equals_topk(seed, k):
     pool = vector_pool(n=40, d=8, seed=seed % 7)
     q = np.random.default_rng(seed).normal(size=8)
     top = TopKSelector(k=k, order="herding").fit(pool).select(q)
-    mmr = MMRSelector(k=k, lambda_=1.0, candidates=20, order="herding").fit(pool).select(q)
+    mmr = MMRSelector(k=k, diversity=0.0, candidates=20, order="herding").fit(pool).select(q)
     assert mmr.indices == top.indices
 
 
-def test_mmr_lower_lambda_is_more_diverse():
+def test_mmr_higher_diversity_is_more_diverse():
     pool = vector_pool(n=300, d=8)
     q = np.random.default_rng(3).normal(size=8)
     E = unit_rows(pool.embeddings.astype(np.float64))
@@ -161,8 +162,8 @@ def test_mmr_lower_lambda_is_more_diverse():
         S = E[list(idx)] @ E[list(idx)].T
         return S[np.triu_indices(len(idx), 1)].mean()
 
-    rel = MMRSelector(k=6, lambda_=1.0).fit(pool).select(q)
-    div = MMRSelector(k=6, lambda_=0.2).fit(pool).select(q)
+    rel = MMRSelector(k=6, diversity=0.0).fit(pool).select(q)
+    div = MMRSelector(k=6, diversity=0.8).fit(pool).select(q)
     assert mean_pairwise(div.indices) < mean_pairwise(rel.indices)
 
 
@@ -210,7 +211,7 @@ def test_dpp_fast_greedy_matches_naive_log_det_greedy():
     pool = vector_pool(n=50, d=10, seed=8)
     q = np.random.default_rng(9).normal(size=10)
     scale, k = 0.3, 6
-    s = DPPSelector(k=k, candidates=50, scale=scale, order="herding").fit(pool).select(q)
+    s = DPPSelector(k=k, candidates=50, diversity=scale, order="herding").fit(pool).select(q)
     # naive greedy on the explicit kernel L = diag(q) S diag(q)
     E = unit_rows(pool.embeddings.astype(np.float64))
     r = (1 + E @ (q / np.linalg.norm(q))) / 2
@@ -368,9 +369,9 @@ def test_bad_inputs_raise_promptkd_errors(cls, hashing_pool):
 @pytest.mark.parametrize(
     ("cls", "kwargs"),
     [
-        (MMRSelector, {"lambda_": 1.5}),
+        (MMRSelector, {"diversity": 1.5}),
         (MMRSelector, {"candidates": 0}),
-        (DPPSelector, {"scale": 0.0}),
+        (DPPSelector, {"diversity": 0.0}),
         (DPPSelector, {"candidates": -1}),
         (VoteKSelector, {"discount": 1.0}),
         (VoteKSelector, {"graph_degree": 0}),
@@ -419,5 +420,20 @@ def test_votek_old_keyword_names_still_work_and_warn(hashing_pool) -> None:
     assert old.graph_degree == 4 and "n_neighbors" not in old.get_params()
     new = VoteKSelector(k=3, graph_degree=4).fit(hashing_pool)
     assert old.fit(hashing_pool).select("a goal").indices == new.select("a goal").indices
-    with pytest.raises(InvalidInputError, match="unexpected keyword"):
+    with pytest.raises(TypeError, match="unexpected keyword"):
         VoteKSelector(k=3, neighbours=4)
+
+
+def test_trade_off_old_keywords_still_work_and_warn(hashing_pool) -> None:
+    with pytest.warns(DeprecationWarning, match="use diversity="):
+        old_mmr = MMRSelector(k=3, lambda_=0.25)
+    assert old_mmr.diversity == 0.75 and "lambda_" not in old_mmr.get_params()
+    with pytest.warns(DeprecationWarning, match="use diversity="):
+        old_dpp = DPPSelector(k=3, scale=0.4)
+    assert old_dpp.diversity == 0.4 and "scale" not in old_dpp.get_params()
+    for old, new in ((old_mmr, MMRSelector(k=3, diversity=0.75)), (old_dpp, DPPSelector(k=3, diversity=0.4))):
+        assert old.fit(hashing_pool).select("a goal").indices == new.fit(hashing_pool).select("a goal").indices
+    with pytest.raises(InvalidInputError, match="both"):
+        MMRSelector(k=3, lambda_=0.5, diversity=0.5)
+    with pytest.warns(DeprecationWarning):  # saved configs and option dicts with the old names still load
+        assert make_selector("dpp", k=2, scale=0.2).diversity == 0.2

@@ -100,7 +100,8 @@ def make_selector(name: str | BaseSelector = "promptkd", **options: Any) -> Base
         return name
     cls = selector_class(name)
     accepted = cls._get_param_names()
-    unknown = sorted(set(options) - set(accepted))
+    renamed = getattr(cls, "_renamed_params", {})  # deprecated names still load (the constructor warns)
+    unknown = sorted(set(options) - set(accepted) - set(renamed))
     if unknown:
         raise InvalidInputError(f"{cls.__name__} does not accept option(s) {unknown}; it accepts {sorted(accepted)}.")
     return cls(**options)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
-from promptkd._params import ParamsMixin
+from promptkd._params import ParamsMixin, Renamed
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
@@ -44,12 +45,19 @@ from promptkd.selection.targeting import TargetingMixin
 __all__ = ["BaseSelector"]
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
     """Shared machinery: fitting to a pool, target resolution, ordering, results.
 
     Subclasses implement :meth:`_choose`, returning pool indices in selection
     order (and optionally gains and an MMD2 path). Constructors store settings
     only; :meth:`fit` learns state whose names end in ``_``.
+
+    The settings are dataclass fields: a subclass declared with
+    ``@dataclass(eq=False, repr=False, kw_only=True)`` adds its own fields after
+    these, gets a constructor with an explicit signature (read by
+    ``get_params``, ``sklearn.base.clone`` and IDEs) and extends
+    ``_check_settings`` for its own checks.
 
     Parameters
     ----------
@@ -66,29 +74,25 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         O(``batch_chunk`` x pool size) floats.
     """
 
-    method = "base"
+    method: ClassVar[str] = "base"
     #: whether the selector minimises MMD2 (its path's last value is then its objective)
-    minimises_mmd: bool = False
+    minimises_mmd: ClassVar[bool] = False
+    #: deprecated constructor keywords (see :func:`promptkd._params.renamed_params`)
+    _renamed_params: ClassVar[dict[str, Renamed]] = {}
 
-    def __init__(
-        self,
-        k: int = 8,
-        *,
-        kernel: str | KernelFn = "rbf",
-        bandwidth: Bandwidth = "median",
-        order: Any = "similarity",
-        seed: int = 0,
-        batch_chunk: int = 256,
-    ) -> None:
+    k: int | str = field(default=8, kw_only=False)
+    kernel: str | KernelFn | Kernel = "rbf"
+    bandwidth: Bandwidth = "median"
+    order: Any = "similarity"
+    seed: int = 0
+    batch_chunk: int = 256
+
+    def __post_init__(self) -> None:
         # k is checked here already: a typo such as k="8" or k=2.5 fails where it is written, not at fit
+        k = self.k
         if isinstance(k, str) and k != "auto":
             raise InvalidTypeError(f"k must be a positive integer or 'auto', got the string {k!r}.")
         self.k = k if k == "auto" else check_int(k, "k", minimum=1)
-        self.kernel = kernel
-        self.bandwidth = bandwidth
-        self.order = order
-        self.seed = seed
-        self.batch_chunk = batch_chunk
 
     # ------------------------------------------------------------------ fitting
     def fit(self, pool: DemoPool) -> BaseSelector:
@@ -153,6 +157,7 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         """Hook for subclasses that learn more at fit time."""
 
     def _check_settings(self) -> None:
+        """Check every setting (called by :meth:`fit`); subclasses extend it with their own."""
         if self.k != "auto":
             check_int(self.k, "k", minimum=1)
         check_int(self.seed, "seed", minimum=0)

@@ -31,12 +31,12 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
+from promptkd._params import Renamed, renamed_params
 from promptkd._validation import check_float, check_int
-from promptkd.kernels.functions import Bandwidth, KernelFn
 from promptkd.kernels.lookup import kernel_at
 from promptkd.selection.base import BaseSelector
 from promptkd.selection.target import Target
@@ -141,16 +141,11 @@ class RandomSelector(_BaselineSelector):
 
     Parameters
     ----------
-    k
-        Number of demonstrations.
-    kernel, bandwidth
-        Kernel settings used only to report ``mmd2`` (same defaults as ``Selector``).
-    order
-        Ordering policy (default: most target-similar last).
+    k, kernel, bandwidth, order, batch_chunk
+        As in :class:`~promptkd.selection.BaseSelector` (the kernel only sets
+        the running ``mmd2_path``).
     seed
         Base seed; different seeds give different draws.
-    batch_chunk
-        Queries per similarity GEMM in :meth:`select_batch`.
 
     Examples
     --------
@@ -194,17 +189,9 @@ class TopKSelector(_BaselineSelector):
 
     Parameters
     ----------
-    k
-        Number of demonstrations.
-    kernel, bandwidth
-        Kernel settings used only to report ``mmd2``.
-    order
-        Ordering policy (default: most similar last, as in KATE).
-    seed
-        Seed for random orders.
-    batch_chunk
-        Queries per similarity GEMM in :meth:`select_batch`; at most
-        ``batch_chunk * len(pool)`` float32 similarities exist at once.
+    k, kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`~promptkd.selection.BaseSelector` (the default order,
+        most similar last, is KATE's).
 
     Examples
     --------
@@ -224,65 +211,53 @@ class TopKSelector(_BaselineSelector):
         return chosen, None, path, {"topk": path[-1]}
 
 
+@renamed_params(lambda_=Renamed("diversity", lambda lam: 1.0 - lam, "diversity = 1 - lambda_"))
+@dataclass(eq=False, repr=False, kw_only=True)
 class MMRSelector(_BaselineSelector):
     """Maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998).
 
     Greedily adds the candidate maximising
-    ``lambda * sim(d, target) - (1 - lambda) * max_{s in S} sim(d, s)``
-    with cosine similarity for both terms. ``lambda_=1`` is pure relevance
-    (identical to :class:`TopKSelector`); smaller values trade relevance for
-    diversity. Simplification (as in common retrieval practice, e.g.
+    ``(1 - diversity) * sim(d, target) - diversity * max_{s in S} sim(d, s)``
+    with cosine similarity for both terms (Carbonell & Goldstein's ``lambda``
+    is ``1 - diversity``). ``diversity=0`` is pure relevance (identical to
+    :class:`TopKSelector`); larger values trade relevance for diversity. Simplification (as in common retrieval practice, e.g.
     langchain's ``fetch_k``): the greedy runs over the ``candidates`` items most
     similar to the target rather than the whole pool.
 
     Parameters
     ----------
-    k
-        Number of demonstrations.
-    lambda_
-        Relevance weight in [0, 1] (default 0.5).
+    k, kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`~promptkd.selection.BaseSelector`.
+    diversity
+        Weight of the redundancy penalty in [0, 1] (default 0.5): larger means
+        more diverse. It replaces ``lambda_`` (``diversity = 1 - lambda_``); the
+        old keyword still works and warns.
     candidates
         Size of the candidate set (top items by similarity).
-    kernel, bandwidth, order, seed, batch_chunk
-        As in :class:`TopKSelector`.
 
     Examples
     --------
     >>> from promptkd import DemoPool
     >>> from promptkd.embeddings import HashingEmbedder
     >>> pool = DemoPool([{"input": f"text {i}", "output": "x"} for i in range(10)], embedder=HashingEmbedder())
-    >>> len(MMRSelector(k=3, lambda_=0.3).fit(pool).select("text 4"))
+    >>> len(MMRSelector(k=3, diversity=0.7).fit(pool).select("text 4"))
     3
     """
 
     method = "mmr"
-
-    def __init__(
-        self,
-        k: int = 8,
-        *,
-        lambda_: float = 0.5,
-        candidates: int = 256,
-        kernel: str | KernelFn = "rbf",
-        bandwidth: Bandwidth = "median",
-        order: Any = "similarity",
-        seed: int = 0,
-        batch_chunk: int = 256,
-    ) -> None:
-        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
-        self.lambda_ = lambda_
-        self.candidates = candidates
+    diversity: float = 0.5
+    candidates: int = 256
 
     def _check_settings(self) -> None:
         super()._check_settings()
-        check_float(self.lambda_, "lambda_", minimum=0.0, maximum=1.0)
+        check_float(self.diversity, "diversity", minimum=0.0, maximum=1.0)
         check_int(self.candidates, "candidates", minimum=1)
 
     def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
         cand = self._candidates(sims, self.candidates, k)
         C = self._unit_rows(cand)
         rel = np.asarray(sims[cand], dtype=np.float64)
-        lam = float(self.lambda_)
+        lam = 1.0 - float(self.diversity)  # the relevance weight
         max_red = np.full(cand.shape[0], -np.inf)  # max cosine to the chosen set
         taken = np.zeros(cand.shape[0], dtype=bool)
         picks: list[int] = []
@@ -300,6 +275,8 @@ class MMRSelector(_BaselineSelector):
         return chosen, None, path, {"mmr": path[-1]}
 
 
+@renamed_params(scale=Renamed("diversity"))
+@dataclass(eq=False, repr=False, kw_only=True)
 class DPPSelector(_BaselineSelector):
     """TopK-DPP: greedy MAP inference of a conditional DPP over the top candidates.
 
@@ -307,16 +284,16 @@ class DPPSelector(_BaselineSelector):
     In-context Learning" (CEIL, ICML): retrieve the ``candidates`` items most
     similar to the target, build the conditional DPP kernel
     ``L = diag(q) S diag(q)`` with ``S`` the cosine similarity between candidates
-    and quality ``q_i = exp(r_i / (2 * scale))`` from the relevance
+    and quality ``q_i = exp(r_i / (2 * diversity))`` from the relevance
     ``r_i = (1 + cos(c_i, target)) / 2`` (shifted so the best candidate has
     ``r = 0``, which leaves the MAP unchanged and avoids overflow), and take the
     greedy MAP set with the fast incremental-Cholesky algorithm of Chen, Zhang &
     Zhou (2018), "Fast Greedy MAP Inference for Determinantal Point Process to
     Improve Recommendation Diversity" (NeurIPS). Each step costs O(M d + M t):
     the row ``L[j, :]`` of the chosen item is computed on the fly, never the
-    full M x M kernel. ``log det L_Y = sum_i r_i / scale + log det S_Y``, so a
-    small ``scale`` favours relevance and a large one diversity (it is Chen et
-    al.'s trade-off with ``alpha = 1 / (2 * scale)``).
+    full M x M kernel. ``log det L_Y = sum_i r_i / diversity + log det S_Y``, so
+    a small ``diversity`` favours relevance and a large one diversity (it is
+    Chen et al.'s trade-off with ``alpha = 1 / (2 * diversity)``).
 
     CEIL learns the embedding with a contrastive LM-based loss; this baseline
     uses the pool's embedder as is (the paper's untrained TopK-DPP setting).
@@ -328,14 +305,13 @@ class DPPSelector(_BaselineSelector):
 
     Parameters
     ----------
-    k
-        Number of demonstrations.
+    k, kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`~promptkd.selection.BaseSelector`.
     candidates
         Size of the candidate set (default 100).
-    scale
-        Relevance temperature (default 0.1); must be > 0.
-    kernel, bandwidth, order, seed, batch_chunk
-        As in :class:`TopKSelector`.
+    diversity
+        Relevance temperature (default 0.1), > 0: larger means more diverse.
+        It was called ``scale``; the old keyword still works and warns.
 
     Examples
     --------
@@ -347,34 +323,20 @@ class DPPSelector(_BaselineSelector):
     """
 
     method = "dpp"
-
-    def __init__(
-        self,
-        k: int = 8,
-        *,
-        candidates: int = 100,
-        scale: float = 0.1,
-        kernel: str | KernelFn = "rbf",
-        bandwidth: Bandwidth = "median",
-        order: Any = "similarity",
-        seed: int = 0,
-        batch_chunk: int = 256,
-    ) -> None:
-        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
-        self.candidates = candidates
-        self.scale = scale
+    candidates: int = 100
+    diversity: float = 0.1
 
     def _check_settings(self) -> None:
         super()._check_settings()
         check_int(self.candidates, "candidates", minimum=1)
-        check_float(self.scale, "scale", minimum=0.0, strict_min=True)
+        check_float(self.diversity, "diversity", minimum=0.0, strict_min=True)
 
     def _choose(self, target: Target, k: int, sims: np.ndarray) -> _CHOICE:
         cand = self._candidates(sims, self.candidates, k)
         C = self._unit_rows(cand)  # float64 unit rows, so S_jj = 1 and exact duplicates have S_ij = 1
         M = cand.shape[0]
         r = (1.0 + np.asarray(sims[cand], dtype=np.float64)) / 2.0
-        q = np.exp((r - r.max()) / (2.0 * float(self.scale)))
+        q = np.exp((r - r.max()) / (2.0 * float(self.diversity)))
         d2 = q * q  # diag(L): S_ii = 1 by definition of the cosine kernel
         cis = np.zeros((k, M))
         taken = np.zeros(M, dtype=bool)

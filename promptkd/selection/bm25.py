@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from promptkd._validation import check_float
 from promptkd.exceptions import InvalidTypeError
-from promptkd.kernels.functions import Bandwidth, KernelFn
 from promptkd.selection.baselines import _CHOICE, _BaselineSelector, _tokenise, top_indices
 from promptkd.selection.target import Target
 
@@ -18,6 +17,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["BM25Selector"]
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class BM25Selector(_BaselineSelector):
     """Lexical retrieval: the ``k`` pool inputs with the highest Okapi BM25 score for the query.
 
@@ -32,12 +32,10 @@ class BM25Selector(_BaselineSelector):
 
     Parameters
     ----------
-    k
-        Number of demonstrations.
+    k, kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`~promptkd.selection.BaseSelector`.
     k1, b, epsilon
         BM25Okapi parameters (rank-bm25 defaults).
-    kernel, bandwidth, order, seed, batch_chunk
-        As in :class:`TopKSelector`.
 
     Examples
     --------
@@ -50,24 +48,9 @@ class BM25Selector(_BaselineSelector):
     """
 
     method = "bm25"
-
-    def __init__(
-        self,
-        k: int = 8,
-        *,
-        k1: float = 1.5,
-        b: float = 0.75,
-        epsilon: float = 0.25,
-        kernel: str | KernelFn = "rbf",
-        bandwidth: Bandwidth = "median",
-        order: Any = "similarity",
-        seed: int = 0,
-        batch_chunk: int = 256,
-    ) -> None:
-        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
-        self.k1 = k1
-        self.b = b
-        self.epsilon = epsilon
+    k1: float = 1.5
+    b: float = 0.75
+    epsilon: float = 0.25
 
     def _check_settings(self) -> None:
         super()._check_settings()

@@ -4,38 +4,23 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
+from promptkd._params import Renamed, renamed_params
 from promptkd._validation import check_float, check_int
 from promptkd.exceptions import InvalidInputError
-from promptkd.kernels.functions import Bandwidth, KernelFn
 from promptkd.selection.baselines import _CHOICE, _BaselineSelector, top_indices
 from promptkd.selection.target import Target
-
-
-def _renamed_keywords(owner: str, given: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
-    """Values given under old keyword names, by their new names (each old name warns once per call)."""
-    unknown = sorted(set(given) - set(renames))
-    if unknown:
-        raise InvalidInputError(f"{owner} got unexpected keyword argument(s) {unknown}.")
-    out: dict[str, Any] = {}
-    for old, value in given.items():
-        new = renames[old]
-        warnings.warn(
-            f"{owner}({old}=...) is deprecated; use {new}=... (same meaning).", DeprecationWarning, stacklevel=3
-        )
-        out[new] = value
-    return out
-
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["VoteKSelector"]
 
 
+@renamed_params(n_neighbors=Renamed("graph_degree"), rho=Renamed("discount"))
+@dataclass(eq=False, repr=False, kw_only=True)
 class VoteKSelector(_BaselineSelector):
     """Fast vote-k (Su et al., ICLR 2023, "Selective Annotation Makes Language Models Better Few-Shot Learners").
 
@@ -57,8 +42,8 @@ class VoteKSelector(_BaselineSelector):
 
     Parameters
     ----------
-    k
-        Number of demonstrations.
+    k, kernel, bandwidth, order, seed, batch_chunk
+        As in :class:`~promptkd.selection.BaseSelector`.
     graph_degree
         Out-degree of the kNN graph (the paper's k, 150; capped at pool size - 1).
         Before 0.x it was called ``n_neighbors``, which ``select`` uses for the
@@ -67,8 +52,6 @@ class VoteKSelector(_BaselineSelector):
         Discount base of the votes, > 1 (the paper's rho, 10). Before, it was
         called ``rho``, which the bound uses for the Lipschitz constant; the old
         keyword still works and warns.
-    kernel, bandwidth, order, seed, batch_chunk
-        As in :class:`TopKSelector`.
 
     Examples
     --------
@@ -81,24 +64,8 @@ class VoteKSelector(_BaselineSelector):
     """
 
     method = "votek"
-
-    def __init__(
-        self,
-        k: int = 8,
-        *,
-        graph_degree: int = 150,
-        discount: float = 10.0,
-        kernel: str | KernelFn = "rbf",
-        bandwidth: Bandwidth = "median",
-        order: Any = "similarity",
-        seed: int = 0,
-        batch_chunk: int = 256,
-        **renamed: Any,
-    ) -> None:
-        super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)
-        new = _renamed_keywords(type(self).__name__, renamed, {"n_neighbors": "graph_degree", "rho": "discount"})
-        self.graph_degree = new.get("graph_degree", graph_degree)
-        self.discount = new.get("discount", discount)
+    graph_degree: int = 150
+    discount: float = 10.0
 
     def _check_settings(self) -> None:
         super()._check_settings()
