@@ -38,8 +38,7 @@ from promptkd.pool.persistence import (
     dir_lock,
     prepare_pool_dir,
     sha256_file,
-    write_embeddings_file,
-    write_norms_file,
+    write_vector_files,
 )
 
 __all__ = ["open_arrow_table", "read_arrow_records", "write_arrow_pool"]
@@ -78,14 +77,11 @@ def write_arrow_pool(
                     writer.write_batch(batch)
             fh.flush()
             os.fsync(fh.fileno())
-        files: dict[str, dict[str, Any]] = {
-            "demos": {"name": demos_name, "sha256": sha256_file(root / demos_name), "rows": int(table.num_rows)}
+        vectors, dim = write_vector_files(root, token, embeddings)
+        files = {
+            "demos": {"name": demos_name, "sha256": sha256_file(root / demos_name), "rows": int(table.num_rows)},
+            **vectors,
         }
-        dim = None
-        if embeddings is not None:
-            files["embeddings"] = write_embeddings_file(root, f"embeddings-{token}.npy", embeddings)
-            files["norms"] = write_norms_file(root, f"norms-{token}.npy", embeddings, files["embeddings"]["name"])
-            dim = int(embeddings.shape[1])
         manifest = {
             "format": FORMAT,
             "schema_version": ARROW_SCHEMA_VERSION,

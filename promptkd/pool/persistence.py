@@ -159,6 +159,21 @@ def write_norms_file(root: Path, name: str, embeddings: np.ndarray, embeddings_n
     return {"name": name, "sha256": sha256_file(root / name), "embeddings": embeddings_name}
 
 
+def write_vector_files(
+    root: Path, token: str, embeddings: np.ndarray | None
+) -> tuple[dict[str, dict[str, Any]], int | None]:
+    """Write the embeddings and their row norms (when there are embeddings) under ``token``.
+
+    Returns their manifest entries (``{"embeddings": ..., "norms": ...}``, or
+    ``{}``) and the embedding dimension (None without embeddings).
+    """
+    if embeddings is None:
+        return {}, None
+    emb = write_embeddings_file(root, f"embeddings-{token}.npy", embeddings)
+    norms = write_norms_file(root, f"norms-{token}.npy", embeddings, emb["name"])
+    return {"embeddings": emb, "norms": norms}, int(embeddings.shape[1])
+
+
 def commit_manifest(root: Path, manifest: dict[str, Any]) -> None:
     """Replace ``root/manifest.json`` atomically, then remove data files no longer referenced.
 
@@ -195,12 +210,8 @@ def write_pool_dir(
         token = secrets.token_hex(6)
         demos_name = f"demos-{token}.jsonl"
         _write_file(root / demos_name, data)
-        files: dict[str, dict[str, Any]] = {"demos": {"name": demos_name, "sha256": hashlib.sha256(data).hexdigest()}}
-        dim = None
-        if embeddings is not None:
-            files["embeddings"] = write_embeddings_file(root, f"embeddings-{token}.npy", embeddings)
-            files["norms"] = write_norms_file(root, f"norms-{token}.npy", embeddings, files["embeddings"]["name"])
-            dim = int(embeddings.shape[1])
+        vectors, dim = write_vector_files(root, token, embeddings)
+        files = {"demos": {"name": demos_name, "sha256": hashlib.sha256(data).hexdigest()}, **vectors}
         manifest = {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,
