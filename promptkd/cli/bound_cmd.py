@@ -9,15 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from promptkd.cli._core import (
-    DEFAULT_TEMPLATE,
-    InputKeyOption,
-    OutputKeyOption,
-    PairKeyOption,
-    _echo_json,
-    app,
-    fail,
-)
+from promptkd.cli._core import DEFAULT_TEMPLATE, InputKeyOption, OutputKeyOption, PairKeyOption, _echo_json, app, fail
 from promptkd.cli.readers import (
     load_pool_arg,
     parse_bandwidth,

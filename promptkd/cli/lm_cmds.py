@@ -8,19 +8,8 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from promptkd.cli._core import (
-    DEFAULT_TEMPLATE,
-    InputKeyOption,
-    OutputKeyOption,
-    PairKeyOption,
-    _echo_json,
-    app,
-    fail,
-)
-from promptkd.cli.readers import (
-    load_pool_arg,
-    make_embedder,
-)
+from promptkd.cli._core import DEFAULT_TEMPLATE, InputKeyOption, OutputKeyOption, PairKeyOption, _echo_json, app, fail
+from promptkd.cli.readers import load_pool_arg, make_embedder, parse_numbers
 from promptkd.exceptions import InvalidInputError
 
 
@@ -40,16 +29,14 @@ def parse_layers(value: str) -> Any:
     text = value.strip().lower()
     if text == "all":
         return "all"
-    try:
-        if ":" in text:
-            start, _, stop = text.partition(":")
+    error = f"--layers must be 'all', an int, a:b or ints joined by commas, got {value!r}."
+    if ":" in text:
+        start, _, stop = text.partition(":")
+        try:
             return slice(int(start) if start else None, int(stop) if stop else None)
-        parts = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise InvalidInputError(
-            f"--layers must be 'all', an int, a:b or ints joined by commas, got {value!r}."
-        ) from None
-    return parts[0] if len(parts) == 1 else parts
+        except ValueError:
+            raise InvalidInputError(error) from None
+    return parse_numbers(text, int, error)
 
 
 @app.command("probe")

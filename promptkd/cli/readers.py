@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,17 +174,28 @@ def parse_k(value: str) -> int | str:
     return k
 
 
+def parse_numbers(text: str, convert: Callable[[str], Any], error: str) -> Any:
+    """One number, or a list for comma-separated numbers; ``error`` is the message when one does not parse.
+
+    Examples
+    --------
+    >>> parse_numbers("1,2", int, "bad"), parse_numbers("0.5", float, "bad")
+    ([1, 2], 0.5)
+    """
+    try:
+        parts = [convert(v) for v in text.split(",")]
+    except ValueError:
+        raise InvalidInputError(error) from None
+    return parts[0] if len(parts) == 1 else parts
+
+
 def parse_bandwidth(value: str | None) -> Any:
     """``"median"``, a float, or a comma-separated list of floats."""
     if value is None or value == "median":
         return value
-    try:
-        parts = [float(v) for v in value.split(",")]
-    except ValueError:
-        raise InvalidInputError(
-            f"--bandwidth must be 'median', a number or numbers joined by commas, got {value!r}."
-        ) from None
-    return parts[0] if len(parts) == 1 else parts
+    return parse_numbers(
+        value, float, f"--bandwidth must be 'median', a number or numbers joined by commas, got {value!r}."
+    )
 
 
 def parse_where(items: Sequence[str] | None) -> dict[str, Any] | None:
