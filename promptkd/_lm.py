@@ -2,19 +2,20 @@
 
 Shared plumbing for code that scores text with a transformers causal LM: unpacking the
 ``lm`` argument, encoding, the pad id, left-padded batches with their position ids, and a
-forward pass that keeps only the last positions' logits when the model supports it.
-:class:`promptkd.rerank.LMReranker` uses them; :class:`promptkd.evaluation.ICLClassifier`
-implements the same steps in its own methods and could use them too.
+forward pass that keeps only the last positions' logits when the model supports it (and can
+continue from a KV cache). :class:`promptkd.rerank.LMReranker` and
+:class:`promptkd.evaluation.ICLClassifier` both run their LMs through them.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from promptkd.exceptions import InvalidTypeError
 
-__all__ = ["encode", "forward_last", "left_pad", "model_device", "pad_token_id", "unpack_lm"]
+__all__ = ["cache_kwarg", "encode", "forward_last", "left_pad", "model_device", "pad_token_id", "unpack_lm"]
 
 
 def unpack_lm(lm: Any) -> tuple[Any, Any, str]:
@@ -109,16 +110,52 @@ def left_pad(torch: Any, sequences: Sequence[Sequence[int]], pad: int, device: A
     return ids.to(device), mask.to(device), positions.to(device)
 
 
-def forward_last(model: Any, input_ids: Any, attention_mask: Any, position_ids: Any, keep: int | None) -> Any:
+def forward_last(
+    model: Any,
+    input_ids: Any,
+    attention_mask: Any,
+    position_ids: Any,
+    keep: int | None,
+    *,
+    use_cache: bool = False,
+    past: Any = None,
+    cache_arg: str = "past_key_values",
+) -> Any:
     """Run the model once and return its output; ``keep`` asks for the logits of the last ``keep`` positions only.
 
     Models without a ``logits_to_keep`` argument return every position's logits; callers slice
-    the last ``keep`` columns themselves, so the result is the same either way.
+    the last ``keep`` columns themselves, so the result is the same either way. ``use_cache``
+    asks the model for its KV cache; ``past`` continues from one, passed as the forward
+    argument ``cache_arg`` (see :func:`cache_kwarg`).
     """
-    kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+    kwargs: dict[str, Any] = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids,
+        "use_cache": use_cache,
+    }
+    if past is not None:
+        kwargs[cache_arg] = past
     if keep is not None:
         try:
-            return model(**kwargs, use_cache=False, logits_to_keep=keep)
+            return model(**kwargs, logits_to_keep=keep)
         except TypeError:
             pass
-    return model(**kwargs, use_cache=False)
+    return model(**kwargs)
+
+
+def cache_kwarg(model: Any) -> str:
+    """Name of the forward argument that takes a KV cache (``cache`` in newer transformers).
+
+    Examples
+    --------
+    >>> class Model:
+    ...     def forward(self, input_ids, cache=None): ...
+    >>> cache_kwarg(Model()), cache_kwarg(object())
+    ('cache', 'past_key_values')
+    """
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return "past_key_values"
+    return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"

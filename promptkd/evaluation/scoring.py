@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from promptkd._lm import unpack_lm
+from promptkd._lm import cache_kwarg, encode, forward_last, left_pad, model_device, pad_token_id, unpack_lm
 from promptkd._optional import require
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
@@ -170,15 +170,13 @@ class ICLClassifier:
                 raise InvalidInputError(f"label {lab!r} tokenizes to nothing; use a non-empty label word.")
         self._label_len = np.array([len(ids) for ids in self._label_ids], dtype=np.float64)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_arg = _cache_kwarg(self.model)
+        self._cache_arg = cache_kwarg(self.model)
         self.n_forward_prompts = 0
         self.n_cache_hits = 0
 
     # ------------------------------------------------------------------ tokenisation / rendering
     def _encode(self, text: str, *, special: bool) -> list[int]:
-        enc = self.tokenizer(text, add_special_tokens=special)
-        ids = enc["input_ids"] if isinstance(enc, dict) or hasattr(enc, "keys") else enc
-        return [int(i) for i in ids]
+        return encode(self.tokenizer, text, special=special)
 
     def render(self, demos: Demos, query: str) -> str:
         """The prompt text for ``demos`` and ``query`` (what the LM reads).
@@ -203,52 +201,29 @@ class ICLClassifier:
     @property
     def device(self) -> Any:
         """The torch device of the model."""
-        try:
-            return next(self.model.parameters()).device
-        except (StopIteration, AttributeError, TypeError):
-            return "cpu"
+        return model_device(self.model)
 
-    def _pad_id(self) -> int:
-        for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
-            value = getattr(self.tokenizer, attr, None)
-            if isinstance(value, int):
-                return value
-        return 0
-
-    def _forward(self, torch: Any, input_ids: Any, attention: Any, positions: Any, past: Any, keep_last: bool) -> Any:
-        kwargs: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": attention,
-            "position_ids": positions,
-            "use_cache": True,
-        }
-        if past is not None:
-            kwargs[self._cache_arg] = past
-        if keep_last:
-            try:
-                return self.model(**kwargs, logits_to_keep=1)
-            except TypeError:
-                pass
-        return self.model(**kwargs)
+    def _forward(self, input_ids: Any, attention: Any, positions: Any, past: Any, keep_last: bool) -> Any:
+        return forward_last(
+            self.model,
+            input_ids,
+            attention,
+            positions,
+            1 if keep_last else None,
+            use_cache=True,
+            past=past,
+            cache_arg=self._cache_arg,
+        )
 
     def _score_batch(self, prompt_ids: list[list[int]]) -> np.ndarray:
         """Raw summed label log-probs (n_prompts, n_labels) for token-id prompts."""
         torch = require("torch", "probe")
-        device = self.device
         n = len(prompt_ids)
-        width = max(len(p) for p in prompt_ids)
-        pad = self._pad_id()
-        ids = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, p in enumerate(prompt_ids):
-            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            mask[i, width - len(p) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+        ids, mask, positions = left_pad(torch, prompt_ids, pad_token_id(self.tokenizer), self.device)
         multi = [j for j, lab in enumerate(self._label_ids) if len(lab) > 1]
         out_scores = np.zeros((n, len(self.labels)), dtype=np.float64)
         with torch.inference_mode():
-            out = self._forward(torch, ids, mask, positions, None, keep_last=True)
+            out = self._forward(ids, mask, positions, None, keep_last=True)
             last = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
             first = torch.tensor([lab[0] for lab in self._label_ids], device=last.device)
             out_scores += last[:, first].double().cpu().numpy()
@@ -264,8 +239,7 @@ class ICLClassifier:
         m = len(multi)
         tails = [self._label_ids[j] for j in multi]
         width = max(len(t) for t in tails) - 1
-        pad = self._pad_id()
-        inp = torch.full((n * m, width), pad, dtype=torch.long)
+        inp = torch.full((n * m, width), pad_token_id(self.tokenizer), dtype=torch.long)
         tmask = torch.zeros((n * m, width), dtype=torch.long)
         for b in range(n):
             for r, t in enumerate(tails):
@@ -282,7 +256,7 @@ class ICLClassifier:
             past.batch_repeat_interleave(m)
         else:  # legacy (nested tuple) caches
             past = _repeat_nested(past, m)
-        out = self._forward(torch, inp, full_mask, pos, past, keep_last=False)
+        out = self._forward(inp, full_mask, pos, past, keep_last=False)
         logp = torch.log_softmax(out.logits.float(), dim=-1)
         res = np.zeros((n, len(self.labels)), dtype=np.float64)
         for r, (j, t) in enumerate(zip(multi, tails, strict=True)):
@@ -427,17 +401,6 @@ def _toy_lm() -> tuple[Any, Any]:
             return _Out(torch.tanh(ctx) @ self.out, (ctx[:, -1],))
 
     return _Model(), _Tok()
-
-
-def _cache_kwarg(model: Any) -> str:
-    """Name of the forward argument that takes a KV cache (``cache`` in newer transformers)."""
-    import inspect
-
-    try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError, AttributeError):
-        return "past_key_values"
-    return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
 
 
 def _repeat_nested(obj: Any, m: int) -> Any:
