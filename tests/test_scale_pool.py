@@ -305,3 +305,56 @@ def test_norms_added_to_an_older_pool_keep_its_index(tmp_path: Path) -> None:
     assert find_saved_index(np.asarray(opened.embeddings)) is not None
     with pytest.raises(PoolFormatError, match="no embeddings"):
         write_pool_norms(DemoPool([{"input": "a", "output": "x"}]).save(tmp_path / "bare", layout="arrow"))
+
+
+@pytest.mark.parametrize("advise", [True, False])
+def test_warming_reads_what_is_asked_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, advise: bool
+) -> None:
+    from promptkd.pool import prefetch
+
+    if not advise:  # no posix_fadvise (as on macOS): the bytes are read with os.pread instead
+        monkeypatch.setattr(prefetch, "_ADVISE", None)
+    pool = make_pool(n=3000, dim=64)
+    d = pool.save(tmp_path / "p", layout="arrow")
+    E = DemoPool.open(d).embeddings
+    file, offset = prefetch.mapped_source(E)
+    assert file.parent == d and offset == 128 and prefetch.mapped_source(E[10:])[1] == 128 + 10 * 64 * 4
+    assert prefetch.mapped_source(np.asarray(pool.embeddings)) is None
+    rows = np.array([2999, 5, 6, 5, 1500])
+    got = prefetch.warm_rows(E, rows)
+    assert 4096 < got <= 3 * 2 * 4096  # the pages of three spans (rows 5 and 6 share theirs), the last cut at the end
+    assert prefetch.warm_rows(np.asarray(pool.embeddings), rows) == 0
+    size = file.stat().st_size
+    assert prefetch.warm_range(file) == size and prefetch.warm_range(file, 100, 5000, threads=3) == 4900
+    assert prefetch.warm_range(tmp_path / "missing") == 0
+    np.testing.assert_array_equal(E[rows], pool.embeddings[rows])
+
+
+def test_graph_bytes_end_where_the_stored_vectors_begin(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    from promptkd.pool.ann import CandidateIndex, _graph_bytes
+
+    X = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    for storage, code in (("fp16", b"IxSQ"), ("flat", b"IxFI")):
+        f = CandidateIndex(X, "hnsw", storage=storage).save(tmp_path / f"{storage}.faiss")
+        end = _graph_bytes(f)
+        # after the neighbour lists: entry point, max level, efConstruction, efSearch, one unused int; then storage
+        assert f.read_bytes()[end + 20 : end + 24] == code
+        assert 300 * 4 < end < f.stat().st_size
+    assert _graph_bytes(CandidateIndex(X, "exact").save(tmp_path / "exact.faiss")) == 0
+    (tmp_path / "short.faiss").write_bytes(b"IHNs" + bytes(10))
+    assert _graph_bytes(tmp_path / "short.faiss") == 0
+
+
+def test_fit_on_an_opened_pool_does_not_import_pandas(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = make_pool(n=50, dim=8).save(tmp_path / "p", layout="arrow")
+    code = (
+        "import sys; import pyarrow, pyarrow.compute; from promptkd import DemoPool, Selector; "
+        f"Selector(k=2).fit(DemoPool.open({str(d)!r})); print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # pandas takes half a second to import; label codes do not need it

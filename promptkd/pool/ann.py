@@ -22,7 +22,11 @@ An index can be saved (:meth:`CandidateIndex.save`) and loaded
 (:meth:`CandidateIndex.load`); one saved beside a pool
 (:func:`promptkd.pool.index_store.build_pool_index`) is loaded, not rebuilt,
 whenever an index with the same parameters is asked for over that pool's
-memory-mapped embeddings.
+memory-mapped embeddings. Loading maps the file: the stored vectors and the
+HNSW neighbour lists stay on disk until searched (processes on one node share
+the pages), and the part of the file faiss reads on load is announced to the
+kernel first (:mod:`promptkd.pool.prefetch`), so a cold page cache costs a few
+large reads instead of one disk read per page of the graph.
 """
 
 from __future__ import annotations
@@ -176,9 +180,14 @@ class CandidateIndex:
     def _read(file: str | os.PathLike[str]) -> Any:
         import faiss
 
+        from promptkd.pool.prefetch import warm_range
+
+        # faiss maps the file with MADV_RANDOM (no read-ahead) and walks the whole HNSW graph on load: read
+        # that part first in large parallel requests, or a cold page cache costs one disk read per page
+        warm_range(file, 0, _graph_bytes(file))
         try:
-            # the vectors stay memory-mapped from the file (loads in milliseconds; processes on one node share
-            # the pages); the graph or lists are read into memory. Returns the concrete class, owning the index.
+            # the vectors and the HNSW neighbour lists stay memory-mapped from the file (processes on one node
+            # share the pages); levels and offsets are copied. Returns the concrete class, owning the index.
             return faiss.read_index(str(file), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
         except RuntimeError as err:  # faiss reports unreadable files as RuntimeError
             from promptkd.exceptions import PoolFormatError
@@ -258,6 +267,38 @@ class CandidateIndex:
         else:
             _, ids = self.index.search(Q, m)
         return ids
+
+
+_HNSW_FOURCCS = (b"IHNf", b"IHNp", b"IHNs", b"IHN2")
+
+
+def _graph_bytes(file: str | os.PathLike[str]) -> int:
+    """Bytes at the start of a saved HNSW index that faiss reads on load; 0 for other indexes.
+
+    faiss' format for these indexes: the class code, the index header, then
+    the graph (``assign_probas``, ``cum_nneighbor_per_level``, ``levels``,
+    ``offsets``, ``neighbors``, each an 8-byte length and its items), then the
+    stored vectors. The result ends after the neighbour lists; a file that
+    does not parse gives 0 (nothing is warmed; faiss reports a damaged file).
+    """
+    try:
+        with open(file, "rb") as fh:
+            if fh.read(4) not in _HNSW_FOURCCS:
+                return 0
+            # d (int32), ntotal (int64), two unused int64, is_trained (bool), metric_type (int32)
+            header = fh.read(33)
+            if len(header) != 33:
+                return 0
+            if int.from_bytes(header[29:33], "little", signed=True) > 1:
+                fh.seek(4, os.SEEK_CUR)  # metric_arg (float32)
+            for itemsize in (8, 4, 4, 8, 4):  # float64, int32, int32, size_t, int32 items
+                raw = fh.read(8)
+                if len(raw) != 8:
+                    return 0
+                fh.seek(int.from_bytes(raw, "little") * itemsize, os.SEEK_CUR)
+            return fh.tell()
+    except (OSError, ValueError, OverflowError):
+        return 0
 
 
 def _unit(X: np.ndarray) -> np.ndarray:

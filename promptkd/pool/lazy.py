@@ -132,6 +132,16 @@ def demo_field_codes(demos: Sequence[Demo], name: str) -> tuple[tuple[str, ...],
     return tuple(names), np.array([rank[v] for v in values], dtype=np.int64)
 
 
+def _int_values(array: Any) -> np.ndarray:
+    """A null-free Arrow integer array as a numpy view of its data buffer.
+
+    ``pyarrow.Array.to_numpy`` imports pandas on first use (half a second in a
+    fresh process); reading the buffer directly does not.
+    """
+    dtype = np.dtype(f"int{array.type.bit_width}")
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
 class LazyDemos(Sequence[Demo]):
     """A read-only sequence of demos backed by an Arrow table, plus demos added in memory.
 
@@ -257,7 +267,7 @@ class LazyDemos(Sequence[Demo]):
         codes = np.empty(len(self), dtype=np.int64)
         if enc is not None:
             remap = np.array([rank[v] for v in values], dtype=np.int64)
-            codes[: self.n_table] = remap[enc.indices.to_numpy(zero_copy_only=False)]
+            codes[: self.n_table] = remap[_int_values(enc.indices)]
         codes[self.n_table :] = [rank[v] for v in tail]
         return tuple(names), codes
 

@@ -33,6 +33,7 @@ from promptkd.kernels.mmd import mmd2
 from promptkd.kernels.objects import Kernel
 from promptkd.pool.lazy import demo_field_codes
 from promptkd.pool.pool import DemoPool
+from promptkd.pool.prefetch import warm_rows
 from promptkd.selection.candidates import HitRow
 from promptkd.selection.labels import neighbour_label_vote
 from promptkd.selection.lexical import LexicalIndex, demo_texts
@@ -150,7 +151,9 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         sample = self.embeddings_
         if self.n_demos_ > 1000:  # the same seeded subsample median_bandwidth would draw
             rng = np.random.default_rng(seed)
-            sample = sample[np.sort(rng.choice(self.n_demos_, size=1000, replace=False))]
+            rows = np.sort(rng.choice(self.n_demos_, size=1000, replace=False))
+            warm_rows(sample, rows)  # a memory-mapped pool: the rows are read together, not 1,000 faults in turn
+            sample = sample[rows]
         return float(median_bandwidth(np.asarray(sample, dtype=np.float32), seed=seed))
 
     def _fit_extra(self) -> None:

@@ -34,10 +34,12 @@ from typing import Any
 import numpy as np
 
 from promptkd.exceptions import InvalidInputError
+from promptkd.pool.prefetch import warm_rows
 
 __all__ = ["HitRow", "IndexHits", "hit_inv_norms", "index_hits", "per_row_candidates"]
 
 _ROW_BLOCK = 64  # target rows scored per similarity pass: memory stays O(64 x pool size)
+_WARM_MAX_HITS = 4096  # hits per call up to which their pool rows are announced to the kernel first
 
 
 class HitRow:
@@ -248,6 +250,10 @@ def index_hits(
         D = D[None, :]
     n = int(embeddings.shape[0])
     ids = index.search(D, m)
+    if ids.size <= _WARM_MAX_HITS:
+        # a few hits of a memory-mapped pool: announce their pages at once rather than fault them in one by one
+        # (a large batch touches so much of the file that the kernel's read-ahead serves it well)
+        warm_rows(embeddings, ids[ids >= 0])
     rows = []
     for i in range(D.shape[0]):
         row = ids[i][ids[i] >= 0]
