@@ -24,6 +24,8 @@ from promptkd.evaluation.results import _per_item  # mean of a field per item, o
 
 PROMPTKD = "promptkd"
 AUTO = "promptkd-auto"
+AUTO_SPECS = (AUTO, "promptkd-auto16")  # k='auto' with a calibrated bound and k_max 8; at the defaults, k_max 16
+AUTO_K_MAX = {AUTO: 8, "promptkd-auto16": 16}
 MAJORITY = "majority class"
 N_BOOT = 2000
 # the targets the benchmark is held to (paired 95% CIs, macro over tasks)
@@ -81,6 +83,8 @@ def build_report(rows: list[dict[str, Any]], manifest: dict[str, Any], command: 
     for lm in sorted({str(r["lm"]) for r in rows}):
         ks = sorted({k for (m, _t, s, k) in cells if m == lm and k.isdigit() and k != "0"}, key=int)
         for k in ks:
+            if {s for (m, _t, s, kk) in cells if m == lm and kk == k} <= {PROMPTKD}:
+                continue  # promptkd alone at this k: a fixed-k reference of the k='auto' section below
             out.extend(_lm_section(res, cells, lm, k))
     out.extend(_auto_section(res, cells))
     return "\n".join(out) + "\n"
@@ -263,34 +267,83 @@ def _per_task(
 
 
 def _auto_section(res: ExperimentResult, cells: dict) -> list[str]:
-    """promptkd with k='auto' against promptkd at each fixed k: accuracy and prompt tokens."""
+    """promptkd with k='auto' against promptkd at each fixed k, on the items every setting scored.
+
+    Accuracy (macro over tasks, with the paired CI of k='auto' minus the best fixed k), prompt
+    tokens, how many queries got ``k* < k_max``, and the k* histogram per task.
+    """
     out: list[str] = []
-    for lm in sorted({m for (m, _t, s, _k) in cells if s == AUTO}):
-        tasks = sorted({t for (m, t, s, _k) in cells if m == lm and s == AUTO})
-        fixed = sorted({k for (m, _t, s, k) in cells if m == lm and s == PROMPTKD and k.isdigit()}, key=int)
-        fixed = [k for k in fixed if all((lm, t, PROMPTKD, k) in cells for t in tasks)]
-        if not fixed:
-            continue
+    for auto in AUTO_SPECS:
+        for lm in sorted({m for (m, _t, s, _k) in cells if s == auto}):
+            tasks = sorted({t for (m, t, s, _k) in cells if m == lm and s == auto})
+            fixed = sorted({k for (m, _t, s, k) in cells if m == lm and s == PROMPTKD and k.isdigit()}, key=int)
+            fixed = [k for k in fixed if all((lm, t, PROMPTKD, k) in cells for t in tasks)]
+            if not fixed:
+                continue
+            settings = [(PROMPTKD, k) for k in fixed] + [(auto, "auto")]
+            common = {
+                t: sorted(set.intersection(*(set(_per_item(cells[(lm, t, s, k)])) for s, k in settings))) for t in tasks
+            }
+            out.extend(_auto_table(res, cells, lm, auto, tasks, fixed, settings, common))
+    return out
 
-        def mean(sel: str, k: str, field: str, lm: str = lm, tasks: list[str] = tasks) -> float:
-            return float(np.mean([np.mean([float(r[field]) for r in cells[(lm, t, sel, k)]]) for t in tasks]))
 
-        out.append(f"## {lm}: promptkd with k='auto' against fixed k\n")
-        out.append("| setting | accuracy % | tokens/prompt | demos |\n|---|---|---|---|")
-        for k in fixed:
-            out.append(
-                f"| k={k} | {100 * mean(PROMPTKD, k, 'correct'):.1f} | {mean(PROMPTKD, k, 'tokens'):.0f} | "
-                f"{mean(PROMPTKD, k, 'n_demos'):.1f} |"
-            )
+def _auto_table(
+    res: ExperimentResult,
+    cells: dict,
+    lm: str,
+    auto: str,
+    tasks: list[str],
+    fixed: list[str],
+    settings: list[tuple[str, str]],
+    common: dict[str, list[int]],
+) -> list[str]:
+    def per_task(sel: str, k: str, field: str) -> dict[str, np.ndarray]:
+        return {t: np.array([_per_item(cells[(lm, t, sel, k)], field)[i] for i in common[t]]) for t in tasks}
+
+    def macro(sel: str, k: str, field: str) -> float:
+        return float(np.mean([v.mean() for v in per_task(sel, k, field).values()]))
+
+    k_max = max(int(r["n_demos"]) for t in tasks for r in cells[(lm, t, auto, "auto")])
+    k_max = max(k_max, AUTO_K_MAX.get(auto, k_max))
+    n = sum(len(v) for v in common.values())
+    rng = np.random.default_rng(0)
+    out = [
+        f"## {lm}: promptkd with k='auto' (`{auto}`, k_max = {k_max}) against fixed k\n",
+        f"{len(tasks)} tasks, {n} test items scored by every setting below (the first items of each task's "
+        "fixed sample). Tokens are the whole prompt's, in the LM's tokenizer.\n",
+        "| setting | accuracy % [95% CI] | tokens/prompt | demos/prompt |",
+        "|---|---|---|---|",
+    ]
+    for sel, k in settings:
+        acc = _macro_ci(per_task(sel, k, "correct"), rng, 100.0)
+        name = f"k={k}" if k != "auto" else "k='auto'"
+        out.append(f"| {name} | {_fmt_ci(*acc)} | {macro(sel, k, 'tokens'):.0f} | {macro(sel, k, 'n_demos'):.1f} |")
+    best = max(fixed, key=lambda k: macro(PROMPTKD, k, "correct"))
+    pc = res.paired(auto, PROMPTKD, k="auto", k_b=best, lm=lm, tasks=tasks, n_boot=N_BOOT)
+    saved = 1.0 - macro(auto, "auto", "tokens") / macro(PROMPTKD, best, "tokens")
+    out.append(
+        f"\nk='auto' minus the best fixed k (k={best}): {_fmt_ci(pc.diff, pc.ci_low, pc.ci_high, sign=True)} "
+        f"points on {pc.n_items} paired items, with {100 * saved:.0f}% fewer tokens per prompt.\n"
+    )
+    if str(k_max) in fixed:
+        top = res.paired(auto, PROMPTKD, k="auto", k_b=str(k_max), lm=lm, tasks=tasks, n_boot=N_BOOT)
+        saved_top = 1.0 - macro(auto, "auto", "tokens") / macro(PROMPTKD, str(k_max), "tokens")
         out.append(
-            f"| k='auto' | {100 * mean(AUTO, 'auto', 'correct'):.1f} | {mean(AUTO, 'auto', 'tokens'):.0f} | "
-            f"{mean(AUTO, 'auto', 'n_demos'):.1f} |"
+            f"k='auto' minus k = k_max = {k_max}: {_fmt_ci(top.diff, top.ci_low, top.ci_high, sign=True)} points, "
+            f"with {100 * saved_top:.0f}% fewer tokens per prompt.\n"
         )
-        best = max(fixed, key=lambda k: mean(PROMPTKD, k, "correct"))
-        pc = res.paired(AUTO, PROMPTKD, k="auto", k_b=best, lm=lm, tasks=tasks, n_boot=N_BOOT)
-        out.append(
-            f"\nk='auto' minus the best fixed k (k={best}): {_fmt_ci(pc.diff, pc.ci_low, pc.ci_high, sign=True)} "
-            f"points, with {100 * (mean(AUTO, 'auto', 'tokens') / mean(PROMPTKD, best, 'tokens') - 1):+.0f}% "
-            "tokens per prompt.\n"
-        )
+    ks = {
+        t: [int(r["n_demos"]) for r in cells[(lm, t, auto, "auto")] if int(r["item"]) in set(common[t])] for t in tasks
+    }
+    below = sum(k < k_max for v in ks.values() for k in v)
+    out += [
+        f"Queries with k* < k_max: {below} of {n} ({100 * below / n:.0f}%). The k* of each query, per task:\n",
+        "| task | k* < k_max | median k* | k*: count |",
+        "|---|---:|---:|---|",
+    ]
+    for t in tasks:
+        hist = ", ".join(f"{k}: {c}" for k, c in sorted(Counter(ks[t]).items()))
+        out.append(f"| {t} | {sum(k < k_max for k in ks[t])} of {len(ks[t])} | {np.median(ks[t]):g} | {hist} |")
+    out.append("")
     return out
