@@ -2,7 +2,8 @@
 
 Synthetic pools (d=384, clustered, short text rows) are written in the columnar
 layout, then measured step by step: save, open, candidate index build and size,
-open-and-select-one in a fresh process, ``select_batch`` throughput and peak
+open-and-select-one in a fresh process (as the page cache is, and again after
+dropping the pool's files from it), ``select_batch`` throughput and peak
 resident memory (fresh process), recall of the candidate index against exact
 search, and ``select_dataset`` on a local Ray cluster with 1 and 2 workers.
 
@@ -10,7 +11,8 @@ Every step's result is stored in ``benchmarks/results/scale/n<N>.json`` as soon
 as it is measured; a rerun skips the steps already there (``--force`` redoes
 them), and ``--table`` rewrites ``docs/benchmarks/scale.md`` from the files.
 
-Run (about 10 minutes for both sizes on 2 cores)::
+Run (about 10 minutes for both sizes on 2 cores, plus the index build at 1M,
+6 minutes; the pools and indexes are kept in ``--work``, ``/tmp/promptkd-scale``)::
 
     nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 100000 1000000
 
@@ -292,6 +294,29 @@ def step_open_select_one(n: int, work: Path, qfile: Path) -> dict[str, Any]:
     return child(work / f"pool-{n}", qfile, 1)
 
 
+def drop_cached(path: Path) -> bool:
+    """Drop a saved pool's files from the page cache (pages no process maps); False where that is not possible."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    for f in path.iterdir():
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # dirty pages are not dropped
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+    return True
+
+
+def step_open_select_one_cold(n: int, work: Path, qfile: Path) -> dict[str, Any]:
+    """Open + fit + select one in a fresh process after the pool's files were dropped from the page cache."""
+    dropped = drop_cached(work / f"pool-{n}")
+    out = child(work / f"pool-{n}", qfile, 1)
+    out["dropped_from_page_cache"] = dropped
+    return out
+
+
 PROFILE = textwrap.dedent(
     """
     import cProfile, json, pstats, sys
@@ -440,6 +465,7 @@ def run(n: int, args: argparse.Namespace) -> None:
         ("index", lambda: step_index(n, work, reuse=args.reuse_index)),
         ("recall", lambda: step_recall(n, work, queries, args.recall_queries)),
         ("open_select_one", lambda: step_open_select_one(n, work, qfile)),
+        ("open_select_one_cold", lambda: step_open_select_one_cold(n, work, qfile)),
         ("select", lambda: step_select(n, work, qfile, args.queries)),
         ("profile", lambda: step_profile(n, work, qfile)),
     ]
@@ -476,6 +502,7 @@ def table() -> str:
         sel, one, idx = d["select"], d["open_select_one"], d["index"]
         build = "-" if idx["build_s"] is None else f"{idx['build_s']:.0f}"  # None: a saved index reused
         vectors = "fp16" if idx["params"].get("storage") == "fp16" else "float32"  # unrecorded: float32
+        cold = f" ({d['open_select_one_cold']['open_and_select_one_s']:.2f})" if "open_select_one_cold" in d else ""
         ray_cols = ("-", "-", "-")
         if "ray" in d:
             r = d["ray"]
@@ -489,12 +516,13 @@ def table() -> str:
             f"| {d['open']['open_verify_s']:.1f} | {build} | {_gb(idx['bytes'])} ({vectors}) "
             f"| {d['recall']['recall_at_candidates']:.3f} | {sel['index'] or 'exact (numpy)'} | {sel['fit_s']:.1f} "
             f"| {sel['queries_per_s']:.0f} | {_gb(sel['peak_rss_bytes'])} ({_gb(sel['peak_rss_anon_bytes'])} + "
-            f"{_gb(sel['peak_rss_file_bytes'])}) | {one['open_and_select_one_s']:.2f} | {ray_cols[0]} | {ray_cols[1]} "
+            f"{_gb(sel['peak_rss_file_bytes'])}) | {one['open_and_select_one_s']:.2f}{cold} | {ray_cols[0]} | {ray_cols[1]} "
             f"| {ray_cols[2]} |"
         )
     head = (
         "| demos | write (s) | re-save opened (s) | open | open, verify=True (s) | index build (s) | index (GB) "
-        "| recall@256 | candidate stage | fit (s) | queries/s | peak RSS GB (anon + file) | open + fit + select one (s) "
+        "| recall@256 | candidate stage | fit (s) | queries/s | peak RSS GB (anon + file) "
+        "| open + fit + select one, s (files not cached) "
         "| Ray 1 worker, q/s (after start-up) | Ray 2 workers, q/s (after start-up) | Ray 2 vs 1 |\n"
         "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
     )
@@ -547,6 +575,14 @@ def _targets() -> list[str]:
                 f"fit {d['open_select_one']['fit_s']:.2f} s; 1-minute load average "
                 f"{d['open_select_one'].get('load_average_1min', float('nan')):.1f} on 2 cores during the step)."
             )
+            if "open_select_one_cold" in d:
+                cold = d["open_select_one_cold"]
+                c = cold["open_and_select_one_s"]
+                lines.append(
+                    f"- the same with the pool's files first dropped from the page cache: {mark(c < 2)} ({c:.2f} s, "
+                    f"of which fit {cold['fit_s']:.2f} s and select {cold['select_one_s']:.2f} s; 1-minute load "
+                    f"average {cold.get('load_average_1min', float('nan')):.1f})."
+                )
         rss = sel["peak_rss_bytes"]
         lines.append(
             f"- {n:,} demos, peak RSS while selecting under 4 GB: {mark(rss < 4e9)} ({_gb(rss)} GB, of which "
@@ -598,7 +634,9 @@ whole pool) that the saved index returns at the selector's default `ef_search` (
 query embeddings in one process (2 cores); *peak RSS*: largest resident set sampled every 20 ms during
 `select_batch` in a fresh process, split into anonymous memory and file-backed pages (the memory-mapped
 embeddings and index, shared with other processes and reclaimable by the kernel); *open + fit + select one*:
-a fresh process (imports excluded); *Ray*: `select_dataset` on a local `ray.init(num_cpus=2)` cluster, pool
+a fresh process (imports excluded), with the page cache as the steps before left it, and in brackets after
+the pool's files were dropped from the page cache (`POSIX_FADV_DONTNEED`), as on a node that has not read
+them yet; *Ray*: `select_dataset` on a local `ray.init(num_cpus=2)` cluster, pool
 from its path, 1 CPU per worker, batches of 256: queries/s over the whole run including worker start-up (each
 worker opens the pool and fits once), and in brackets after subtracting the time of a one-query-per-worker run.
 
@@ -611,19 +649,21 @@ worker opens the pool and fits once), and in brackets after subtracting the time
 The latest run measured at commit {commit}; steps kept from earlier runs are listed under the table.
 
 - *Open* reads the manifest, the Arrow footer and the `.npy` header and maps both files: milliseconds at any size.
-- *Fit* reads the labels as one Arrow column (no `Demo` is built at fit: {built} in the open-and-select-one
-  run, the chosen demos of that one query), computes the norm of every embedding row (one pass over the
-  embeddings) and loads the saved index (the HNSW graph is read, its vectors stay memory-mapped). {estimator} {fit_profile}
-- *Selecting* with the index: the index returns 256 candidates per query in {search_ms}; each hit is then
-  scored exactly from the pool's embeddings, into a dense `batch_chunk` x n block per chunk of queries
-  (`-inf` where the index found nothing; 1 GB at 1M), and the `label_prior` order's vote partitions all n
-  entries per query. {profile}
+- *Fit* reads the labels as dictionary codes of one Arrow column (no `Demo` is built at fit: {built} in
+  the open-and-select-one run, the chosen demos of that one query), maps the stored row norms (no pass over
+  the embeddings), reads 1,000 sampled rows for the median bandwidth and loads the saved index (its vectors
+  and neighbour lists stay memory-mapped; faiss walks the graph once on load). The sampled rows and the
+  part of the index file faiss reads are announced to the kernel first (`promptkd.pool.prefetch`), so with
+  the files not cached this costs a few large reads, not one disk read per page. {estimator} {fit_profile}
+- *Selecting* with the index: the index returns 256 candidates per query in {search_ms}; only those hits are
+  scored exactly from the pool's embeddings (`batch_chunk` x 256 entries per chunk of queries), and the
+  candidate ranking and the `label_prior` order's vote read the hits, not all n entries. {profile}
 - *Memory*: {memory}
 - Without the index (exact search, 100k) the similarity stage is one GEMM per chunk of `batch_chunk` queries.
 """
 
 
-STEPS = ("save", "open", "index", "recall", "open_select_one", "select", "profile", "ray")
+STEPS = ("save", "open", "index", "recall", "open_select_one", "open_select_one_cold", "select", "profile", "ray")
 
 
 def _vintage() -> str:
@@ -657,7 +697,9 @@ def write_page() -> None:
         step["load_average_1min"]
         for f in RESULTS.glob("n*.json")
         for name, step in json.loads(f.read_text()).items()
-        if name in ("select", "ray") and isinstance(step, dict) and "load_average_1min" in step
+        if name in ("open_select_one", "open_select_one_cold", "select", "ray")
+        and isinstance(step, dict)
+        and "load_average_1min" in step
     ]
     load = f"{min(loads):.1f} to {max(loads):.1f} on 2 cores" if loads else "not recorded"
     built = estimator = profile = fit_profile = ""
