@@ -63,8 +63,9 @@ class ParamsMixin:
             For a name that is not a constructor argument (the message lists the valid ones).
         """
         valid = self._get_param_names()
+        shorthands = getattr(self, "_shorthand_params", frozenset())  # flat names of grouped settings
         for name, value in params.items():
-            if name not in valid:
+            if name not in valid and name not in shorthands:
                 raise InvalidInputError(
                     f"{type(self).__name__} has no parameter {name!r}; valid parameters: {', '.join(valid)}."
                 )

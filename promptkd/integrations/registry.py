@@ -26,6 +26,7 @@ from typing import Any
 
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, PersistenceError
 from promptkd.selection import BaseSelector
+from promptkd.selection.settings import GROUPS, flat_keywords
 
 __all__ = ["make_selector", "selector_class", "selector_config", "selector_from_config", "selector_names"]
 
@@ -101,7 +102,8 @@ def make_selector(name: str | BaseSelector = "promptkd", **options: Any) -> Base
     cls = selector_class(name)
     accepted = cls._get_param_names()
     renamed = getattr(cls, "_renamed_params", {})  # deprecated names still load (the constructor warns)
-    unknown = sorted(set(options) - set(accepted) - set(renamed))
+    shorthands = getattr(cls, "_shorthand_params", frozenset())  # flat names of grouped settings
+    unknown = sorted(set(options) - set(accepted) - set(renamed) - set(shorthands))
     if unknown:
         raise InvalidInputError(f"{cls.__name__} does not accept option(s) {unknown}; it accepts {sorted(accepted)}.")
     return cls(**options)
@@ -134,7 +136,12 @@ def selector_config(selector: BaseSelector) -> dict[str, Any]:
     Raises :class:`~promptkd.exceptions.PersistenceError` when a setting is not
     JSON (e.g. a custom kernel function), naming the setting.
     """
-    params = selector_params(selector)
+    params: dict[str, Any] = {}
+    for key, value in selector_params(selector).items():
+        # grouped settings are saved as their flat keywords: JSON holds no settings object, and the
+        # saved format stays the one older versions wrote
+        grouped = key in GROUPS and bool(getattr(selector, "_shorthand_params", ()))
+        params.update(flat_keywords(key, value) if grouped else {key: value})
     clean: dict[str, Any] = {}
     for key, value in params.items():
         if isinstance(value, tuple):

@@ -28,17 +28,21 @@ from promptkd.selection.ordering import (
 )
 from promptkd.selection.selection import Selection
 from promptkd.selection.selector import Selector
+from promptkd.selection.settings import BudgetSettings, Constraints, IndexSettings
 from promptkd.selection.target import Target, TargetSpec, build_target
 from promptkd.selection.tokens import TokenCounter
 
 __all__ = [
     "BM25Selector",
     "BaseSelector",
+    "BudgetSettings",
     "CandidateIndex",
     "ConstraintState",
+    "Constraints",
     "DPPSelector",
     "HerdingOrder",
     "HerdingResult",
+    "IndexSettings",
     "InterleaveLabelsOrder",
     "LabelPriorOrder",
     "MMRSelector",

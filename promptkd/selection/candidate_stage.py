@@ -37,7 +37,7 @@ class CandidateStageMixin:
     k_max: int
     seed: int
     candidates: int
-    index: str
+    index_kind: str
     ann_threshold: int | None
     nprobe: int
     ef_search: int
@@ -60,10 +60,10 @@ class CandidateStageMixin:
         if self.ann_threshold is not None and n >= self.ann_threshold:
             try:
                 self.index_ = CandidateIndex(
-                    self.embeddings_, self.index, nprobe=self.nprobe, ef_search=self.ef_search, seed=self.seed
+                    self.embeddings_, self.index_kind, nprobe=self.nprobe, ef_search=self.ef_search, seed=self.seed
                 )
             except MissingDependencyError:
-                if self.index != "auto":
+                if self.index_kind != "auto":
                     raise
                 logger.warning(
                     "the pool has %d demos (>= ann_threshold=%d) but faiss is not installed; using exact search. "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -20,8 +20,22 @@ from promptkd.selection.candidate_stage import CandidateStageMixin
 from promptkd.selection.constraints import LABEL_BALANCE, ConstraintState, Infeasible, stratified_quotas
 from promptkd.selection.feature_blocks import FeatureBlocksMixin
 from promptkd.selection.herding import herd, swap_refine
+from promptkd.selection.settings import (
+    GROUPS,
+    SHORTHANDS,
+    BudgetSettings,
+    Constraints,
+    IndexSettings,
+    SettingsKeywords,
+    as_group,
+    fold_shorthands,
+    shorthand,
+)
 from promptkd.selection.target import Target, normalise_rows
 from promptkd.selection.tokens import as_token_counter
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Selector"]
 
@@ -75,54 +89,30 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
     swaps
         Maximum number of swap-refinement exchanges after the greedy (0: none).
         The MMD2 after each phase is in ``Selection.phases``.
-    max_tokens
-        Token budget for the rendered demonstrations (``template`` applied to
-        each demo, counted with ``tokenizer``); the greedy maximises MMD2
-        decrease per token and never exceeds it.
-    tokenizer
-        A transformers tokenizer name or local path, a tokenizer object, or a
-        callable ``text -> int``. Needed by ``max_tokens``; when given without
-        it, token counts are still reported.
-    template
-        :class:`~promptkd.rendering.PromptTemplate` or example pattern used to
-        render demos for counting (default ``"Input: {input}\\nOutput: {output}"``).
-    label_balance
-        None, ``"cover"`` (``min(k, #labels)`` distinct labels) or
-        ``"stratified"`` (label counts within one of ``k`` times the eligible
-        pool's label proportions, summing to ``k``).
-    dedup_threshold
-        No two chosen demos have cosine similarity at or above this value.
-    where
-        Metadata filter (as :meth:`DemoPool.filter`): only matching demos are chosen.
-    index
-        Candidate index above ``ann_threshold``: ``"auto"`` (HNSW if faiss is
-        installed, else exact numpy with a warning), ``"exact"``, ``"ivf"`` or
-        ``"hnsw"`` (faiss, the ``ann`` extra).
-    ann_threshold
-        Pool size from which the faiss index is used (None: never).
-    nprobe, ef_search
-        Recall settings of the IVF and HNSW indexes.
-    dtype
-        Storage of the pool embeddings: None (as the pool has them),
-        ``"float32"`` or ``"float16"`` (half the memory; products in float32).
-    device
-        Where the similarity stage (one GEMM per chunk) runs: ``"auto"``
-        (default) uses CUDA or MPS when available and otherwise numpy on the
-        CPU (for pools under 20,000 demos torch is only used if it is already
-        imported); ``"cuda"``, ``"cuda:N"``, ``"mps"``, ``"cpu"`` force torch on
-        that device; None forces numpy. Herding itself runs on the CPU over the
-        small candidate set.
     batch_chunk
         Queries per similarity GEMM in :meth:`select_batch`.
-    k_max, token_cost, bound_estimator
-        For ``k="auto"``: the largest k considered, the price of a prompt
-        token in the budget (in error per token: 0.0001 is one accuracy point
-        per 100 tokens; None, the default, uses promptkd's stated default price,
-        :func:`promptkd.bounds.shipped.default_token_cost`; 0 makes tokens
-        free), and an optional configured ``BoundEstimator``. ``fit`` builds
-        the estimator only with ``k="auto"``, ``bound_estimator=`` or an
-        explicit positive ``token_cost`` (then ``select(..., k="auto")`` works
-        per call too); otherwise ``estimator_`` is None.
+    constraints
+        A :class:`~promptkd.selection.Constraints`: ``max_tokens`` (with
+        ``tokenizer`` and ``template``), ``label_balance``,
+        ``dedup_threshold`` and the metadata filter ``where``.
+    index
+        The candidate index: a kind (``"auto"``, ``"exact"``, ``"ivf"``,
+        ``"hnsw"``) or an :class:`~promptkd.selection.IndexSettings` (kind,
+        ``ann_threshold``, ``nprobe``, ``ef_search``, the storage ``dtype`` and
+        the similarity ``device``).
+    budget
+        A :class:`~promptkd.selection.BudgetSettings` for ``k="auto"``
+        (``k_max``, ``token_cost``, ``bound_estimator``). ``fit`` builds the
+        estimator only with ``k="auto"``, a ``bound_estimator`` or an explicit
+        positive ``token_cost`` (then ``select(..., k="auto")`` works per call
+        too); otherwise ``estimator_`` is None.
+    **settings
+        Any field of the three groups as a flat keyword, e.g.
+        ``Selector(k=8, max_tokens=200, tokenizer=tok)`` or
+        ``Selector(k="auto", token_cost=0.0)``: shorter for one or two
+        settings, and folded into its group (a flat keyword overrides the
+        group's field), so ``get_params()`` reports the groups. Each is also
+        readable (and assignable) as an attribute: ``selector.max_tokens``.
     label_neighbours
         With a kernel that reads labels (``RBF() * LabelKernel(...)``): how many
         nearest pool demos vote on each target row's label distribution.
@@ -143,10 +133,14 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
     >>> out = s.fit(pool).select("a great film")
     >>> len(set(out.labels)), out.tokens <= 12, sorted(out.phases)
     (2, True, ['greedy', 'swap'])
+    >>> s.get_params()["constraints"] == Constraints(max_tokens=12, tokenizer=s.tokenizer, label_balance="cover")
+    True
     """
 
     method = "promptkd"
     minimises_mmd = True
+    #: flat keywords accepted for the fields of the setting groups (see ``**settings``)
+    _shorthand_params: ClassVar[frozenset[str]] = frozenset(SHORTHANDS)
 
     def __init__(
         self,
@@ -159,50 +153,47 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
         order: Any = "label_prior",
         seed: int = 0,
         swaps: int = 0,
-        max_tokens: int | None = None,
-        tokenizer: Any = None,
-        template: Any = None,
-        label_balance: str | None = None,
-        dedup_threshold: float | None = None,
-        where: Mapping[str, Any] | None = None,
-        index: str = "auto",
-        ann_threshold: int | None = 500_000,
-        nprobe: int = 16,
-        ef_search: int = 128,
-        dtype: str | None = None,
-        device: str | None = "auto",
         batch_chunk: int = 256,
-        k_max: int = 32,
-        token_cost: float | None = None,
-        bound_estimator: Any = None,
         label_neighbours: int = 16,
+        constraints: Constraints | None = None,
+        index: IndexSettings | str = "auto",
+        budget: BudgetSettings | None = None,
+        **settings: Unpack[SettingsKeywords],
     ) -> None:
         super().__init__(k, kernel=kernel, bandwidth=bandwidth, order=order, seed=seed, batch_chunk=batch_chunk)  # type: ignore[arg-type]
         self.median_scale = median_scale
         self.candidates = candidates
         self.swaps = swaps
-        self.max_tokens = max_tokens
-        self.tokenizer = tokenizer
-        self.template = template
-        self.label_balance = label_balance
-        self.dedup_threshold = dedup_threshold
-        self.where = where
-        self.index = index
-        self.ann_threshold = ann_threshold
-        self.nprobe = nprobe
-        self.ef_search = ef_search
-        self.dtype = dtype
-        self.device = device
-        self.k_max = k_max
-        self.token_cost = token_cost
-        self.bound_estimator = bound_estimator
         self.label_neighbours = label_neighbours
+        groups = fold_shorthands({"constraints": constraints, "index": index, "budget": budget}, settings, "Selector")
+        self.constraints = groups["constraints"]
+        self.index = groups["index"]
+        self.budget = groups["budget"]
+
+    # the groups' fields, read (and assigned) by name: selector.max_tokens is selector.constraints.max_tokens
+    max_tokens = shorthand("constraints", "max_tokens")
+    tokenizer = shorthand("constraints", "tokenizer")
+    template = shorthand("constraints", "template")
+    label_balance = shorthand("constraints", "label_balance")
+    dedup_threshold = shorthand("constraints", "dedup_threshold")
+    where = shorthand("constraints", "where")
+    index_kind = shorthand("index", "kind")
+    ann_threshold = shorthand("index", "ann_threshold")
+    nprobe = shorthand("index", "nprobe")
+    ef_search = shorthand("index", "ef_search")
+    dtype = shorthand("index", "dtype")
+    device = shorthand("index", "device")  # type: ignore[assignment]
+    k_max = shorthand("budget", "k_max")
+    token_cost = shorthand("budget", "token_cost")
+    bound_estimator = shorthand("budget", "bound_estimator")
 
     # ------------------------------------------------------------------ settings and fitting
     def _check_settings(self) -> None:
         if isinstance(self.k, str) and self.k != "auto":
             raise InvalidInputError(f"k must be a positive integer or 'auto', got {self.k!r}.")
         super()._check_settings()
+        for param in GROUPS:
+            as_group(param, getattr(self, param))  # a group of the wrong type fails here, naming it
         check_float(self.median_scale, "median_scale", minimum=1e-6)
         check_int(self.candidates, "candidates", minimum=1)
         check_int(self.swaps, "swaps", minimum=0)
@@ -221,7 +212,7 @@ class Selector(CandidateStageMixin, BudgetMixin, FeatureBlocksMixin, BaseSelecto
             raise InvalidTypeError(
                 f"where must be a mapping of metadata key to value, got {type(self.where).__name__}."
             )
-        check_choice(self.index, "index", INDEX_KINDS)
+        check_choice(self.index_kind, "index", INDEX_KINDS)
         if self.ann_threshold is not None:
             check_int(self.ann_threshold, "ann_threshold", minimum=0)
         check_int(self.nprobe, "nprobe", minimum=1)
