@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from promptkd import DemoPool, NotFittedError, Selection, Selector
-from promptkd.exceptions import InvalidInputError
+from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.kernels import mmd2
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data" / "demos.jsonl"
@@ -196,3 +196,54 @@ def test_nothing_changes_after_fit_and_concurrent_first_selects_agree(hashing_po
     pool = DemoPool([{"input": f"d{i}", "output": "x"} for i in range(5)], embeddings=X.astype(np.float32))
     Selector(k=2, kernel=kern).fit(pool)
     assert kern.bandwidth_ is not None
+
+
+def test_grouped_settings_and_flat_keywords_are_one_setting(hashing_pool) -> None:
+    import json
+
+    from sklearn.base import clone
+
+    from promptkd.integrations.registry import make_selector, selector_config, selector_from_config
+    from promptkd.selection import BudgetSettings, Constraints, IndexSettings
+    from promptkd.selection.settings import SHORTHANDS, SettingsKeywords
+
+    def count(text: str) -> int:
+        return len(text.split())
+
+    flat = Selector(k=3, max_tokens=400, tokenizer=count, label_balance="cover", nprobe=8, k_max=12)
+    grouped = Selector(
+        k=3,
+        constraints=Constraints(max_tokens=400, tokenizer=count, label_balance="cover"),
+        index=IndexSettings(nprobe=8),
+        budget=BudgetSettings(k_max=12),
+    )
+    assert flat.get_params() == grouped.get_params()
+    assert (flat.max_tokens, flat.nprobe, flat.k_max, flat.index_kind) == (400, 8, 12, "auto")
+    q = "the bank and the league"
+    assert flat.fit(hashing_pool).select(q).indices == grouped.fit(hashing_pool).select(q).indices
+    # the stored values are what was passed (scikit-learn's clone checks this), and a copy is equal
+    rules = Constraints(dedup_threshold=0.9)
+    assert Selector(constraints=rules, index="hnsw").constraints is rules
+    twin = clone(flat)
+    assert twin.get_params() == flat.get_params() and twin.constraints is not flat.constraints
+    # a flat keyword overrides its group's field; set_params and attributes take the flat names too
+    assert Selector(constraints=rules, dedup_threshold=0.5).dedup_threshold == 0.5
+    sel = Selector(k=2).set_params(where={"lang": "en"}, ef_search=64)
+    assert sel.constraints == Constraints(where={"lang": "en"}) and sel.index == IndexSettings(ef_search=64)
+    sel.token_cost = 0.0
+    assert sel.budget == BudgetSettings(token_cost=0.0)
+    # saved configs hold the flat keywords (the format before the groups) and rebuild the same selector
+    config = json.loads(json.dumps(selector_config(Selector(k=2, index="exact", nprobe=4, label_balance="cover"))))
+    assert config["params"]["index"] == "exact" and config["params"]["nprobe"] == 4
+    assert (
+        selector_from_config(config).get_params()
+        == Selector(k=2, index="exact", nprobe=4, label_balance="cover").get_params()
+    )
+    assert make_selector("promptkd", k=2, max_tokens=9, tokenizer=count).max_tokens == 9
+    assert set(SettingsKeywords.__annotations__) == set(SHORTHANDS)
+    with pytest.raises(InvalidTypeError, match="unexpected keyword"):
+        Selector(k=2, max_token=9)
+    with pytest.raises(InvalidTypeError, match="constraints must be a Constraints"):
+        Selector(k=2, constraints={"max_tokens": 9}).fit(hashing_pool)
+    with pytest.raises(InvalidInputError, match="index"):
+        Selector(k=2, index=IndexSettings(kind="annoy")).fit(hashing_pool)

@@ -138,8 +138,8 @@ def selector_config(selector: BaseSelector) -> dict[str, Any]:
     """
     params: dict[str, Any] = {}
     for key, value in selector_params(selector).items():
-        # grouped settings are saved as their flat keywords: JSON holds no settings object, and the
-        # saved format stays the one older versions wrote
+        # grouped settings are saved as the flat keywords that differ from the defaults: JSON holds no
+        # settings object, and configs saved before the groups (every flat keyword) still load
         grouped = key in GROUPS and bool(getattr(selector, "_shorthand_params", ()))
         params.update(flat_keywords(key, value) if grouped else {key: value})
     clean: dict[str, Any] = {}

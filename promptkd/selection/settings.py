@@ -193,17 +193,19 @@ def fold_shorthands(groups: dict[str, Any], flat: Mapping[str, Any], owner: str)
 
 
 def flat_keywords(param: str, value: Any) -> dict[str, Any]:
-    """The flat keywords equivalent to a group value (the ``index`` kind under ``"index"``).
+    """The flat keywords that rebuild a group value: its fields that differ from the defaults (and the index kind).
 
     Examples
     --------
-    >>> flat_keywords("budget", BudgetSettings(k_max=8))
-    {'k_max': 8, 'token_cost': None, 'bound_estimator': None}
+    >>> flat_keywords("budget", BudgetSettings(k_max=8)), flat_keywords("index", "hnsw")
+    ({'k_max': 8}, {'index': 'hnsw'})
     """
     group = as_group(param, value)
-    out = {f.name: getattr(group, f.name) for f in fields(group)}
+    default = type(group)()
+    out = {f.name: getattr(group, f.name) for f in fields(group) if getattr(group, f.name) != getattr(default, f.name)}
     if param == "index":
-        out["index"] = out.pop("kind")
+        out.pop("kind", None)
+        out = {"index": group.kind, **out}
     return out
 
 
