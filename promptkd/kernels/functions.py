@@ -211,6 +211,11 @@ def median_bandwidth(
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(n, size=max_samples, replace=False))
         Z = Z[idx] if not _is_torch(Z) else Z[_torch_index(idx, Z)]
+    # a canonical row order: the rounding of the distance expansion depends on the order of the rows (the
+    # pooled mean's summation, the matrix product's blocking), and for tight clusters far apart it is a
+    # visible part of the small distances, so without this median_bandwidth(X, Y) != median_bandwidth(Y, X)
+    order = _canonical_order(Z)
+    Z = Z[order] if not _is_torch(Z) else Z[_torch_index(order, Z)]
     d2 = sq_distances(Z)
     if _is_torch(d2):
         d2 = d2.detach().cpu().double().numpy()
@@ -219,6 +224,13 @@ def median_bandwidth(
     if not np.isfinite(med) or med <= _MIN_MEDIAN_SQ:  # (near-)coinciding rows: no usable scale
         return 1.0
     return float(np.sqrt(med / 2.0))
+
+
+def _canonical_order(Z: Array) -> np.ndarray:
+    """A row order that depends only on the rows' values (their bytes), not on where they stand."""
+    A = np.ascontiguousarray(Z.detach().cpu().numpy() if _is_torch(Z) else Z)
+    rows = A.view(np.dtype((np.void, A.dtype.itemsize * A.shape[1]))).ravel()
+    return np.argsort(rows, kind="stable")
 
 
 def _torch_index(idx: np.ndarray, like: Any) -> Any:
