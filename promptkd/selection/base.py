@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,7 +46,7 @@ from promptkd.selection.targeting import TargetingMixin
 __all__ = ["BaseSelector"]
 
 
-@dataclass(eq=False, repr=False, kw_only=True)
+@dataclass(eq=False, repr=False)
 class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
     """Shared machinery: fitting to a pool, target resolution, ordering, results.
 
@@ -81,7 +81,8 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
     #: deprecated constructor keywords (see :func:`promptkd._params.renamed_params`)
     _renamed_params: ClassVar[dict[str, Renamed]] = {}
 
-    k: int | str = field(default=8, kw_only=False)
+    k: int | str = 8
+    _: KW_ONLY
     kernel: str | KernelFn | Kernel = "rbf"
     bandwidth: Bandwidth = "median"
     order: Any = "similarity"
