@@ -55,6 +55,8 @@ VERSION = "1"
 #: tune_dev.py's variants whose k=8 rows the fit reads (the file may grow with later tuning runs)
 K8_SELECTORS = ("topk", "topk-prior", "median-x2", "prior", "bm25", "bm25-prior", "joint-prior", "hybrid-prior")
 COMMAND = ".venv/bin/python benchmarks/calibrate_constants.py"
+#: the price table needs no LM, so it covers every task's dev queries, including those without k=4 rows
+BUDGET_TASKS = ("sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -154,7 +156,7 @@ def fit_within(records: list[dict[str, Any]]) -> dict[str, Any]:
 def bootstrap(rows: list[dict[str, Any]], scale: float, n_boot: int, seed: int = 0) -> dict[str, list[float]]:
     """95% intervals of A and C over resamples of the dev items (within each task)."""
     rng = np.random.default_rng(seed)
-    ids = {t: np.array(sorted({int(r["item"]) for r in rows if r["task"] == t})) for t in {r["task"] for r in rows}}
+    ids = {t: np.array(sorted({int(r["item"]) for r in rows if r["task"] == t})) for t in sorted({r["task"] for r in rows})}
     A, C = [], []
     for _ in range(n_boot):
         items = {t: rng.choice(v, size=len(v), replace=True) for t, v in ids.items()}
@@ -257,6 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--k-max", type=int, default=16)
     p.add_argument("--check", action="store_true", help="fit and print; write nothing")
     p.add_argument("--tasks", nargs="+", default=None, help="fit on these tasks only (default: every task in the rows)")
+    p.add_argument(
+        "--budget-tasks",
+        nargs="+",
+        default=list(BUDGET_TASKS),
+        help="tasks whose dev queries the price table and the k* counts use (no LM; default: all eight)",
+    )
     args = p.parse_args(argv)
     shown = list(sys.argv[1:] if argv is None else argv)
     command = " ".join([COMMAND, *(a for a in shown if a != "--check")])
@@ -281,8 +289,13 @@ def main(argv: list[str] | None = None) -> None:
         families.append((s, f))
     returns = token_returns(recs_by_scale[2.0], "prior")
     A2, C2 = families[-1][1]["A"], families[-1][1]["C"]
-    curves = budget_curves(emb, args.k_max, None)
-    prices = price_table(curves, A2, C2, PRICES)
+    missing = [t for t in args.budget_tasks if t not in emb]
+    emb_budget = {**emb, **(embeddings(missing) if missing else {})}
+    curves = budget_curves({t: emb_budget[t] for t in args.budget_tasks}, args.k_max, None)
+    # the rule reads the fit tasks only: elsewhere the predicted loss extrapolates the constants to tasks
+    # they were not fitted on; the share of k* < k_max over every budget task is reported beside it
+    prices = price_table({t: curves[t] for t in tasks if t in curves}, A2, C2, PRICES)
+    prices_all = price_table(curves, A2, C2, PRICES)
     for r in prices:
         print({k: v for k, v in r.items() if k != "kstar"})
     chosen = choose_price(prices)
@@ -301,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
         "rule": RULE,
         "tokens": "whitespace words of the rendered demonstrations (the Selector's default counter)",
     }, command)  # fmt: skip
-    write_section(rows, families, recs_by_scale, returns, prices, chosen, args, command)
+    write_section(rows, families, recs_by_scale, returns, prices, prices_all, chosen, args, command)
 
 
 PRICES = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0]
@@ -354,6 +367,7 @@ def write_section(
     recs_by_scale: dict[float, list[dict[str, Any]]],
     returns: list[dict[str, Any]],
     prices: list[dict[str, Any]],
+    prices_all: list[dict[str, Any]],
     chosen: dict[str, Any],
     args: argparse.Namespace,
     command: str,
@@ -426,17 +440,24 @@ def write_section(
         f'free-token budget curve of `Selector(k="auto", k_max={args.k_max})` for every dev query (no LM: tokens are '
         "whitespace words of the rendered demonstrations, as the Selector counts them by default) and reports the "
         "share of queries with k* < k_max, the demonstration tokens saved against k_max, and the accuracy loss "
-        "against k_max that the fitted constants predict (macro over tasks). The default is " + RULE + ".",
+        "against k_max that the fitted constants predict (macro over tasks), first on the dev queries of the tasks "
+        "the constants were fitted on, which the rule reads, then on the dev queries of all "
+        f"{len(args.budget_tasks)} tasks (no LM is needed to count k*; the predicted loss there extrapolates the "
+        "constants to tasks without rows at several k). The default is " + RULE + ".",
         "",
-        "| price (points per 100 tokens) | queries with k* < k_max | tokens saved | predicted loss (points) |",
-        "|---:|---:|---:|---:|",
+        "| price (points per 100 tokens) | fit tasks: k* < k_max | tokens saved | predicted loss (points) "
+        f"| all {len(args.budget_tasks)} tasks: k* < k_max | tokens saved | predicted loss (points) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for p in prices:
+    for p, q in zip(prices, prices_all, strict=True):
         mark = " **(default)**" if p is chosen else ""
         out.append(
             f"| {p['points_per_100']:g}{mark} | {100 * p['share_below_kmax']:.0f}% of {p['n_queries']} | "
-            f"{100 * p['tokens_saved']:.0f}% | {p['predicted_loss_points']:.2f} |"
+            f"{100 * p['tokens_saved']:.0f}% | {p['predicted_loss_points']:.2f} | "
+            f"{100 * q['share_below_kmax']:.0f}% of {q['n_queries']} | {100 * q['tokens_saved']:.0f}% | "
+            f"{q['predicted_loss_points']:.2f} |"
         )
+    at_default = next(q for q in prices_all if q["points_per_100"] == chosen["points_per_100"])
     out += [
         "",
         f"k* per task at the default price (k_max = {args.k_max}; counts of each k*, whitespace tokens):",
@@ -444,7 +465,7 @@ def write_section(
         "| task | k* < k_max | median k* | k*: count |",
         "|---|---:|---:|---|",
     ]
-    for t, kk in chosen["kstar"].items():
+    for t, kk in at_default["kstar"].items():
         hist = ", ".join(f"{k}: {c}" for k, c in sorted(Counter(kk).items()))
         out.append(f"| {t} | {sum(k < args.k_max for k in kk)} of {len(kk)} | {np.median(kk):g} | {hist} |")
     out += [

@@ -62,10 +62,12 @@ ALL_SELECTORS = [
     "promptkd-lm",
     "promptkd-auto",
     "promptkd-auto16",
+    "promptkd-cone",
 ]
 LMS = {"gemma": "gemma-3-270m", "smollm2": "SmolLM2-135M-Instruct"}
 PROMPTKD = "promptkd"
 AUTO = "promptkd-auto"
+CONE = "promptkd-cone"  # the LM-aware mode: herd 30 candidates, keep the k the scoring LM reranks first
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -198,6 +200,19 @@ def auto_spec(args: argparse.Namespace, lm: Any, task: str, est: Any) -> Any:
     return SelectorSpec(AUTO, make, fixed_k="auto")
 
 
+def cone_spec(lm: Any, task: str, data_root: Any) -> Any:
+    """The LM-aware mode (:class:`promptkd.rerank.LMReranker`) with the scoring LM and the task's template."""
+    from promptkd.evaluation import SelectorSpec, load_task
+    from promptkd.rerank import LMReranker
+
+    template = load_task(task, "train", data_root=data_root).template
+
+    def make(k: Any, seed: int) -> Any:
+        return LMReranker(lm, k=k, n_candidates=30, template=template)
+
+    return SelectorSpec(CONE, make)
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> None:
     from promptkd.embeddings import CachedEmbedder, SentenceTransformerEmbedder
     from promptkd.probes import load_lm
@@ -226,9 +241,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> None:
         for pool_seed in args.pool_seeds:  # draw by draw, task by task: a partial run has complete cells
             for task in args.tasks:
                 t1 = time.time()
-                specs = standard_selectors(names)
+                specs = standard_selectors([n for n in names if n != CONE])
                 if AUTO in names:
                     specs = [auto_spec(args, lm, task, est) if sp.name == AUTO else sp for sp in specs]
+                if CONE in names:
+                    specs.append(cone_spec(lm, task, args.data_root))
                 run_experiment(
                     specs,
                     [task],
