@@ -62,8 +62,12 @@ def test_quality_report_tables_paired_differences_and_targets(tmp_path):
     assert "The best of them here is topk; promptkd minus topk is +10.0 [" in text
     assert "**Target: on no task more than 3 points below TopK.** Tasks below that: none: **reached**." in text
     # k='auto' against fixed k: best fixed k is 8 (70%, 400 tokens); auto 70% with 300 tokens (-25%)
-    assert "| k='auto' | 70.0 | 300 | 6.0 |" in text
-    assert "k='auto' minus the best fixed k (k=8): +0.0 [+0.0, +0.0] points, with -25% tokens per prompt." in text
+    assert "| k='auto' | 70.0 [50.0, 90.0] | 300 | 6.0 |" in text and "| k=4 | 50.0 [" in text
+    assert "k='auto' minus the best fixed k (k=8): +0.0 [+0.0, +0.0] points on 20 paired items, with 25% fewer" in text
+    # every query got k* = 6 < k_max = 8; the histogram counts them per task
+    assert "Queries with k* < k_max: 20 of 20 (100%)" in text and "| t1 | 10 of 10 | 6 | 6: 10 |" in text
+    # promptkd alone at k=4 gets no section of its own: it is a reference of the k='auto' section
+    assert "## toy-lm, k=4" not in text and "## toy-lm, k=8" in text
     # the committed copy is read when the working file is gone
     quality.pack(results)
     results.unlink()
