@@ -29,7 +29,8 @@ from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
-from promptkd.kernels.mmd import mmd2
+from promptkd.kernels.lookup import kernel_at
+from promptkd.kernels.mmd import mmd2, mmd2_from_kernels
 from promptkd.kernels.objects import Kernel
 from promptkd.pool.lazy import demo_field_codes
 from promptkd.pool.pool import DemoPool
@@ -214,7 +215,13 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         values compare (this is :attr:`Selection.mmd2`).
         """
         X = np.asarray(self.embeddings_[list(indices)], dtype=np.float32)
-        return mmd2(X, target.embeddings, kernel="rbf", bandwidth=self.reference_bandwidth_, weights_y=target.weights)
+        if X.shape[0] == 0:  # mmd2 says why an empty set has no MMD
+            return mmd2(X, target.embeddings, kernel="rbf", bandwidth=self.reference_bandwidth_)
+        # one Gram matrix of the chosen rows and the target, cut into its three blocks: a third of the distance
+        # computations of three kernel calls, which were most of this per-query cost
+        m = X.shape[0]
+        K = kernel_at("rbf", self.reference_bandwidth_).gram(np.concatenate([X, target.embeddings]))
+        return mmd2_from_kernels(K[:m, :m], K[m:, m:], K[:m, m:], weights_y=target.weights)
 
     def make_target(
         self,
