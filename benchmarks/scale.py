@@ -674,13 +674,14 @@ def _vintage() -> str:
         latest = d.get("code")
         for name in STEPS:
             if name in d and (latest is None or d[name].get("code") != latest):
-                older.append(f"{int(f.stem[1:]):,}: {name}")
+                commit = (d[name].get("code") or {}).get("commit")
+                older.append(f"{int(f.stem[1:]):,}: {name}" + (f" (`{commit[:10]}`)" if commit else ""))
             elif name == "index" and d[name].get("reused"):
                 older.append(f"{int(f.stem[1:]):,}: index build time (the saved index was reused; its size is current)")
     if not older:
         return "Every number comes from one run of the command above on one version of the code."
     return (
-        "Kept from an earlier run, on older code (the machine's load left no time to measure them again): "
+        "Kept from an earlier run, on an older commit: "
         + "; ".join(older)
         + ". Everything else was measured in the latest run."
     )
@@ -746,7 +747,7 @@ def write_page() -> None:
             memory = (
                 f"at the end of `select_batch` the mapped pool files were resident as: {files} (file-backed, shared "
                 f"between processes and reclaimable); anonymous memory peaked at {_gb(sel['peak_rss_anon_bytes'])} GB "
-                f"(the interpreter, numpy, faiss and torch, the HNSW graph and the per-chunk hits)."
+                f"(the interpreter, numpy, faiss and torch, the HNSW levels and offsets, and the per-chunk hits)."
             )
     counts = {
         f"{json.loads(f.read_text())['recall']['queries']:,}"
