@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import sys
+
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 
 _KNOWN_PREFIXES = ("cpu", "cuda", "mps")
@@ -51,6 +55,25 @@ def resolve_device(device: str | None) -> str:
         if mps is None or not mps.is_available():
             raise InvalidInputError("device='mps' was requested but MPS is not available; use device='cpu' or 'auto'.")
     return device
+
+
+def accelerator_possible() -> bool:
+    """Whether torch might find a GPU here, judged without importing torch (which takes seconds).
+
+    False only on Linux with no GPU device node: NVIDIA (``/dev/nvidiactl``,
+    ``/dev/nvidia0``...), AMD ROCm (``/dev/kfd``) or a WSL GPU (``/dev/dxg``);
+    there ``resolve_device("auto")`` would answer ``"cpu"``. True elsewhere
+    (macOS may have MPS; other systems are not inspected).
+
+    Examples
+    --------
+    >>> isinstance(accelerator_possible(), bool)
+    True
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    nodes = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+    return any(os.path.exists(p) for p in nodes) or bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
 def _cpu_flags() -> set[str]:

@@ -347,14 +347,31 @@ def test_graph_bytes_end_where_the_stored_vectors_begin(tmp_path: Path) -> None:
     assert _graph_bytes(tmp_path / "short.faiss") == 0
 
 
-def test_fit_on_an_opened_pool_does_not_import_pandas(tmp_path: Path) -> None:
+def test_fit_on_an_opened_pool_imports_neither_pandas_nor_torch_without_a_gpu(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    d = make_pool(n=50, dim=8).save(tmp_path / "p", layout="arrow")
+    n = 20_000  # from this size device="auto" would load torch to look for a GPU
+    rows = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    d = DemoPool([{"input": f"t{i}", "output": str(i % 3)} for i in range(n)], embeddings=rows).save(
+        tmp_path / "p", layout="arrow"
+    )
     code = (
-        "import sys; import pyarrow, pyarrow.compute; from promptkd import DemoPool, Selector; "
-        f"Selector(k=2).fit(DemoPool.open({str(d)!r})); print('pandas' in sys.modules)"
+        "import sys; import pyarrow, pyarrow.compute; import promptkd._device as dev; "
+        "dev.accelerator_possible = lambda: False; from promptkd import DemoPool, Selector; "
+        f"s = Selector(k=2).fit(DemoPool.open({str(d)!r})); "
+        "print('pandas' in sys.modules, 'torch' in sys.modules, s.device_)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"  # pandas takes half a second to import; label codes do not need it
+    # pandas takes half a second to import and label codes do not need it; torch takes seconds and, with no GPU
+    # device on the machine, would only answer "cpu"
+    assert out.stdout.split() == ["False", "False", "numpy"]
+
+
+def test_accelerator_possible_is_true_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from promptkd._device import accelerator_possible
+
+    monkeypatch.setattr(sys, "platform", "darwin")  # MPS may be there: torch is asked
+    assert accelerator_possible() is True

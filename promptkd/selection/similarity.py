@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["SimilarityStageMixin"]
 
 _POOL_BLOCK = 65536  # rows of a float16 pool converted to float32 at a time
-_AUTO_DEVICE_MIN_POOL = 20_000  # device="auto" loads torch for pools at least this large (or if already loaded)
+_AUTO_DEVICE_MIN_POOL = 20_000  # device="auto" loads torch from this pool size (if a GPU may be present) or if loaded
 
 
 class SimilarityStageMixin:
@@ -60,10 +60,11 @@ class SimilarityStageMixin:
         device = self.device
         if device is None:
             return
-        if device == "auto" and "torch" not in sys.modules and self.n_demos_ < _AUTO_DEVICE_MIN_POOL:
-            return  # small pool and torch not loaded: numpy is as fast and avoids importing torch
-        from promptkd._device import resolve_device
+        from promptkd._device import accelerator_possible, resolve_device
 
+        small = self.n_demos_ < _AUTO_DEVICE_MIN_POOL
+        if device == "auto" and "torch" not in sys.modules and (small or not accelerator_possible()):
+            return  # a small pool (numpy is as fast), or no GPU torch could find: numpy, without importing torch
         resolved = resolve_device(device)
         if device == "auto" and resolved == "cpu":
             return
