@@ -156,7 +156,9 @@ def fit_within(records: list[dict[str, Any]]) -> dict[str, Any]:
 def bootstrap(rows: list[dict[str, Any]], scale: float, n_boot: int, seed: int = 0) -> dict[str, list[float]]:
     """95% intervals of A and C over resamples of the dev items (within each task)."""
     rng = np.random.default_rng(seed)
-    ids = {t: np.array(sorted({int(r["item"]) for r in rows if r["task"] == t})) for t in sorted({r["task"] for r in rows})}
+    ids = {
+        t: np.array(sorted({int(r["item"]) for r in rows if r["task"] == t})) for t in sorted({r["task"] for r in rows})
+    }
     A, C = [], []
     for _ in range(n_boot):
         items = {t: rng.choice(v, size=len(v), replace=True) for t, v in ids.items()}
