@@ -30,7 +30,7 @@ from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.lookup import kernel_at
-from promptkd.kernels.mmd import mmd2, mmd2_from_kernels
+from promptkd.kernels.mmd import mmd2, mmd2_small
 from promptkd.kernels.objects import Kernel
 from promptkd.pool.lazy import demo_field_codes
 from promptkd.pool.pool import DemoPool
@@ -217,11 +217,9 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         X = np.asarray(self.embeddings_[list(indices)], dtype=np.float32)
         if X.shape[0] == 0:  # mmd2 says why an empty set has no MMD
             return mmd2(X, target.embeddings, kernel="rbf", bandwidth=self.reference_bandwidth_)
-        # one Gram matrix of the chosen rows and the target, cut into its three blocks: a third of the distance
-        # computations of three kernel calls, which were most of this per-query cost
-        m = X.shape[0]
-        K = kernel_at("rbf", self.reference_bandwidth_).gram(np.concatenate([X, target.embeddings]))
-        return mmd2_from_kernels(K[:m, :m], K[m:, m:], K[:m, m:], weights_y=target.weights)
+        # a few rows against a small target: one small float64 product (microseconds); a large target
+        # (a batch as one target) goes through mmd2
+        return mmd2_small(X, target.embeddings, kernel_at("rbf", self.reference_bandwidth_), weights_y=target.weights)
 
     def make_target(
         self,
