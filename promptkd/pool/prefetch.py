@@ -173,12 +173,8 @@ def warm_rows(array: np.ndarray, rows: np.ndarray, *, threads: int = 4) -> int:
         return 0
     path, offset = source
     row_bytes = int(array.strides[0]) if array.ndim > 1 else int(array.itemsize)
-    first = (offset + rows * row_bytes) // _PAGE  # the pages of each row, merged where they touch
+    first = (offset + rows * row_bytes) // _PAGE  # the pages of each row (rows are sorted, so both ascend)
     last = (offset + (rows + 1) * row_bytes - 1) // _PAGE
-    pages: list[list[int]] = []
-    for lo, hi in zip(first.tolist(), last.tolist(), strict=True):
-        if pages and lo <= pages[-1][1] + 1:
-            pages[-1][1] = max(pages[-1][1], hi)
-        else:
-            pages.append([lo, hi])
-    return _warm(path, [(lo * _PAGE, (hi - lo + 1) * _PAGE) for lo, hi in pages], threads)
+    starts = np.flatnonzero(np.r_[True, first[1:] > last[:-1] + 1])  # a span starts where the pages do not touch
+    lo, hi = first[starts], last[np.r_[starts[1:], len(rows)] - 1]
+    return _warm(path, list(zip((lo * _PAGE).tolist(), ((hi - lo + 1) * _PAGE).tolist(), strict=True)), threads)

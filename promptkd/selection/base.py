@@ -30,7 +30,7 @@ from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.lookup import kernel_at
-from promptkd.kernels.mmd import mmd2, mmd2_small
+from promptkd.kernels.mmd import mmd2_small
 from promptkd.kernels.objects import Kernel
 from promptkd.pool.lazy import demo_field_codes
 from promptkd.pool.pool import DemoPool
@@ -215,10 +215,8 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         values compare (this is :attr:`Selection.mmd2`).
         """
         X = np.asarray(self.embeddings_[list(indices)], dtype=np.float32)
-        if X.shape[0] == 0:  # mmd2 says why an empty set has no MMD
-            return mmd2(X, target.embeddings, kernel="rbf", bandwidth=self.reference_bandwidth_)
         # a few rows against a small target: one small float64 product (microseconds); a large target
-        # (a batch as one target) goes through mmd2
+        # (a batch as one target) or an empty set (it says why) goes through mmd2
         return mmd2_small(X, target.embeddings, kernel_at("rbf", self.reference_bandwidth_), weights_y=target.weights)
 
     def make_target(

@@ -150,6 +150,8 @@ class SettingsKeywords(TypedDict, total=False):
 GROUPS: dict[str, type] = {"constraints": Constraints, "index": IndexSettings, "budget": BudgetSettings}
 #: flat keyword -> the group parameter its field lives in (``kind`` is the ``index`` string itself)
 SHORTHANDS: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls) if f.name != "kind"}
+#: each group at its defaults (frozen, so one instance serves every Selector that leaves the group unset)
+_DEFAULTS: dict[str, Any] = {param: cls() for param, cls in GROUPS.items()}
 
 
 def as_group(param: str, value: Any) -> Any:
@@ -160,9 +162,9 @@ def as_group(param: str, value: Any) -> Any:
     >>> as_group("index", "hnsw").kind, as_group("budget", None).k_max
     ('hnsw', 32)
     """
+    if value is None:  # the shorthand properties read through here on every access: no new object
+        return _DEFAULTS[param]
     cls = GROUPS[param]
-    if value is None:
-        return cls()
     if param == "index" and isinstance(value, str):
         return IndexSettings(kind=value)
     if not isinstance(value, cls):
