@@ -37,6 +37,7 @@ __all__ = [
     "mmd2_from_kernels",
     "mmd2_linear",
     "mmd2_small",
+    "mmd2_small_batch",
     "mmd_permutation_test",
 ]
 
@@ -99,20 +100,49 @@ def mmd2_small(X: np.ndarray, Y: np.ndarray, kernel: Kernel, *, weights_y: Any =
     >>> abs(mmd2_small(X, Y, RBF(1.0)) - mmd2(X, Y, kernel="rbf", bandwidth=1.0)) < 1e-12
     True
     """
-    m, n = X.shape[0], Y.shape[0]
+    v = None if weights_y is None else np.asarray(weights_y, dtype=np.float64)[None, :]
+    return float(mmd2_small_batch(np.asarray(X)[None], np.asarray(Y)[None], kernel, weights_y=v)[0])
+
+
+def mmd2_small_batch(X: np.ndarray, Y: np.ndarray, kernel: Kernel, *, weights_y: Any = None) -> np.ndarray:
+    """:func:`mmd2_small` for B pairs of samples at once: ``X`` (B, m, d) against ``Y`` (B, n, d).
+
+    One batched float64 product instead of B small ones, for the per-query MMD2 of a batch of
+    selections. ``weights_y`` is (B, n), each row summing to 1 (None: uniform). Returns the B
+    values, each equal to ``mmd2_small(X[b], Y[b], kernel, weights_y=weights_y[b])``.
+
+    Examples
+    --------
+    >>> from promptkd.kernels import RBF
+    >>> X, Y = np.random.default_rng(0).normal(size=(3, 4, 2)), np.ones((3, 1, 2))
+    >>> batch = mmd2_small_batch(X, Y, RBF(1.0))
+    >>> bool(np.allclose(batch, [mmd2(X[b], Y[b], kernel="rbf", bandwidth=1.0) for b in range(3)]))
+    True
+    """
+    B, m, n = X.shape[0], X.shape[1], Y.shape[1]
+    if B == 0:
+        return np.zeros(0)
     if m == 0 or n == 0 or m + n > SMALL_ROWS or not kernel.distance_based or not kernel.resolved:
-        return mmd2(X, Y, kernel=kernel, weights_y=weights_y)
-    Z = np.concatenate([np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)])
-    Z -= Z.mean(0)  # centred, the float64 expansion's rounding (about 1e-16 of the squared norms) is negligible
-    G = Z @ Z.T
-    sq = np.diag(G).copy()
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * G, 0.0)
-    np.fill_diagonal(d2, 0.0)
+        return np.array(
+            [mmd2(X[b], Y[b], kernel=kernel, weights_y=None if weights_y is None else weights_y[b]) for b in range(B)]
+        )
+    # shifted by one target row (distances do not move), so the float64 expansion's rounding is
+    # about 1e-16 of the squared distances, not of the squared norms
+    origin = np.asarray(Y[:, -1:], dtype=np.float64)
+    Z = np.empty((B, m + n, X.shape[2]))
+    np.subtract(X, origin, out=Z[:, :m], dtype=np.float64)
+    np.subtract(Y, origin, out=Z[:, m:], dtype=np.float64)
+    G = Z @ Z.transpose(0, 2, 1)
+    sq = np.diagonal(G, axis1=1, axis2=2)
+    d2 = np.maximum(sq[:, :, None] + sq[:, None, :] - 2.0 * G, 0.0)
+    diag = np.arange(m + n)
+    d2[:, diag, diag] = 0.0
     K = kernel.profile(d2)
-    w = np.full(m, 1.0 / m)
-    v = np.full(n, 1.0 / n) if weights_y is None else np.asarray(weights_y, dtype=np.float64)
-    value = float(w @ K[:m, :m] @ w + v @ K[m:, m:] @ v - 2.0 * w @ K[:m, m:] @ v)
-    return max(value, 0.0)
+    v = np.full((B, n), 1.0 / n) if weights_y is None else np.asarray(weights_y, dtype=np.float64)
+    xx = K[:, :m, :m].sum(axis=(1, 2)) / (m * m)
+    yy = (v[:, None, :] @ K[:, m:, m:] @ v[:, :, None])[:, 0, 0]
+    xy = (K[:, :m, m:].sum(axis=1) * v).sum(axis=1) / m
+    return np.maximum(xx + yy - 2.0 * xy, 0.0)
 
 
 def mmd2_from_kernels(

@@ -30,7 +30,7 @@ from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError, NotFittedError
 from promptkd.kernels.functions import Bandwidth, KernelFn, median_bandwidth, resolve_bandwidth
 from promptkd.kernels.lookup import kernel_at
-from promptkd.kernels.mmd import mmd2_small
+from promptkd.kernels.mmd import mmd2_small, mmd2_small_batch
 from promptkd.kernels.objects import Kernel
 from promptkd.pool.lazy import demo_field_codes
 from promptkd.pool.pool import DemoPool
@@ -128,6 +128,7 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         self.dim_ = int(self.embeddings_.shape[1])
         # the reference RBF behind Selection.mmd2: one fixed subsample, so every selector on a pool agrees
         self.reference_bandwidth_ = self._pool_median(seed=0)
+        self.reference_kernel_ = kernel_at("rbf", self.reference_bandwidth_)
         if isinstance(self.bandwidth, str) and self.bandwidth == "median":
             self.bandwidth_ = self.reference_bandwidth_ if self.seed == 0 else self._pool_median(self.seed)
         else:
@@ -217,7 +218,22 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         X = np.asarray(self.embeddings_[list(indices)], dtype=np.float32)
         # a few rows against a small target: one small float64 product (microseconds); a large target
         # (a batch as one target) or an empty set (it says why) goes through mmd2
-        return mmd2_small(X, target.embeddings, kernel_at("rbf", self.reference_bandwidth_), weights_y=target.weights)
+        return mmd2_small(X, target.embeddings, self.reference_kernel_, weights_y=target.weights)
+
+    def _target_mmd2_batch(self, indices: Sequence[Sequence[int]], targets: Sequence[Target]) -> list[float]:
+        """:meth:`target_mmd2` of many (indices, target) pairs: one batched product per shape."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for b, (rows, target) in enumerate(zip(indices, targets, strict=True)):
+            groups.setdefault((len(rows), target.size), []).append(b)
+        out = [0.0] * len(targets)
+        for (m, _), members in groups.items():
+            flat = [int(i) for b in members for i in indices[b]]
+            X = np.asarray(self.embeddings_[flat], dtype=np.float32).reshape(len(members), m, -1)
+            Y = np.stack([targets[b].embeddings for b in members])
+            W = np.stack([targets[b].weights for b in members])
+            for b, value in zip(members, mmd2_small_batch(X, Y, self.reference_kernel_, weights_y=W), strict=True):
+                out[b] = float(value)
+        return out
 
     def make_target(
         self,
@@ -273,6 +289,13 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         return {name: float(p) for name, p in zip(self.label_names_, vote, strict=True) if p > 0}
 
     def _build(self, target: Target, k: int, sims: np.ndarray | None = None, budget: Any = None) -> Selection:
+        fields = self._selection_fields(target, k, sims, budget)
+        return Selection(mmd2=self.target_mmd2(fields["indices"], target), **fields)
+
+    def _selection_fields(
+        self, target: Target, k: int, sims: np.ndarray | None = None, budget: Any = None
+    ) -> dict[str, Any]:
+        """Every :class:`Selection` field but ``mmd2``, which a batch measures for all its queries at once."""
         if sims is None:
             sims = self.similarities(target)
         chosen, gains, path, phases = self._choose(target, k, sims)
@@ -293,11 +316,10 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
         )
         perm = apply_ordering(self.ordering_, context)
         demo_tokens = extras.pop("demo_tokens", None)
-        return Selection(
+        return dict(
             indices=tuple(int(chosen[p]) for p in perm),
             demos=tuple(demos[p] for p in perm),
             scores=tuple(chosen_sims[p] for p in perm),
-            mmd2=self.target_mmd2(chosen, target),
             objective=float(path[-1]) if self.minimises_mmd and path and len(path) == len(chosen) else None,
             reference_bandwidth=float(self.reference_bandwidth_),
             method=self.method,
@@ -422,9 +444,12 @@ class BaseSelector(SimilarityStageMixin, TargetingMixin, ParamsMixin):
                 block = targets[start : start + chunk]
                 D = np.stack([t.direction() for t in block])
                 S = self._candidate_similarities(D)
+                drafts = []
                 for i, t in enumerate(block):
                     k_val, budget = self._resolve_k_for(t, k)
-                    out.append(self._build(t, k_val, S[i], budget))
+                    drafts.append(self._selection_fields(t, k_val, S[i], budget))
+                values = self._target_mmd2_batch([d["indices"] for d in drafts], block)
+                out.extend(Selection(mmd2=v, **d) for d, v in zip(drafts, values, strict=True))
                 del S  # free this chunk's similarities before the next GEMM: one chunk alive at a time
                 if bar is not None:
                     bar.update(len(block))

@@ -47,9 +47,10 @@ class FeatureBlocksMixin:
     def _target_blocks(self, target: Target, sims: np.ndarray) -> dict[str, Any]:
         """The target's feature blocks beyond its embeddings that the kernel reads."""
         blocks: dict[str, Any] = {}
-        if "label" in self._views:
+        views = self._views
+        if "label" in views:
             blocks["label"] = self._target_labels(target, sims)
-        if "lexical" in self._views:
+        if "lexical" in views:
             if target.texts is None or len(target.texts) != target.size:
                 raise InvalidInputError(
                     f"kernel={self.kernel!r} compares words, so every target row needs its text: pass the query "
