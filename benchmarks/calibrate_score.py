@@ -47,21 +47,49 @@ PHASES: dict[str, tuple[int, list[str]]] = {
     "k8-random": (8, ["random"]),
     "k2-topk": (2, ["topk"]),
     "k16": (16, ["prior", "random"]),
+    "k16-prior": (16, ["prior"]),
+    "k16-random": (16, ["random"]),
+    "k12-prior": (12, ["prior"]),
 }
 
 
+def auto_spec(points: float) -> Any:
+    """``k="auto"`` at most 16 demos, the shipped constants and a token price of ``points`` per 100 tokens."""
+    from promptkd.evaluation import SelectorSpec
+    from promptkd.selection import Selector
+
+    def make(k: Any, seed: int) -> Any:
+        return Selector(k="auto", seed=seed, k_max=16, token_cost=points / 1e4)
+
+    return SelectorSpec(f"auto16-p{points:g}", make, fixed_k="auto")
+
+
 def specs(names: list[str]) -> list[Any]:
-    """SelectorSpecs by name: tune_dev.py's variants, and ``random`` from the evaluation harness."""
+    """SelectorSpecs by name: tune_dev.py's variants, ``random`` from the evaluation harness, ``auto16-pP``."""
     from benchmarks.tune_dev import variants
     from promptkd.evaluation import standard_selectors
 
     table = variants()
-    return [standard_selectors([n])[0] if n == "random" else table[n][1] for n in names]
+    out = []
+    for n in names:
+        if n.startswith("auto16-p"):
+            out.append(auto_spec(float(n.removeprefix("auto16-p"))))
+        else:
+            out.append(standard_selectors([n])[0] if n == "random" else table[n][1])
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
+    p.add_argument(
+        "--auto-prices",
+        nargs="+",
+        type=float,
+        default=[],
+        help="also score k='auto' (k_max 16, the shipped constants) at these token prices, in accuracy points per "
+        "100 tokens (selector names auto16-pP), after the phases",
+    )
     p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--n-dev", type=int, default=30)
     p.add_argument("--pool-size", type=int, default=2000)
@@ -99,13 +127,15 @@ def main(argv: list[str] | None = None) -> None:
             "pool_size": args.pool_size,
             "max_chars": args.max_chars,
             "phases": {p: {"k": PHASES[p][0], "selectors": PHASES[p][1]} for p in args.phases},
+            "auto_prices_points_per_100_tokens": args.auto_prices,
             "tasks": args.tasks,
         }
     )
     save_manifest(results, manifest)
     pairs = {}
-    for phase in args.phases:
-        k, names = PHASES[phase]
+    work = [(phase, *PHASES[phase]) for phase in args.phases]
+    work += [(f"auto-p{p:g}", 16, [f"auto16-p{p:g}"]) for p in args.auto_prices]  # the spec fixes k="auto"
+    for phase, k, names in work:
         for name in args.tasks:
             if name not in pairs:
                 pairs[name] = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
