@@ -156,6 +156,9 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     start, end = "<!-- calibrate_constants:start -->", "<!-- calibrate_constants:end -->"
     old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+    measured_end = "<!-- calibrate_constants:measured:end -->"
+    if measured_end in old:  # so does section D, when it is there
+        end = measured_end
     if start in old and end in old:  # section C belongs to benchmarks/calibrate_constants.py
         text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
     print(text)

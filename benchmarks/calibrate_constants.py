@@ -51,7 +51,7 @@ DATA_FILE = REPO / "promptkd" / "bounds" / "data" / "constants.json"
 DOC = REPO / "docs" / "calibration.md"
 EMBEDDER_ID = "sentence-transformers:all-MiniLM-L6-v2"
 SCALES = (1.0, 2.0)  # BoundEstimator's default bandwidth (1 x median) and the Selector's (2 x median)
-VERSION = "1"
+VERSION = "2"
 #: tune_dev.py's variants whose k=8 rows the fit reads (the file may grow with later tuning runs)
 K8_SELECTORS = ("topk", "topk-prior", "median-x2", "prior", "bm25", "bm25-prior", "joint-prior", "hybrid-prior")
 COMMAND = ".venv/bin/python benchmarks/calibrate_constants.py"
@@ -271,8 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     shown = list(sys.argv[1:] if argv is None else argv)
     command = " ".join([COMMAND, *(a for a in shown if a != "--check")])
 
-    rows = [r for r in read_jsonl(TUNE_ROWS) if r["lm"] == "gemma-3-270m" and r["selector"] in K8_SELECTORS]
-    rows += [r for r in read_jsonl(CAL_ROWS) if r["lm"] == "gemma-3-270m"]
+    cal_rows = read_jsonl(CAL_ROWS)
+    rows = [r for r in read_jsonl(TUNE_ROWS) if r["lm"] == LM and r["selector"] in K8_SELECTORS]
+    rows += [r for r in cal_rows if r["lm"] == LM and not is_auto(r)]
     if args.tasks:
         rows = [r for r in rows if r["task"] in args.tasks]
     tasks = sorted({r["task"] for r in rows})
@@ -300,8 +301,14 @@ def main(argv: list[str] | None = None) -> None:
     prices_all = price_table(curves, A2, C2, PRICES)
     for r in prices:
         print({k: v for k, v in r.items() if k != "kstar"})
-    chosen = choose_price(prices)
+    measured = measured_prices(cal_rows, args.k_max)
+    for m in measured:
+        print("measured on dev with the LM:", m)
+    chosen = choose_price(prices, measured)
     print(f"default token price: {chosen['points_per_100']:g} points per 100 tokens")
+    transfer = transfer_fit(cal_rows, emb)
+    if transfer is not None:
+        print(f"{TRANSFER_LM}: A={transfer['A']:.4f} C={transfer['C']:.4f} R2_within={transfer['r2_within']:.3f}")
     if args.check:
         shipped = {f["median_scale"]: f for f in json.loads(DATA_FILE.read_text(encoding="utf-8"))["families"]}
         for s_, _fit in families:
@@ -313,10 +320,11 @@ def main(argv: list[str] | None = None) -> None:
     entries = [family_entry(s_, f, recs_by_scale[s_]) for s_, f in families]
     write_data_file(entries, {
         "points_per_100_tokens": chosen["points_per_100"],
-        "rule": RULE,
+        "rule": RULE if not measured else MEASURED_RULE,
         "tokens": "whitespace words of the rendered demonstrations (the Selector's default counter)",
     }, command)  # fmt: skip
     write_section(rows, families, recs_by_scale, returns, prices, prices_all, chosen, args, command)
+    write_measured(measured, chosen, transfer)
 
 
 PRICES = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0]
@@ -327,10 +335,126 @@ RULE = (
 )
 
 
-def choose_price(prices: list[dict[str, Any]]) -> dict[str, Any]:
-    """The largest price whose predicted loss against k_max is at most ``MAX_LOSS`` points."""
+MEASURED_RULE = (
+    f"the largest price scored on dev with the LM (k='auto', k_max = 16, the shipped constants) whose macro-average "
+    f"accuracy is at most {MAX_LOSS} points below k = 16 on the same dev items; prices were screened with the "
+    "fitted constants' predicted loss first"
+)
+
+
+def choose_price(prices: list[dict[str, Any]], measured: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The default price: by the LM-scored dev rows when there are any, else by the fitted constants' prediction.
+
+    Measured: the largest scored price whose dev loss against k_max is at most ``MAX_LOSS`` points.
+    Predicted: the largest price on the grid whose predicted loss is at most ``MAX_LOSS`` points.
+    """
+    if measured:
+        ok = [m for m in measured if m["loss_points"] <= MAX_LOSS]
+        best = max(ok, key=lambda m: m["points_per_100"]) if ok else min(measured, key=lambda m: m["points_per_100"])
+        return next((p for p in prices if p["points_per_100"] == best["points_per_100"]), {**best, "kstar": {}})
     ok = [p for p in prices if p["predicted_loss_points"] <= MAX_LOSS]
     return max(ok, key=lambda p: p["points_per_100"]) if ok else prices[0]
+
+
+# ---------------------------------------------------------------------- k='auto' scored with the LM on dev
+LM = "gemma-3-270m"
+TRANSFER_LM = "SmolLM2-135M-Instruct"
+
+
+def is_auto(row: dict[str, Any]) -> bool:
+    """Rows of ``calibrate_score.py --auto-prices`` (k='auto' at a stated token price)."""
+    return str(row["selector"]).startswith("auto16-p")
+
+
+def measured_prices(cal_rows: list[dict[str, Any]], k_max: int, n_boot: int = 2000) -> list[dict[str, Any]]:
+    """Per price scored on dev: macro accuracy of k='auto' against the default selector at k = k_max, paired.
+
+    Pairs are the dev items both were scored on; accuracy is averaged within each task, then over tasks.
+    The 95% interval of the difference resamples items within each task.
+    """
+    fixed = {(r["task"], int(r["item"])): r for r in cal_rows
+             if r["lm"] == LM and r["selector"] == "prior" and r["k"] == k_max}  # fmt: skip
+    out = []
+    for name in sorted({r["selector"] for r in cal_rows if r["lm"] == LM and is_auto(r)}):
+        pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for r in cal_rows:
+            if r["lm"] == LM and r["selector"] == name and (r["task"], int(r["item"])) in fixed:
+                pairs.setdefault(r["task"], []).append((r, fixed[(r["task"], int(r["item"]))]))
+        tasks = sorted(pairs)
+        diff = {t: np.array([float(a["correct"]) - float(b["correct"]) for a, b in pairs[t]]) for t in tasks}
+        rng = np.random.default_rng(0)
+        boot = [np.mean([rng.choice(d, len(d)).mean() for d in diff.values()]) for _ in range(n_boot)]
+        every = [p for t in tasks for p in pairs[t]]
+        out.append({
+            "points_per_100": float(name.removeprefix("auto16-p")),
+            "tasks": tasks,
+            "n_items": len(every),
+            "auto_accuracy": 100 * float(np.mean([np.mean([a["correct"] for a, _ in pairs[t]]) for t in tasks])),
+            "kmax_accuracy": 100 * float(np.mean([np.mean([b["correct"] for _, b in pairs[t]]) for t in tasks])),
+            "loss_points": -100 * float(np.mean([d.mean() for d in diff.values()])),
+            "loss_ci": [-100 * float(np.percentile(boot, 97.5)), -100 * float(np.percentile(boot, 2.5))],
+            "share_below_kmax": float(np.mean([a["n_demos"] < k_max for a, _ in every])),
+            "share_below_kmax_by_task": float(np.mean([np.mean([a["n_demos"] < k_max for a, _ in pairs[t]]) for t in tasks])),
+            "tokens_saved": 1.0 - sum(a["tokens"] for a, _ in every) / sum(b["tokens"] for _, b in every),
+            "kstar": {t: [int(a["n_demos"]) for a, _ in pairs[t]] for t in tasks},
+        })  # fmt: skip
+    return out
+
+
+def transfer_fit(cal_rows: list[dict[str, Any]], emb: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The same fit on the second LM's dev rows (the default selector at several k), as a check; None without rows."""
+    rows = [r for r in cal_rows if r["lm"] == TRANSFER_LM and not is_auto(r) and r["task"] in emb]
+    if len({r["k"] for r in rows}) < 2:
+        return None
+    add_mmd(rows, emb)
+    f = fit_within(cells(rows, 2.0))
+    f["tasks"] = sorted({r["task"] for r in rows})
+    f["k"] = sorted({int(r["k"]) for r in rows})
+    return f
+
+
+def write_measured(measured: list[dict[str, Any]], chosen: dict[str, Any], transfer: dict[str, Any] | None) -> None:
+    """Section D of docs/budget_behaviour.md: the prices scored with the LM on dev, and the second LM's fit."""
+    out = [MSTART, "### D. The token price scored with the LM on dev, and the constants on a second LM", ""]
+    if measured:
+        out += [
+            '`benchmarks/calibrate_score.py --auto-prices P ...` scores `Selector(k="auto", k_max=16, '
+            "token_cost=P / 1e4)` (the shipped constants) on the same dev items as the fixed-k rows above. Each row "
+            "pairs it with the default selector at k = 16 on the same items (accuracy averaged within each task, "
+            "then over tasks; 95% interval from resampling items within tasks). Tokens are the LM's, whole prompt.",
+            "",
+            "| price (points per 100 tokens) | items | k='auto' accuracy | k=16 accuracy | loss (95% CI) "
+            "| k* < 16: items / tasks averaged | tokens saved |",
+            "|---:|---:|---:|---:|---|---:|---:|",
+        ]
+        for m in measured:
+            mark = " **(default)**" if m["points_per_100"] == chosen["points_per_100"] else ""
+            lo, hi = m["loss_ci"]
+            out.append(
+                f"| {m['points_per_100']:g}{mark} | {m['n_items']} | {m['auto_accuracy']:.1f} | "
+                f"{m['kmax_accuracy']:.1f} | {m['loss_points']:+.1f} ({lo:+.1f}, {hi:+.1f}) | "
+                f"{100 * m['share_below_kmax']:.0f}% / {100 * m['share_below_kmax_by_task']:.0f}% | "
+                f"{100 * m['tokens_saved']:.0f}% |"
+            )
+        out += ["", "The default price is " + MEASURED_RULE + ".", ""]
+    if transfer is not None:
+        out += [
+            f"**A second LM.** The same model fitted on {TRANSFER_LM}'s dev rows (the default selector at "
+            f"k = {', '.join(map(str, transfer['k']))}; tasks {', '.join(transfer['tasks'])}; 2 x median bandwidth): "
+            f"A = {transfer['A']:.3f}, C = {transfer['C']:.3f}, R^2 within tasks {transfer['r2_within']:.3f} "
+            f"({transfer['n_records']} cells). With one selector per k, k and MMD_b move together, so A and C are "
+            "less well separated than in the Gemma fit; the shipped constants are Gemma's.",
+            "",
+        ]
+    out.append(MEND)
+    text = PAGE.read_text(encoding="utf-8")
+    block = "\n".join(out)
+    if MSTART in text and MEND in text:
+        text = text[: text.index(MSTART)] + block + text[text.index(MEND) + len(MEND) :]
+    else:
+        text = text.replace(END, END + "\n\n" + block, 1)
+    PAGE.write_text(text, encoding="utf-8")
+    print(block)
 
 
 def family_entry(scale: float, f: dict[str, Any], recs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -360,6 +484,7 @@ def family_entry(scale: float, f: dict[str, Any], recs: list[dict[str, Any]]) ->
 
 
 START, END = "<!-- calibrate_constants:start -->", "<!-- calibrate_constants:end -->"
+MSTART, MEND = "<!-- calibrate_constants:measured:start -->", "<!-- calibrate_constants:measured:end -->"
 PAGE = REPO / "docs" / "budget_behaviour.md"
 
 
@@ -445,7 +570,10 @@ def write_section(
         "against k_max that the fitted constants predict (macro over tasks), first on the dev queries of the tasks "
         "the constants were fitted on, which the rule reads, then on the dev queries of all "
         f"{len(args.budget_tasks)} tasks (no LM is needed to count k*; the predicted loss there extrapolates the "
-        "constants to tasks without rows at several k). The default is " + RULE + ".",
+        "constants to tasks without rows at several k). These predictions screen the prices; the default itself is "
+        "chosen from prices scored with the LM on dev (section D), and only without such rows by this rule: "
+        + RULE
+        + ".",
         "",
         "| price (points per 100 tokens) | fit tasks: k* < k_max | tokens saved | predicted loss (points) "
         f"| all {len(args.budget_tasks)} tasks: k* < k_max | tokens saved | predicted loss (points) |",

@@ -50,6 +50,7 @@ PHASES: dict[str, tuple[int, list[str]]] = {
     "k16-prior": (16, ["prior"]),
     "k16-random": (16, ["random"]),
     "k12-prior": (12, ["prior"]),
+    "k8-prior": (8, ["prior"]),
 }
 
 
@@ -81,7 +82,7 @@ def specs(names: list[str]) -> list[Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
+    p.add_argument("--phases", nargs="*", default=list(PHASES), choices=list(PHASES), help="none: only --auto-prices")
     p.add_argument(
         "--auto-prices",
         nargs="+",
@@ -95,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pool-size", type=int, default=2000)
     p.add_argument("--max-chars", type=int, default=600)
     p.add_argument("--threads", type=int, default=1, help="torch threads (other LM runs share the cores)")
+    p.add_argument("--lm", default="gemma-3-270m", help="the scoring LM (a name load_lm knows)")
     p.add_argument("--results", default=str(RESULTS))
     return p.parse_args(argv)
 
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     embedder = CachedEmbedder(SentenceTransformerEmbedder(device=None), results.parent / "embeddings.sqlite")
-    lm = load_lm("gemma-3-270m", dtype="float32", attn_implementation="sdpa")
+    lm = load_lm(args.lm, dtype="float32", attn_implementation="sdpa")
     manifest = load_manifest(results)
     manifest["runs"].append(
         {

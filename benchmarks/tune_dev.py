@@ -136,6 +136,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tasks", nargs="+", default=["sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb"])
     p.add_argument("--variants", nargs="+", default=None, help="subset of the variant names")
     p.add_argument("--n-dev", type=int, default=30)
+    p.add_argument(
+        "--dev-seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="dev draws: each seed carves its own dev items and pool from train (rows carry it as pool_seed)",
+    )
     p.add_argument("--pool-size", type=int, default=2000)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--max-chars", type=int, default=600)
@@ -172,17 +179,19 @@ def run(args: argparse.Namespace, command: str) -> None:
             "max_chars": args.max_chars,
             "variants": args.variants or list(table),
             "tasks": args.tasks,
+            "dev_seeds": args.dev_seeds,
         }
     )
     save_manifest(Path(args.results), manifest)
-    for name in args.tasks:
-        t0 = time.time()
-        pair = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
-        run_experiment(
-            specs, [pair], k_values=[args.k], seeds=[0], n_test=None, lm=lm,
-            results_path=args.results, embedder=embedder, show_progress_bar=True,
-        )  # fmt: skip
-        print(f"[{time.strftime('%H:%M:%S')}] {name} done in {time.time() - t0:.0f}s", flush=True)
+    for seed in args.dev_seeds:
+        for name in args.tasks:
+            t0 = time.time()
+            pair = dev_split(name, args.n_dev, args.pool_size, args.max_chars, seed=seed)
+            run_experiment(
+                specs, [pair], k_values=[args.k], seeds=[0], n_test=None, lm=lm, pool_seed=seed,
+                results_path=args.results, embedder=embedder, show_progress_bar=True,
+            )  # fmt: skip
+            print(f"[{time.strftime('%H:%M:%S')}] {name} draw {seed} done in {time.time() - t0:.0f}s", flush=True)
 
 
 def _fmt_cmd(argv: list[str]) -> str:
@@ -206,6 +215,43 @@ def _paired(a: np.ndarray, b: np.ndarray, task_of: np.ndarray, n_boot: int = 200
     return diff, float(lo), float(hi)
 
 
+def _variant_table(
+    rows: list[dict[str, Any]], tasks: list[str], table: dict[str, Any], reference: str = REFERENCE
+) -> list[str]:
+    """Accuracy per task and variant, and each variant against ``reference`` paired on the same items."""
+    sels = [n for n in table if any(r["selector"] == n for r in rows)]
+    correct: dict[tuple[str, str], dict[tuple[int, int], bool]] = {}
+    for r in rows:
+        key = (int(r.get("pool_seed", 0)), int(r["item"]))
+        correct.setdefault((r["selector"], r["task"]), {})[key] = bool(r["correct"])
+    out = [
+        "| variant | what it changes | " + " | ".join(tasks) + f" | mean | vs {reference} (95% CI) |",
+        "|---|---|" + "---|" * len(tasks) + "---|---|",
+    ]
+    base_items = {t: sorted(correct.get((reference, t), {})) for t in tasks}
+    for sel in sels:
+        accs = []
+        for t in tasks:
+            c = correct.get((sel, t), {})
+            accs.append(100 * np.mean(list(c.values())) if c else float("nan"))
+        vs = ""
+        if sel != reference and all(correct.get((sel, t)) and correct.get((reference, t)) for t in tasks):
+            a, b, task_of = [], [], []
+            for t in tasks:
+                for i in base_items[t]:
+                    if i in correct[(sel, t)]:
+                        a.append(correct[(sel, t)][i])
+                        b.append(correct[(reference, t)][i])
+                        task_of.append(t)
+            d, lo, hi = _paired(np.array(a, float), np.array(b, float), np.array(task_of))
+            vs = f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+        cells = " | ".join("" if np.isnan(x) else f"{x:.1f}" for x in accs)
+        done = int(np.sum(~np.isnan(accs)))
+        mean = f"{np.nanmean(accs):.1f}" + ("" if done == len(tasks) else f" ({done} tasks)")
+        out.append(f"| {sel} | {table[sel][0]} | {cells} | {mean} | {vs} |")
+    return out
+
+
 def write_report(args: argparse.Namespace, argv: list[str]) -> None:
     source = rows_source(Path(args.results))
     rows = [r for r in read_rows(source) if str(r["k"]) == str(args.k)]
@@ -218,10 +264,8 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
     note = args.note or manifest.get("note", "")  # a note kept in the manifest travels with the rows
     table = variants()
     tasks = sorted({r["task"] for r in rows})
-    sels = [n for n in table if any(r["selector"] == n for r in rows)]
-    correct: dict[tuple[str, str], dict[int, bool]] = {}
-    for r in rows:
-        correct.setdefault((r["selector"], r["task"]), {})[int(r["item"])] = bool(r["correct"])
+    draws = sorted({int(r.get("pool_seed", 0)) for r in rows})
+    first = [r for r in rows if int(r.get("pool_seed", 0)) == draws[0]]
     out = [
         "# Choosing promptkd's defaults on a dev split\n",
         "Generated by `benchmarks/tune_dev.py` from the committed rows (`benchmarks/results/tune_dev/rows.jsonl.gz`; "
@@ -232,30 +276,21 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
         f"read. With this few items one item moves a task's accuracy by {100 / args.n_dev:.1f} points, so only large, "
         "consistent differences are worth acting on.\n",
         *([note.strip() + "\n"] if note else []),
-        "| variant | what it changes | " + " | ".join(tasks) + f" | mean | vs {REFERENCE} (95% CI) |",
-        "|---|---|" + "---|" * len(tasks) + "---|---|",
+        *_variant_table(first, tasks, table),
     ]
-    base_items = {t: sorted(correct.get((REFERENCE, t), {})) for t in tasks}
-    for sel in sels:
-        accs = []
-        for t in tasks:
-            c = correct.get((sel, t), {})
-            accs.append(100 * np.mean(list(c.values())) if c else float("nan"))
-        vs = ""
-        if sel != REFERENCE and all(correct.get((sel, t)) and correct.get((REFERENCE, t)) for t in tasks):
-            a, b, task_of = [], [], []
-            for t in tasks:
-                for i in base_items[t]:
-                    if i in correct[(sel, t)]:
-                        a.append(correct[(sel, t)][i])
-                        b.append(correct[(REFERENCE, t)][i])
-                        task_of.append(t)
-            d, lo, hi = _paired(np.array(a, float), np.array(b, float), np.array(task_of))
-            vs = f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
-        cells = " | ".join("" if np.isnan(x) else f"{x:.1f}" for x in accs)
-        done = int(np.sum(~np.isnan(accs)))
-        mean = f"{np.nanmean(accs):.1f}" + ("" if done == len(tasks) else f" ({done} tasks)")
-        out.append(f"| {sel} | {table[sel][0]} | {cells} | {mean} | {vs} |")
+    if len(draws) > 1:
+        sels = [
+            n for n in table if all(any(r["selector"] == n and r.get("pool_seed", 0) == d for r in rows) for d in draws)
+        ]
+        both = [r for r in rows if r["selector"] in sels]
+        out += [
+            "",
+            f"### Every dev draw ({', '.join(map(str, draws))})\n",
+            f"Each draw carves its own {args.n_dev} dev items per task and its own pool from train "
+            "(`--dev-seeds`). The variants scored on every draw, with the items of all draws pooled "
+            f"({len(draws) * args.n_dev} per task), against promptkd's defaults (`prior`) where it was scored:\n",
+            *_variant_table(both, tasks, table, reference="prior" if "prior" in sels else REFERENCE),
+        ]
     out.append("")
     out.append(f"Rows: {len(res.rows)}.\n")
     Path(args.doc).write_text("\n".join(out) + "\n", encoding="utf-8")
