@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join([COMMAND, *(a for a in shown if a != "--check")])
 
     cal_rows = read_jsonl(CAL_ROWS)
+    # the first dev draw only: the calibration rows share its dev items and pool (a later draw has its own)
     rows = [r for r in read_jsonl(TUNE_ROWS) if r["lm"] == LM and r["selector"] in K8_SELECTORS]
+    rows = [r for r in rows if int(r.get("pool_seed", 0)) == 0]
     rows += [r for r in cal_rows if r["lm"] == LM and not is_auto(r)]
     if args.tasks:
         rows = [r for r in rows if r["task"] in args.tasks]
