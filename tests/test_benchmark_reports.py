@@ -99,8 +99,9 @@ def test_tuning_report_paired_against_the_default(tmp_path):
 @pytest.mark.parametrize(
     ("script", "results", "page"),
     [
-        ("quality", "quality", "quality.md"),
-        ("tune_dev", "tune_dev", "tuning.md"),
+        # the two large pages take 5-20 s to rebuild (bootstrap over every cell): in the full suite only
+        pytest.param("quality", "quality", "quality.md", marks=pytest.mark.slow),
+        pytest.param("tune_dev", "tune_dev", "tuning.md", marks=pytest.mark.slow),
         ("dev_screen", "dev_screen", "dev_screen.md"),
     ],
 )

@@ -109,6 +109,7 @@ def test_select_queries_file_to_jsonl_with_baseline_and_constraints(saved_pool, 
         assert all(d["metadata"]["task"] in ("sentiment", "news_topic") for d in r["demos"])
 
 
+@pytest.mark.slow  # draws and saves the bound plots with matplotlib (about 3 s)
 def test_bound_report_json_and_png(saved_pool, tmp_path):
     png = tmp_path / "bound.png"
     args = ["bound", "--pool", str(saved_pool), "-q", "Which river flows through Cairo?", "-q", "Capital of Peru?"]

@@ -57,6 +57,7 @@ def test_bound_budget(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="batch_cli.sh needs bash")
+@pytest.mark.slow  # runs the example shell script: several CLI processes (about 3 s)
 def test_batch_cli(tmp_path):
     env = {
         "PROMPTKD": f"{sys.executable} -m promptkd",
@@ -69,6 +70,7 @@ def test_batch_cli(tmp_path):
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="batch_cli.sh needs bash")
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="runs as the README says, after make")
+@pytest.mark.slow  # the README's shell script end to end, several CLI processes (about 3 s)
 def test_batch_cli_as_the_readme_runs_it(tmp_path):
     """`bash examples/batch_cli.sh` with a PATH whose python lacks promptkd still finds the repository's .venv."""
     env = {"OUT": str(tmp_path), "PATH": "/usr/bin:/bin"}

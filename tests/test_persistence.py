@@ -312,6 +312,7 @@ class Zygote:
             self.proc.wait()
 
 
+@pytest.mark.slow  # starts and kills several writer processes (about 5 s)
 def test_sigkill_during_save_never_leaves_a_mix(tmp_path: Path) -> None:
     path = tmp_path / "pool"
     base = DemoPool(
