@@ -154,13 +154,12 @@ def main() -> None:
     else:
         lines.append(f"(part B skipped: {args.data_dir} not found)")
     text = "\n".join(lines) + "\n"
-    start, end = "<!-- calibrate_constants:start -->", "<!-- calibrate_constants:end -->"
+    from calibrate_constants import END, MEND, START  # benchmarks/ is this script's sys.path[0]
+
     old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
-    measured_end = "<!-- calibrate_constants:measured:end -->"
-    if measured_end in old:  # so does section D, when it is there
-        end = measured_end
-    if start in old and end in old:  # section C belongs to benchmarks/calibrate_constants.py
-        text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
+    end = MEND if MEND in old else END  # sections C and D belong to benchmarks/calibrate_constants.py
+    if START in old and end in old:
+        text += "\n" + old[old.index(START) : old.index(end) + len(end)] + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -45,6 +45,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.calibrate_score import AUTO_PREFIX  # noqa: E402
+
 TUNE_ROWS = REPO / "benchmarks" / "results" / "tune_dev" / "rows.jsonl.gz"
 CAL_ROWS = REPO / "benchmarks" / "results" / "calibration_dev" / "rows.jsonl.gz"
 DATA_FILE = REPO / "promptkd" / "bounds" / "data" / "constants.json"
@@ -299,13 +301,14 @@ def main(argv: list[str] | None = None) -> None:
     curves = budget_curves({t: emb_budget[t] for t in args.budget_tasks}, args.k_max, None)
     # the rule reads the fit tasks only: elsewhere the predicted loss extrapolates the constants to tasks
     # they were not fitted on; the share of k* < k_max over every budget task is reported beside it
-    prices = price_table({t: curves[t] for t in tasks if t in curves}, A2, C2, PRICES)
-    prices_all = price_table(curves, A2, C2, PRICES)
-    for r in prices:
-        print({k: v for k, v in r.items() if k != "kstar"})
     measured = measured_prices(cal_rows, args.k_max)
     for m in measured:
         print("measured on dev with the LM:", m)
+    grid = sorted({*PRICES, *(m["points_per_100"] for m in measured)})  # every scored price gets a predicted row
+    prices = price_table({t: curves[t] for t in tasks if t in curves}, A2, C2, grid)
+    prices_all = price_table(curves, A2, C2, grid)
+    for r in prices:
+        print({k: v for k, v in r.items() if k != "kstar"})
     chosen = choose_price(prices, measured)
     print(f"default token price: {chosen['points_per_100']:g} points per 100 tokens")
     transfer = transfer_fit(cal_rows, emb)
@@ -351,9 +354,9 @@ def choose_price(prices: list[dict[str, Any]], measured: list[dict[str, Any]] | 
     Predicted: the largest price on the grid whose predicted loss is at most ``MAX_LOSS`` points.
     """
     if measured:
-        ok = [m for m in measured if m["loss_points"] <= MAX_LOSS]
-        best = max(ok, key=lambda m: m["points_per_100"]) if ok else min(measured, key=lambda m: m["points_per_100"])
-        return next((p for p in prices if p["points_per_100"] == best["points_per_100"]), {**best, "kstar": {}})
+        ok = [m["points_per_100"] for m in measured if m["loss_points"] <= MAX_LOSS]
+        best = max(ok) if ok else min(m["points_per_100"] for m in measured)
+        return next(p for p in prices if p["points_per_100"] == best)  # the grid holds every measured price
     ok = [p for p in prices if p["predicted_loss_points"] <= MAX_LOSS]
     return max(ok, key=lambda p: p["points_per_100"]) if ok else prices[0]
 
@@ -365,40 +368,48 @@ TRANSFER_LM = "SmolLM2-135M-Instruct"
 
 def is_auto(row: dict[str, Any]) -> bool:
     """Rows of ``calibrate_score.py --auto-prices`` (k='auto' at a stated token price)."""
-    return str(row["selector"]).startswith("auto16-p")
+    return str(row["selector"]).startswith(AUTO_PREFIX)
 
 
-def measured_prices(cal_rows: list[dict[str, Any]], k_max: int, n_boot: int = 2000) -> list[dict[str, Any]]:
+def _macro(values: np.ndarray, task_of: np.ndarray) -> float:
+    """Mean within each task, then over tasks."""
+    return float(np.mean([values[task_of == t].mean() for t in sorted(set(task_of))]))
+
+
+def measured_prices(cal_rows: list[dict[str, Any]], k_max: int) -> list[dict[str, Any]]:
     """Per price scored on dev: macro accuracy of k='auto' against the default selector at k = k_max, paired.
 
     Pairs are the dev items both were scored on; accuracy is averaged within each task, then over tasks.
-    The 95% interval of the difference resamples items within each task.
+    The 95% interval of the difference resamples items within each task (``tune_dev._paired``).
     """
+    from benchmarks.tune_dev import _paired
+
     fixed = {(r["task"], int(r["item"])): r for r in cal_rows
              if r["lm"] == LM and r["selector"] == "prior" and r["k"] == k_max}  # fmt: skip
+    by_price: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for r in cal_rows:
+        if r["lm"] == LM and is_auto(r) and (r["task"], int(r["item"])) in fixed:
+            by_price.setdefault(r["selector"], []).append((r, fixed[(r["task"], int(r["item"]))]))
     out = []
-    for name in sorted({r["selector"] for r in cal_rows if r["lm"] == LM and is_auto(r)}):
-        pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-        for r in cal_rows:
-            if r["lm"] == LM and r["selector"] == name and (r["task"], int(r["item"])) in fixed:
-                pairs.setdefault(r["task"], []).append((r, fixed[(r["task"], int(r["item"]))]))
-        tasks = sorted(pairs)
-        diff = {t: np.array([float(a["correct"]) - float(b["correct"]) for a, b in pairs[t]]) for t in tasks}
-        rng = np.random.default_rng(0)
-        boot = [np.mean([rng.choice(d, len(d)).mean() for d in diff.values()]) for _ in range(n_boot)]
-        every = [p for t in tasks for p in pairs[t]]
+    for name, pairs in sorted(by_price.items()):
+        task_of = np.array([a["task"] for a, _ in pairs])
+        auto = np.array([float(a["correct"]) for a, _ in pairs])
+        top = np.array([float(b["correct"]) for _, b in pairs])
+        tasks = sorted(set(task_of))
+        diff, lo, hi = _paired(auto, top, task_of)
+        below = np.array([a["n_demos"] < k_max for a, _ in pairs], dtype=float)
         out.append({
-            "points_per_100": float(name.removeprefix("auto16-p")),
+            "points_per_100": float(name.removeprefix(AUTO_PREFIX)),
             "tasks": tasks,
-            "n_items": len(every),
-            "auto_accuracy": 100 * float(np.mean([np.mean([a["correct"] for a, _ in pairs[t]]) for t in tasks])),
-            "kmax_accuracy": 100 * float(np.mean([np.mean([b["correct"] for _, b in pairs[t]]) for t in tasks])),
-            "loss_points": -100 * float(np.mean([d.mean() for d in diff.values()])),
-            "loss_ci": [-100 * float(np.percentile(boot, 97.5)), -100 * float(np.percentile(boot, 2.5))],
-            "share_below_kmax": float(np.mean([a["n_demos"] < k_max for a, _ in every])),
-            "share_below_kmax_by_task": float(np.mean([np.mean([a["n_demos"] < k_max for a, _ in pairs[t]]) for t in tasks])),
-            "tokens_saved": 1.0 - sum(a["tokens"] for a, _ in every) / sum(b["tokens"] for _, b in every),
-            "kstar": {t: [int(a["n_demos"]) for a, _ in pairs[t]] for t in tasks},
+            "n_items": len(pairs),
+            "auto_accuracy": 100 * _macro(auto, task_of),
+            "kmax_accuracy": 100 * _macro(top, task_of),
+            "loss_points": -diff,
+            "loss_ci": [-hi, -lo],
+            "share_below_kmax": float(below.mean()),
+            "share_below_kmax_by_task": _macro(below, task_of),
+            "tokens_saved": 1.0 - sum(a["tokens"] for a, _ in pairs) / sum(b["tokens"] for _, b in pairs),
+            "kstar": {t: [int(a["n_demos"]) for a, _ in pairs if a["task"] == t] for t in tasks},
         })  # fmt: skip
     return out
 
@@ -582,7 +593,7 @@ def write_section(
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p, q in zip(prices, prices_all, strict=True):
-        mark = " **(default)**" if p is chosen else ""
+        mark = " **(default)**" if p["points_per_100"] == chosen["points_per_100"] else ""
         out.append(
             f"| {p['points_per_100']:g}{mark} | {100 * p['share_below_kmax']:.0f}% of {p['n_queries']} | "
             f"{100 * p['tokens_saved']:.0f}% | {p['predicted_loss_points']:.2f} | "

@@ -49,9 +49,10 @@ PHASES: dict[str, tuple[int, list[str]]] = {
     "k16": (16, ["prior", "random"]),
     "k16-prior": (16, ["prior"]),
     "k16-random": (16, ["random"]),
-    "k12-prior": (12, ["prior"]),
     "k8-prior": (8, ["prior"]),
 }
+#: the name of k='auto' scored at a token price P: AUTO_PREFIX + f"{P:g}" (calibrate_constants.py reads it back)
+AUTO_PREFIX = "auto16-p"
 
 
 def auto_spec(points: float) -> Any:
@@ -62,22 +63,16 @@ def auto_spec(points: float) -> Any:
     def make(k: Any, seed: int) -> Any:
         return Selector(k="auto", seed=seed, k_max=16, token_cost=points / 1e4)
 
-    return SelectorSpec(f"auto16-p{points:g}", make, fixed_k="auto")
+    return SelectorSpec(f"{AUTO_PREFIX}{points:g}", make, fixed_k="auto")
 
 
 def specs(names: list[str]) -> list[Any]:
-    """SelectorSpecs by name: tune_dev.py's variants, ``random`` from the evaluation harness, ``auto16-pP``."""
+    """SelectorSpecs by name: tune_dev.py's variants, and ``random`` from the evaluation harness."""
     from benchmarks.tune_dev import variants
     from promptkd.evaluation import standard_selectors
 
     table = variants()
-    out = []
-    for n in names:
-        if n.startswith("auto16-p"):
-            out.append(auto_spec(float(n.removeprefix("auto16-p"))))
-        else:
-            out.append(standard_selectors([n])[0] if n == "random" else table[n][1])
-    return out
+    return [standard_selectors([n])[0] if n == "random" else table[n][1] for n in names]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -135,15 +130,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     save_manifest(results, manifest)
     pairs = {}
-    work = [(phase, *PHASES[phase]) for phase in args.phases]
-    work += [(f"auto-p{p:g}", 16, [f"auto16-p{p:g}"]) for p in args.auto_prices]  # the spec fixes k="auto"
-    for phase, k, names in work:
+    work = [(phase, PHASES[phase][0], specs(PHASES[phase][1])) for phase in args.phases]
+    work += [(f"auto-p{p:g}", 16, [auto_spec(p)]) for p in args.auto_prices]  # the spec fixes k="auto"
+    for phase, k, phase_specs in work:
         for name in args.tasks:
             if name not in pairs:
                 pairs[name] = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
             t0 = time.time()
             run_experiment(
-                specs(names), [pairs[name]], k_values=[k], seeds=[0], n_test=None, lm=lm,
+                phase_specs, [pairs[name]], k_values=[k], seeds=[0], n_test=None, lm=lm,
                 results_path=results, embedder=embedder, show_progress_bar=False,
             )  # fmt: skip
             pack(results)

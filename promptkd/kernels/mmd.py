@@ -86,9 +86,9 @@ def mmd2_small(X: np.ndarray, Y: np.ndarray, kernel: Kernel, *, weights_y: Any =
     """Biased MMD2 of two small samples under a resolved distance-based kernel, in float64.
 
     Meant for the per-query MMD2 of a selection (k demos against a one- or few-row target): the
-    squared distances come from one float64 product of the centred rows (exact to about 1e-16 of
-    their squared norms), with no re-validation of inputs a selector has checked already, so it
-    costs microseconds.
+    squared distances come from one float64 product of the rows shifted by a target row (rounding
+    of about 1e-16 of the squared distances, however far the samples sit from the origin), with no
+    re-validation of inputs a selector has checked already, so it costs microseconds.
     ``weights_x`` are uniform; ``weights_y`` (summing to 1) default to uniform. Pooled samples of
     more than :data:`SMALL_ROWS` rows, or kernels that are not distance-based, go through
     :func:`mmd2` instead.
