@@ -56,12 +56,16 @@ AUTO_PREFIX = "auto16-p"
 
 
 def auto_spec(points: float) -> Any:
-    """``k="auto"`` at most 16 demos, the shipped constants and a token price of ``points`` per 100 tokens."""
+    """``k="auto"`` at most 16 demos, the shipped constants and a token price of ``points`` per 100 tokens.
+
+    The herding kernel and order are the ones the committed dev rows were scored with (an RBF on the
+    embeddings, ``label_prior``); the budget's k* does not depend on them (it is read on an RBF).
+    """
     from promptkd.evaluation import SelectorSpec
     from promptkd.selection import Selector
 
     def make(k: Any, seed: int) -> Any:
-        return Selector(k="auto", seed=seed, k_max=16, token_cost=points / 1e4)
+        return Selector(k="auto", seed=seed, k_max=16, token_cost=points / 1e4, kernel="rbf", order="label_prior")
 
     return SelectorSpec(f"{AUTO_PREFIX}{points:g}", make, fixed_k="auto")
 

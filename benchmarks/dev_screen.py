@@ -65,8 +65,14 @@ def selection_methods() -> dict[str, tuple[str, Callable[[int], Any]]]:
     from promptkd.selection.baselines import BM25Selector, DPPSelector, TopKSelector
 
     return {
-        "promptkd": ("Selector defaults: RBF kernel, bandwidth 2 x median", lambda k: Selector(k=k, seed=0)),
-        "promptkd-x1": ("RBF kernel, bandwidth 1 x median", lambda k: Selector(k=k, seed=0, median_scale=1.0)),
+        "promptkd": (
+            "RBF kernel, bandwidth 2 x median (the Selector's defaults before 'rbf+lexical')",
+            lambda k: Selector(k=k, seed=0, kernel="rbf"),
+        ),
+        "promptkd-x1": (
+            "RBF kernel, bandwidth 1 x median",
+            lambda k: Selector(k=k, seed=0, kernel="rbf", median_scale=1.0),
+        ),
         "hybrid": ("RBF() + LexicalKernel()", lambda k: Selector(k=k, seed=0, kernel=RBF() + LexicalKernel())),
         "hybrid-w0.5": (
             "RBF() + 0.5 * LexicalKernel()",

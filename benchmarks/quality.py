@@ -53,15 +53,17 @@ ALL_SELECTORS = [
     "bm25-prior",
     "topk-lexvote",
     "bm25-lexvote",
+    "mmr-lexvote",
     "promptkd",
+    "promptkd-rbf",
     "promptkd-lexvote",
-    "promptkd-hybrid-lexvote",
     "promptkd-sim",
     "promptkd-hybrid",
     "promptkd-nbhd",
     "promptkd-lm",
     "promptkd-auto",
     "promptkd-auto16",
+    "promptkd-rbf-auto16",
     "promptkd-cone",
 ]
 LMS = {"gemma": "gemma-3-270m", "smollm2": "SmolLM2-135M-Instruct"}

@@ -139,7 +139,7 @@ CHILD = textwrap.dedent(
     pool = DemoPool.open(args["pool"])
     out["open_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    selector = Selector(k=args["k"], batch_chunk=args["batch_chunk"]).fit(pool)
+    selector = Selector(k=args["k"], batch_chunk=args["batch_chunk"], kernel="rbf", order="label_prior").fit(pool)
     out["fit_s"] = time.perf_counter() - t1
     out["index"] = None if selector.index_ is None else selector.index_.kind
     t2 = time.perf_counter()
@@ -329,7 +329,7 @@ PROFILE = textwrap.dedent(
     Q = np.load(args["queries"])[: args["n_queries"]]
     fit_profile = cProfile.Profile()
     fit_profile.enable()
-    selector = Selector(k=args["k"]).fit(pool)
+    selector = Selector(k=args["k"], kernel="rbf", order="label_prior").fit(pool)
     fit_profile.disable()
     fit_stats = pstats.Stats(fit_profile).stats
     fit_total = max(v[3] for v in fit_stats.values())

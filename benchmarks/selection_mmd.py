@@ -54,10 +54,10 @@ def main() -> None:
     bw = median_bandwidth(np.asarray(pool.embeddings, dtype=np.float32), seed=0)
     selectors = {
         "TopKSelector (KATE)": TopKSelector(k=args.k, bandwidth=bw),
-        "Selector": Selector(k=args.k, bandwidth=bw),
-        "Selector, swaps=10": Selector(k=args.k, bandwidth=bw, swaps=10),
-        'Selector, label_balance="cover"': Selector(k=args.k, bandwidth=bw, label_balance="cover"),
-        "Selector, dedup_threshold=0.9": Selector(k=args.k, bandwidth=bw, dedup_threshold=0.9),
+        "Selector": Selector(k=args.k, bandwidth=bw, kernel="rbf"),
+        "Selector, swaps=10": Selector(k=args.k, bandwidth=bw, kernel="rbf", swaps=10),
+        'Selector, label_balance="cover"': Selector(k=args.k, bandwidth=bw, kernel="rbf", label_balance="cover"),
+        "Selector, dedup_threshold=0.9": Selector(k=args.k, bandwidth=bw, kernel="rbf", dedup_threshold=0.9),
     }
     table = []
     for name, sel in selectors.items():

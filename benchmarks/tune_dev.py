@@ -46,6 +46,8 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
     from promptkd.selection.ordering import LabelPriorOrder
 
     def pk(**kw: Any) -> Any:
+        # every variant names its kernel and order: the rows stay what they were when the defaults move
+        kw = {"kernel": "rbf", "order": "similarity", **kw}
         return lambda k, seed: Selector(k=k, seed=seed, **kw)
 
     def spec(name: str, what: str, factory: Any) -> tuple[str, tuple[str, SelectorSpec]]:
@@ -84,7 +86,7 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
             ),
             spec(
                 "prior",
-                "median-x2 + demos of the neighbourhood's likely label last (the defaults since)",
+                "median-x2 + demos of the neighbourhood's likely label last (the defaults from then until rbf+lexical)",
                 pk(order="label_prior"),
             ),
             spec(
@@ -99,7 +101,8 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
             ),
             spec(
                 "hybrid-lexvote",
-                "hybrid-prior, with the label vote also counting shared words (embedding + TF-IDF cosine)",
+                "hybrid-prior, with the label vote also counting shared words (embedding + TF-IDF cosine); "
+                "the defaults since",
                 pk(kernel=RBF() + LexicalKernel(), order=LabelPriorOrder(vote="embedding+lexical")),
             ),
             spec(

@@ -207,13 +207,13 @@ def test_mmd_term_is_zero_for_target_draws_and_grows_with_shift() -> None:
 
 def test_bound_accepts_a_selection_and_a_text_target(hashing_pool: DemoPool) -> None:
     query = "sports news: the coach and the team"
-    sel = Selector(k=4).fit(hashing_pool).select(query)
+    sel = Selector(k=4, kernel="rbf").fit(hashing_pool).select(query)  # the bound's kernel: an RBF on embeddings
     est = BoundEstimator(bandwidth=sel.bandwidth).fit(hashing_pool, query)
     b = est.bound(sel)
     assert b.m == 4 and set(b.indices) == set(sel.indices)
     assert b.mmd2 == pytest.approx(sel.objective, abs=1e-6)  # same kernel, bandwidth and target
     # the estimator's own default is the plain median heuristic; Selector scales it by median_scale
-    plain = Selector(k=4, median_scale=1.0).fit(hashing_pool).select(query)
+    plain = Selector(k=4, kernel="rbf", median_scale=1.0).fit(hashing_pool).select(query)
     assert BoundEstimator().fit(hashing_pool, query).bound(plain).mmd2 == pytest.approx(plain.objective, abs=1e-6)
     # Selection.mmd2 is the reference RBF at the plain median: the estimator's default
     assert BoundEstimator().fit(hashing_pool, query).bound(sel).mmd2 == pytest.approx(sel.mmd2, abs=1e-6)

@@ -199,6 +199,61 @@ def test_a_lexical_selector_prefers_shared_words_and_needs_query_texts() -> None
         sel.select(np.ones(32, dtype=np.float32))
 
 
+def test_the_lexical_columns_match_the_gram_for_one_and_many_target_rows() -> None:
+    from scipy import sparse
+
+    from promptkd.kernels import feature_kernels
+
+    lex = sparse.random(30, 50, density=0.15, format="csr", random_state=3)
+    rows = Views(np.zeros((30, 1)), lexical=lex)
+    cols = LexicalKernel().columns(rows)
+    K = LexicalKernel()(rows)
+    np.testing.assert_allclose([cols.column(j) for j in range(30)], K.T, rtol=1e-12, atol=1e-15)
+    for n in (1, feature_kernels._DENSE_ROWS + 1):  # dense vectors below the threshold, sparse products above
+        T = Views(np.zeros((n, 1)), lexical=sparse.random(n, 50, density=0.2, format="csr", random_state=n))
+        np.testing.assert_allclose(cols.cross(T), LexicalKernel()(rows, T), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(cols.target_gram(T), LexicalKernel()(T), rtol=1e-12, atol=1e-15)
+    dense = LexicalKernel().columns(Views(np.zeros((30, 1)), lexical=lex.toarray()))
+    np.testing.assert_allclose(dense.column(4), K[:, 4], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dense.diag(), np.diag(K), rtol=1e-12)
+
+
+def test_without_leaves_out_the_parts_that_read_a_view() -> None:
+    rbf_, lex = RBF(bandwidth=1.0), LexicalKernel()
+    assert (rbf_ + lex).without("lexical") == rbf_
+    assert (rbf_ + 0.5 * lex).without("lexical") == rbf_
+    assert (0.5 * rbf_ + lex).without("lexical") == 0.5 * rbf_
+    assert (rbf_ * LabelKernel(0.2) + lex).without("lexical") == rbf_ * LabelKernel(0.2)
+    assert (rbf_ * lex).without("lexical") == rbf_  # a product keeps its other factors
+    assert (rbf_ + Cosine()).without("lexical") == rbf_ + Cosine()  # nothing to leave out: the same kernel
+    assert lex.without("lexical") is None and (2.0 * lex).without("lexical") is None
+    assert (rbf_ + lex).without("embedding") == lex
+
+
+def test_kernel_names_joined_by_plus_are_their_sum() -> None:
+    assert as_kernel("rbf+lexical") == RBF() + LexicalKernel()
+    assert as_kernel("rbf + cosine", bandwidth=0.5) == RBF(bandwidth=0.5) + Cosine()
+    assert as_kernel("lexical") == LexicalKernel()
+    with pytest.raises(InvalidInputError, match="joined by '\\+'"):
+        as_kernel("rbf+nope")
+
+
+def test_embedding_queries_fall_back_to_the_text_free_part(caplog: pytest.LogCaptureFixture) -> None:
+    records = [{"input": f"common words here number{i}", "output": "xy"[i % 2]} for i in range(30)]
+    pool = DemoPool(records, embedder=HashingEmbedder(dim=32))
+    q = pool.encode_texts(["common words number7"])[0]
+    default = Selector(k=4).fit(pool)
+    with caplog.at_level("WARNING", logger="promptkd"):
+        first, second = default.select(q), default.select(q)
+    warned = [r for r in caplog.records if "without texts" in r.getMessage()]
+    assert len(warned) == 1 and "RBF(bandwidth=" in warned[0].getMessage()  # once per selector
+    plain = Selector(k=4, kernel="rbf", order="label_prior").fit(pool).select(q)
+    assert first.indices == second.indices == plain.indices
+    # with the text, the lexical part counts: the same words as one demo pull it in
+    with_text = default.select("common words number7")
+    assert 7 in with_text.indices
+
+
 def test_get_kernel_returns_objects_with_capabilities() -> None:
     from promptkd.kernels import CallableKernel, get_kernel, laplacian, rbf
 

@@ -68,9 +68,11 @@ def test_the_lexical_vote_follows_shared_words(make) -> None:
 
 def test_the_vote_needs_the_tfidf_rows_only_when_asked() -> None:
     pool = _pool()
-    assert Selector(k=2).fit(pool).vote_lexical_ is None
-    fitted = Selector(k=2, order=LabelPriorOrder(vote="embedding+lexical")).fit(pool)
-    assert fitted.vote_lexical_ is not None and fitted.vote_lexical_.rows.shape[0] == len(pool)
+    assert Selector(k=2, order="label_prior").fit(pool).vote_lexical_ is None
+    for order in (LabelPriorOrder(vote="embedding+lexical"), "label_prior_lexical"):  # the latter is the default
+        fitted = Selector(k=2, order=order).fit(pool)
+        assert fitted.vote_lexical_ is not None and fitted.vote_lexical_.rows.shape[0] == len(pool)
+    assert Selector(k=2).fit(pool).vote_lexical_ is not None
 
 
 def test_embedding_queries_fall_back_to_the_embedding_vote() -> None:
@@ -93,3 +95,22 @@ def test_lexical_index_cosine_and_texts() -> None:
     assert np.allclose(index.cosine(["red apple"])[0][0], 1.0)
     pool = DemoPool([{"input": "a", "input_pair": "b", "output": "x"}], embedder=TableEmbedder({"a\nb": (1.0,)}))
     assert demo_texts(pool.demos) == ["a\nb"]
+
+
+def test_the_query_rows_are_sklearns_tfidf_rows_bit_for_bit() -> None:
+    pool = ["The cat sat on the mat.", "A dog, a cat and a bird", "stocks fell 3% on Monday", "cat cat cat dog"]
+    index = LexicalIndex(pool)
+    for text in ["the cat and the dog", "cat cat", "", "unknown words only", "Stocks: fell! fell?"]:
+        ours, theirs = index.transform([text]), index.vectorizer.transform([text])
+        theirs.sort_indices()
+        assert ours.shape == theirs.shape
+        assert ours.indices.tolist() == theirs.indices.tolist() and ours.data.tolist() == theirs.data.tolist()
+    several = index.transform(["the cat", "a dog"])
+    assert several.shape == (2, len(index.vocabulary))
+    np.testing.assert_allclose(index.cosine(["the cat", "a dog"]), (several @ index.rows.T).toarray(), atol=1e-15)
+
+
+def test_a_pool_without_words_has_an_empty_vocabulary_and_zero_cosines() -> None:
+    index = LexicalIndex(["1", "?", "a"])
+    assert index.vocabulary == {} and index.rows.shape == (3, 0)
+    assert index.cosine(["1 2 3"]).tolist() == [[0.0, 0.0, 0.0]]

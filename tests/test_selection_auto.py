@@ -10,11 +10,14 @@ from promptkd.exceptions import InvalidInputError
 
 
 def test_auto_k_uses_the_budget(hashing_pool: DemoPool) -> None:
-    sel = Selector(k="auto", k_max=8, candidates=30).fit(hashing_pool)
+    default = Selector(k="auto", k_max=8, candidates=30).fit(hashing_pool).select("the coach and the team")
+    assert default.budget is not None and len(default) == default.budget.k_star
+    # the budget herds with an RBF on the embeddings: a Selector with that kernel and no constraints
+    # selects the budget's herding prefix
+    sel = Selector(k="auto", k_max=8, candidates=30, kernel="rbf").fit(hashing_pool)
     s = sel.select("the coach and the team")
     assert s.budget is not None and 1 <= s.budget.k_star <= 8
-    assert len(s) == s.budget.k_star
-    # without constraints the selection is the budget's herding prefix
+    assert len(s) == s.budget.k_star and s.budget.k_star == default.budget.k_star
     assert set(s.indices) == set(s.budget.indices[: s.budget.k_star])
     assert s.to_dict()["budget"]["k_star"] == s.budget.k_star
     assert f"budget: k*={s.budget.k_star}" in s.explain()

@@ -52,7 +52,7 @@ def test_lexical_rows_read_the_pair_text_as_demo_text(tmp_path: Path) -> None:
         DemoPool.load(tmp_path / "pool", embedder=HashingEmbedder(dim=64))
     )
     assert (sel.lexical_rows_ != eager.lexical_rows_).nnz == 0
-    assert "second" in sel.lexical_.vocabulary_  # the input_pair text is part of the demo's text
+    assert "second" in sel.lexical_.vocabulary  # the input_pair text is part of the demo's text
 
 
 def test_the_estimator_is_built_in_fit_only_when_needed(tmp_path: Path) -> None:

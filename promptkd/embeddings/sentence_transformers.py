@@ -118,6 +118,7 @@ class SentenceTransformerEmbedder:
         self.device = resolve_device(device)
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self._model: Any = None
+        self._cache_key: str | None = None
         self._lock = threading.Lock()
 
     @property
@@ -138,10 +139,12 @@ class SentenceTransformerEmbedder:
 
         Two different models stored in folders with the same name share an :attr:`id` but not a
         cache key, so cached vectors are never mixed up. For a hub name (no local folder) the key
-        is the id.
+        is the id. The fingerprint is taken once per embedder (every query asks for the key).
         """
-        folder = default_model_path() if self.model is None else Path(str(self.model))
-        return f"{self.id}@{folder_fingerprint(folder)}" if folder.is_dir() else self.id
+        if self._cache_key is None:
+            folder = default_model_path() if self.model is None else Path(str(self.model))
+            self._cache_key = f"{self.id}@{folder_fingerprint(folder)}" if folder.is_dir() else self.id
+        return self._cache_key
 
     def _load(self) -> Any:
         with self._lock:

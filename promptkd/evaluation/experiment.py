@@ -93,15 +93,18 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     Names: ``zero-shot``, ``random``, ``topk``, ``mmr``, ``dpp``, ``votek``,
     ``bm25``, ``topk-prior`` and ``bm25-prior`` (TopK and BM25 with the
     ``"label_prior"`` order; ``<name>-lexvote`` with its lexical vote for TopK, BM25,
-    promptkd and promptkd-hybrid), ``promptkd`` (per-query target, the Selector's
-    defaults), ``promptkd-sim`` (an RBF on inputs only and the most similar demo
+    MMR and promptkd), ``promptkd`` (per-query target, the Selector's defaults: the
+    ``"rbf+lexical"`` kernel and the ``"label_prior_lexical"`` order),
+    ``promptkd-rbf`` (an RBF on the embeddings and the ``"label_prior"`` order: the
+    defaults before those), ``promptkd-sim`` (an RBF and the most similar demo
     last: the defaults before the label-aware ones), ``promptkd-hybrid`` (the
-    hybrid kernel ``RBF() + LexicalKernel()``), ``promptkd-nbhd`` (query plus 8
-    nearest test inputs), ``promptkd-lm`` (promptkd on the ``"lm"`` embedder)
-    ``promptkd-auto`` (``k="auto"`` with at most 8 demos, the largest k of the
-    benchmark grid) and ``promptkd-auto16`` (``k="auto"`` with at most 16 demos and
-    otherwise the budget's defaults: shipped constants, default token price). ``promptkd_kwargs`` go to every
-    promptkd :class:`~promptkd.Selector`.
+    hybrid kernel ``RBF() + LexicalKernel()`` with the ``"label_prior"`` order),
+    ``promptkd-nbhd`` (query plus 8 nearest test inputs), ``promptkd-lm`` (promptkd
+    on the ``"lm"`` embedder), ``promptkd-auto`` (``k="auto"`` with at most 8 demos,
+    the largest k of the benchmark grid), ``promptkd-auto16`` (``k="auto"`` with at
+    most 16 demos and otherwise the budget's defaults: shipped constants, default
+    token price) and ``promptkd-rbf-auto16`` (the same on ``promptkd-rbf``).
+    ``promptkd_kwargs`` go to every promptkd :class:`~promptkd.Selector`.
 
     Examples
     --------
@@ -123,6 +126,9 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         return lambda k, seed: cls(k=k, seed=seed, **extra)
 
     lexvote, hybrid = LabelPriorOrder(vote="embedding+lexical"), RBF() + LexicalKernel()
+    # the Selector's defaults before "rbf+lexical": every other promptkd variant names its kernel and order,
+    # so its rows stay what they were when the defaults move
+    rbf = {"kernel": "rbf", "order": "label_prior"}
 
     table = {
         ZERO_SHOT: SelectorSpec(ZERO_SHOT),
@@ -135,16 +141,18 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "topk-prior": SelectorSpec("topk-prior", base(b.TopKSelector, order="label_prior")),
         "bm25-prior": SelectorSpec("bm25-prior", base(b.BM25Selector, order="label_prior")),
         "promptkd": SelectorSpec("promptkd", pk()),
+        "promptkd-rbf": SelectorSpec("promptkd-rbf", pk(**rbf)),
         "promptkd-sim": SelectorSpec("promptkd-sim", pk(kernel="rbf", order="similarity")),
-        "promptkd-hybrid": SelectorSpec("promptkd-hybrid", pk(kernel=hybrid)),
+        "promptkd-hybrid": SelectorSpec("promptkd-hybrid", pk(kernel=hybrid, order="label_prior")),
         "topk-lexvote": SelectorSpec("topk-lexvote", base(b.TopKSelector, order=lexvote)),
         "bm25-lexvote": SelectorSpec("bm25-lexvote", base(b.BM25Selector, order=lexvote)),
-        "promptkd-lexvote": SelectorSpec("promptkd-lexvote", pk(order=lexvote)),
-        "promptkd-hybrid-lexvote": SelectorSpec("promptkd-hybrid-lexvote", pk(kernel=hybrid, order=lexvote)),
+        "mmr-lexvote": SelectorSpec("mmr-lexvote", base(b.MMRSelector, order=lexvote)),
+        "promptkd-lexvote": SelectorSpec("promptkd-lexvote", pk(kernel="rbf", order=lexvote)),
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
         "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),
         "promptkd-auto16": SelectorSpec("promptkd-auto16", pk(k_max=16), fixed_k="auto"),
+        "promptkd-rbf-auto16": SelectorSpec("promptkd-rbf-auto16", pk(k_max=16, **rbf), fixed_k="auto"),
     }
     if names is None:
         names = list(table)

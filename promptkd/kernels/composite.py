@@ -45,6 +45,12 @@ class _Composite(Kernel):
     def _key(self) -> tuple[Any, ...]:
         return self.parts
 
+    def without(self, view: str) -> Kernel | None:
+        kept = [q for q in (p.without(view) for p in self.parts) if q is not None]
+        if len(kept) == len(self.parts):
+            return self
+        return None if not kept else kept[0] if len(kept) == 1 else type(self)(*kept)
+
     def resolve(
         self, X: Any = None, Y: Any = None, *, median_scale: float = 1.0, median: float | None = None
     ) -> Kernel:
@@ -171,6 +177,10 @@ class ScaledKernel(Kernel):
 
     def _key(self) -> tuple[Any, ...]:
         return (self.kernel, self.weight)
+
+    def without(self, view: str) -> Kernel | None:
+        inner = self.kernel.without(view)
+        return self if inner is self.kernel else None if inner is None else ScaledKernel(inner, self.weight)
 
     def resolve(
         self, X: Any = None, Y: Any = None, *, median_scale: float = 1.0, median: float | None = None

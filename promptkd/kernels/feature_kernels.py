@@ -118,29 +118,57 @@ class LexicalKernel(Kernel):
 
 def _unit_rows(A: Any) -> Any:
     if _is_sparse(A):
-        from scipy.sparse import diags
+        from scipy.sparse import csr_matrix
 
-        norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=1)).ravel())
-        return (diags(1.0 / np.maximum(norms, 1e-12)) @ A).tocsr()
+        # row norms and scaling on the CSR arrays: a few numpy calls, not scipy's per-operation overhead
+        # (this runs for every selection's candidates)
+        A = A.tocsr()
+        counts = np.diff(A.indptr)
+        norms = np.sqrt(_row_squares(A))
+        data = A.data * np.repeat(1.0 / np.maximum(norms, 1e-12), counts)
+        return csr_matrix((data, A.indices, A.indptr), shape=A.shape)
     A = np.asarray(A, dtype=np.float64)
     return A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+
+
+def _row_squares(A: Any) -> np.ndarray:
+    """The squared L2 norm of every row of a CSR matrix or an array, float64."""
+    if not _is_sparse(A):
+        A = np.asarray(A, dtype=np.float64)
+        return (A * A).sum(axis=1)
+    rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+    return np.bincount(rows, weights=np.asarray(A.data, dtype=np.float64) ** 2, minlength=A.shape[0])
 
 
 def _dense(M: Any) -> np.ndarray:
     return np.asarray(M.toarray() if _is_sparse(M) else M, dtype=np.float64)
 
 
+#: target blocks up to this many rows are multiplied as dense vectors (one vocabulary long each): a sparse
+#: matrix-vector product costs microseconds, a sparse-sparse product a millisecond of overhead
+_DENSE_ROWS = 64
+
+
 class _LexicalColumns:
     def __init__(self, U: Any) -> None:
         self.U = U
-        self._diag = _dense(U.multiply(U).sum(axis=1) if _is_sparse(U) else (U * U).sum(axis=1)[:, None]).ravel()
+        self._diag = _row_squares(U)
+
+    def _times(self, V: Any) -> np.ndarray:
+        """``U @ V.T`` for unit rows ``V``, as a dense (M, t) array."""
+        if _is_sparse(V) and V.shape[0] > _DENSE_ROWS:
+            return _dense(self.U @ V.T)
+        return np.asarray(self.U @ _dense(V).T, dtype=np.float64)
 
     def cross(self, Y: Any) -> np.ndarray:
-        return _dense(self.U @ _unit_rows(_block(Y, "lexical")).T)
+        return self._times(_unit_rows(_block(Y, "lexical")))
 
     def target_gram(self, Y: Any) -> np.ndarray:
         V = _unit_rows(_block(Y, "lexical"))
-        return _dense(V @ V.T)
+        if _is_sparse(V) and V.shape[0] > _DENSE_ROWS:
+            return _dense(V @ V.T)
+        D = _dense(V)
+        return D @ D.T
 
     def target_constant(self, Y: Any, weights: np.ndarray) -> float:
         return float(weights @ self.target_gram(Y) @ weights)
@@ -149,4 +177,10 @@ class _LexicalColumns:
         return self._diag.copy()
 
     def column(self, j: int) -> np.ndarray:
-        return _dense(self.U @ self.U[j].T).ravel()
+        U = self.U
+        if not _is_sparse(U):
+            return np.asarray(U @ U[j], dtype=np.float64)
+        row = np.zeros(U.shape[1])
+        start, end = U.indptr[j], U.indptr[j + 1]
+        row[U.indices[start:end]] = U.data[start:end]
+        return np.asarray(U @ row, dtype=np.float64)

@@ -107,6 +107,23 @@ class Kernel(ABC):
         """Every feature block the kernel reads."""
         return frozenset({self.view}) if self.view is not None else frozenset()
 
+    def without(self, view: str) -> Kernel | None:
+        """The kernel with every part that reads ``view`` left out; None when nothing is left.
+
+        A sum keeps its other terms and a product its other factors, so
+        ``(RBF() + LexicalKernel()).without("lexical")`` is the RBF alone: what a
+        selector herds with when the queries come without the feature block.
+
+        Examples
+        --------
+        >>> from promptkd.kernels import LexicalKernel
+        >>> (RBF() + LexicalKernel()).without("lexical")
+        RBF()
+        >>> LexicalKernel().without("lexical") is None
+        True
+        """
+        return None if view in self.views else self
+
     @property
     def resolved(self) -> bool:
         """Whether every setting is a number (no ``"median"`` left)."""
@@ -408,7 +425,9 @@ def as_kernel(kernel: str | KernelFn | Kernel, **params: Any) -> Kernel:
     Parameters
     ----------
     kernel
-        The name; a built-in kernel function (:func:`~promptkd.kernels.rbf`, ...),
+        The name; ``"lexical"`` (:class:`~promptkd.kernels.LexicalKernel`); names
+        joined by ``+`` for their sum (``"rbf+lexical"``, the
+        :class:`~promptkd.Selector`'s default); a built-in kernel function (:func:`~promptkd.kernels.rbf`, ...),
         which becomes its object; another callable ``k(X, Y, *, bandwidth)``,
         which becomes a :class:`CallableKernel`; or a :class:`Kernel` (returned as
         it is).
@@ -423,6 +442,8 @@ def as_kernel(kernel: str | KernelFn | Kernel, **params: Any) -> Kernel:
     >>> from promptkd.kernels import laplacian
     >>> as_kernel(laplacian).distance_based
     True
+    >>> as_kernel("rbf+lexical", bandwidth=0.5)
+    SumKernel(RBF(bandwidth=0.5), LexicalKernel())
     """
     if isinstance(kernel, Kernel):
         if params:
@@ -435,12 +456,20 @@ def as_kernel(kernel: str | KernelFn | Kernel, **params: Any) -> Kernel:
         if not (isinstance(name, str) and KERNELS.get(name) is kernel):
             return CallableKernel(kernel, **params)
         kernel = name
+    if isinstance(kernel, str) and "+" in kernel:
+        from promptkd.kernels.composite import SumKernel
+
+        return SumKernel(*(as_kernel(part.strip(), **params) for part in kernel.split("+")))
+    if isinstance(kernel, str) and kernel == "lexical":
+        from promptkd.kernels.feature_kernels import LexicalKernel
+
+        return LexicalKernel()
     if isinstance(kernel, str) and kernel in _NAMED:
         cls = _NAMED[kernel]
         if not cls.distance_based:
             params.pop("bandwidth", None)
         return cls(**params)
     raise InvalidInputError(
-        f"kernel={kernel!r} is not known; use one of {', '.join(sorted(_NAMED))}, a Kernel object or a callable "
-        "k(X, Y, *, bandwidth)."
+        f"kernel={kernel!r} is not known; use one of {', '.join(sorted([*_NAMED, 'lexical']))} (or names joined "
+        "by '+' for their sum), a Kernel object or a callable k(X, Y, *, bandwidth)."
     )

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
-from promptkd.kernels.objects import Kernel
+from promptkd.selection.feature_blocks import kernel_object
 
 __all__ = ["BudgetMixin", "default_estimator_factory", "make_default_estimator", "set_default_estimator_factory"]
 
@@ -151,7 +151,7 @@ class BudgetMixin:
         if self.bound_estimator is not None:
             return self.bound_estimator
         # the bound is stated on the input embeddings: a kernel object contributes its RBF scale only
-        kernel = "rbf" if isinstance(self.kernel, Kernel) else self.kernel
+        kernel = "rbf" if kernel_object(self.kernel) is not None else self.kernel
         # promptkd.bounds registers BoundEstimator as the default factory
         return make_default_estimator(
             kernel=kernel, bandwidth=self.bandwidth_, candidates=self.candidates, seed=self.seed

@@ -199,6 +199,7 @@ class LabelPriorOrder:
             raise InvalidInputError(f"vote must be one of {', '.join(map(repr, self.votes))}, got {vote!r}.")
         self.label_neighbours = label_neighbours
         self.vote = vote
+        self.name = "label_prior" if vote == "embedding" else "label_prior_lexical"
 
     def __call__(self, context: OrderContext) -> list[int]:
         prior = context.label_prior or {}
@@ -226,6 +227,7 @@ _POLICIES: dict[str, Callable[[], OrderingPolicy]] = {
     "random": RandomOrder,
     "interleave_labels": InterleaveLabelsOrder,
     "label_prior": LabelPriorOrder,
+    "label_prior_lexical": lambda: LabelPriorOrder(vote="embedding+lexical"),
 }
 
 
