@@ -218,6 +218,17 @@ def test_the_lexical_columns_match_the_gram_for_one_and_many_target_rows() -> No
     np.testing.assert_allclose(dense.diag(), np.diag(K), rtol=1e-12)
 
 
+def test_take_rows_matches_scipy_indexing() -> None:
+    from scipy import sparse
+
+    from promptkd.kernels.views import take_rows
+
+    A = sparse.random(20, 30, density=0.1, format="csr", random_state=4)  # some rows are empty
+    for idx in ([3, 3, 0, 19], [], list(range(20))[::-1]):
+        got, want = take_rows(A, idx), A[idx]
+        assert got.shape == want.shape and (got != want).nnz == 0
+
+
 def test_without_leaves_out_the_parts_that_read_a_view() -> None:
     rbf_, lex = RBF(bandwidth=1.0), LexicalKernel()
     assert (rbf_ + lex).without("lexical") == rbf_

@@ -125,6 +125,8 @@ def _unit_rows(A: Any) -> Any:
         A = A.tocsr()
         counts = np.diff(A.indptr)
         norms = np.sqrt(_row_squares(A))
+        if np.all((norms == 1.0) | (norms == 0.0)):  # already unit rows (TF-IDF rows usually are): kept as they are
+            return A
         data = A.data * np.repeat(1.0 / np.maximum(norms, 1e-12), counts)
         return csr_matrix((data, A.indices, A.indptr), shape=A.shape)
     A = np.asarray(A, dtype=np.float64)

@@ -67,7 +67,31 @@ def _n_rows(block: Any) -> int:
 
 
 def _take(block: Any, idx: np.ndarray) -> Any:
-    return block[idx] if _is_sparse(block) else np.asarray(block)[idx]
+    if _is_sparse(block):
+        return take_rows(block, idx)
+    return np.asarray(block)[idx]
+
+
+def take_rows(A: Any, idx: Any) -> Any:
+    """Rows ``idx`` of a sparse matrix as CSR, gathered with numpy (scipy's fancy indexing costs more per call).
+
+    Examples
+    --------
+    >>> from scipy.sparse import csr_matrix
+    >>> take_rows(csr_matrix(np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])), [2, 0]).toarray().tolist()
+    [[3.0, 0.0], [1.0, 0.0]]
+    """
+    from scipy.sparse import csr_matrix
+
+    A = A.tocsr()
+    idx = np.asarray(idx, dtype=np.int64)
+    starts, ends = A.indptr[idx], A.indptr[idx + 1]
+    counts = ends - starts
+    indptr = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    # position of every kept entry in A's arrays: each row's start, plus 0..count-1
+    pos = np.repeat(starts - indptr[:-1], counts) + np.arange(indptr[-1])
+    return csr_matrix((A.data[pos], A.indices[pos], indptr), shape=(len(idx), A.shape[1]))
 
 
 def _is_sparse(block: Any) -> bool:

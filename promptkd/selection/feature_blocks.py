@@ -15,6 +15,7 @@ import numpy as np
 
 from promptkd.exceptions import InvalidInputError
 from promptkd.kernels.objects import Kernel, as_kernel
+from promptkd.kernels.views import take_rows
 from promptkd.selection.labels import neighbour_label_vote
 from promptkd.selection.lexical import LexicalIndex, demo_texts
 from promptkd.selection.target import Target, normalise_rows
@@ -110,7 +111,7 @@ class FeatureBlocksMixin:
         if "label" in views:
             blocks["label"] = np.eye(len(self.label_names_))[self.label_codes_[cand]]
         if "lexical" in views:
-            blocks["lexical"] = self.lexical_rows_[cand]
+            blocks["lexical"] = take_rows(self.lexical_rows_, cand)
         return blocks
 
     def _target_labels(self, target: Target, sims: np.ndarray) -> np.ndarray:
