@@ -20,6 +20,7 @@ import argparse
 import math
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.time()
         results[task] = time_task(task, args, embedder)
         print(f"{task}: {time.time() - t0:.0f} s", flush=True)
-    argv_txt = " ".join(argv) if argv is not None else " ".join(__import__("sys").argv[1:])
+    argv_txt = " ".join(argv) if argv is not None else " ".join(sys.argv[1:])
     command = ".venv/bin/python benchmarks/default_latency.py" + (f" {argv_txt}" if argv_txt else "")
     text = report(results, args, command)
     print(text)

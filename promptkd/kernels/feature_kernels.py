@@ -12,7 +12,7 @@ from promptkd.kernels.functions import Array
 from promptkd.kernels.objects import Kernel
 from promptkd.kernels.views import _block, _is_sparse
 
-__all__ = ["LabelKernel", "LexicalKernel"]
+__all__ = ["LabelKernel", "LexicalKernel", "cross_rows"]
 
 
 # -------------------------------------------------------------------- the label kernel
@@ -146,9 +146,23 @@ def _dense(M: Any) -> np.ndarray:
     return np.asarray(M.toarray() if _is_sparse(M) else M, dtype=np.float64)
 
 
-#: target blocks up to this many rows are multiplied as dense vectors (one vocabulary long each): a sparse
-#: matrix-vector product costs microseconds, a sparse-sparse product a millisecond of overhead
+#: up to this many rows, the right-hand side of a product is made dense (one vocabulary-long vector a row):
+#: a sparse matrix times dense vectors costs microseconds, a sparse-sparse product a millisecond of overhead
 _DENSE_ROWS = 64
+
+
+def cross_rows(A: Any, B: Any) -> np.ndarray:
+    """``A @ B.T`` as a dense float64 array, for sparse or dense rows of the same width.
+
+    Examples
+    --------
+    >>> from scipy.sparse import csr_matrix
+    >>> cross_rows(csr_matrix(np.eye(2)), csr_matrix(np.array([[1.0, 2.0]]))).tolist()
+    [[1.0], [2.0]]
+    """
+    if _is_sparse(B) and B.shape[0] > _DENSE_ROWS:
+        return _dense(A @ B.T)
+    return np.asarray(A @ _dense(B).T, dtype=np.float64)
 
 
 class _LexicalColumns:
@@ -156,21 +170,12 @@ class _LexicalColumns:
         self.U = U
         self._diag = _row_squares(U)
 
-    def _times(self, V: Any) -> np.ndarray:
-        """``U @ V.T`` for unit rows ``V``, as a dense (M, t) array."""
-        if _is_sparse(V) and V.shape[0] > _DENSE_ROWS:
-            return _dense(self.U @ V.T)
-        return np.asarray(self.U @ _dense(V).T, dtype=np.float64)
-
     def cross(self, Y: Any) -> np.ndarray:
-        return self._times(_unit_rows(_block(Y, "lexical")))
+        return cross_rows(self.U, _unit_rows(_block(Y, "lexical")))
 
     def target_gram(self, Y: Any) -> np.ndarray:
         V = _unit_rows(_block(Y, "lexical"))
-        if _is_sparse(V) and V.shape[0] > _DENSE_ROWS:
-            return _dense(V @ V.T)
-        D = _dense(V)
-        return D @ D.T
+        return cross_rows(V, V)
 
     def target_constant(self, Y: Any, weights: np.ndarray) -> float:
         return float(weights @ self.target_gram(Y) @ weights)

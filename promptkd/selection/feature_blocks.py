@@ -68,14 +68,14 @@ class FeatureBlocksMixin:
 
     @property
     def _views(self) -> frozenset[str]:
-        spec = kernel_object(self.kernel)
-        return spec.views if spec is not None else frozenset({"embedding"})
+        """The feature blocks the fitted kernel reads."""
+        return self.kernel_.views if self.kernel_ is not None else frozenset({"embedding"})
 
     def _target_blocks(self, target: Target, sims: np.ndarray) -> dict[str, Any]:
         """The target's feature blocks beyond its embeddings that the kernel reads.
 
         A target without texts gets no lexical block: the selector then herds with
-        the kernel's text-free part (``herding_kernel``), or raises when there is none.
+        the kernel's text-free part (:meth:`_herding_kernel`), or raises when there is none.
         """
         blocks: dict[str, Any] = {}
         views = self._views

@@ -8,12 +8,12 @@ opened pool builds no :class:`~promptkd.pool.Demo` object for them.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from promptkd.kernels.feature_kernels import cross_rows
 from promptkd.pool.demo import join_pair
 from promptkd.pool.lazy import demo_field
 
@@ -59,6 +59,7 @@ class LexicalIndex:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         texts = list(texts)
+        self._last: tuple[tuple[str, ...], Any] | None = None  # the last call's texts and rows
         self.vectorizer: Any = TfidfVectorizer(sublinear_tf=True)
         try:
             self.rows = self.vectorizer.fit_transform(texts).tocsr()
@@ -80,12 +81,17 @@ class LexicalIndex:
     def transform(self, texts: Sequence[str]) -> Any:
         """Sparse TF-IDF rows (unit length, or zero) of ``texts`` in the pool's vocabulary.
 
-        The rows of the last few calls are kept: a selection asks twice for the same query (its
-        label vote and its kernel's feature block). Treat the result as read-only.
+        The last call's rows are kept: a selection asks twice for the same query (its label vote
+        and its kernel's feature block). Treat the result as read-only.
         """
-        return self._transform(tuple(texts))
+        key = tuple(texts)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        rows = self._transform(key)
+        self._last = (key, rows)
+        return rows
 
-    @functools.lru_cache(maxsize=16)  # noqa: B019 - the index lives as long as its selector; 16 small entries
     def _transform(self, texts: tuple[str, ...]) -> Any:
         from scipy.sparse import csr_matrix
 
@@ -111,7 +117,4 @@ class LexicalIndex:
 
     def cosine(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), n_pool) cosine similarity of each text to every pool row."""
-        Q = self.transform(texts)
-        if len(texts) <= 64:  # sparse matrix times dense vectors: no sparse-sparse product overhead
-            return np.ascontiguousarray(np.asarray(self.rows @ Q.toarray().T, dtype=np.float64).T)
-        return np.asarray((Q @ self.rows.T).toarray(), dtype=np.float64)
+        return np.ascontiguousarray(cross_rows(self.rows, self.transform(texts)).T)
