@@ -51,23 +51,44 @@ PHASES: dict[str, tuple[int, list[str]]] = {
     "k16-random": (16, ["random"]),
     "k8-prior": (8, ["prior"]),
 }
-#: the name of k='auto' scored at a token price P: AUTO_PREFIX + f"{P:g}" (calibrate_constants.py reads it back)
+#: the name of k='auto' scored at a token price P with the ``prior`` variant's settings: AUTO_PREFIX + f"{P:g}"
+#: (calibrate_constants.py reads it back); other variants are named by ``auto_name``
 AUTO_PREFIX = "auto16-p"
+#: tune_dev.py variants that k='auto' can be scored with -> (kernel, order) of the Selector
+AUTO_VARIANTS = {
+    "prior": ("rbf", "label_prior"),  # the defaults when the price was first chosen
+    "hybrid-lexvote": ("rbf+lexical", "label_prior_lexical"),  # the defaults since
+}
 
 
-def auto_spec(points: float) -> Any:
+def auto_name(points: float, variant: str = "prior") -> str:
+    """The selector name of k='auto' at ``points`` per 100 tokens with ``variant``'s kernel and order."""
+    return f"{AUTO_PREFIX}{points:g}" if variant == "prior" else f"auto16-{variant}-p{points:g}"
+
+
+def parse_auto_name(name: str) -> tuple[str, float] | None:
+    """``(variant, points)`` of a name made by ``auto_name``; None for any other selector."""
+    if not name.startswith("auto16-"):
+        return None
+    head, _, points = name.rpartition("-p")
+    return head.removeprefix("auto16").lstrip("-") or "prior", float(points)
+
+
+def auto_spec(points: float, variant: str = "prior") -> Any:
     """``k="auto"`` at most 16 demos, the shipped constants and a token price of ``points`` per 100 tokens.
 
-    The herding kernel and order are the ones the committed dev rows were scored with (an RBF on the
-    embeddings, ``label_prior``); the budget's k* does not depend on them (it is read on an RBF).
+    The herding kernel and order are ``variant``'s (``AUTO_VARIANTS``); the budget's k* does not depend on
+    them (it is read on an RBF), so only the demonstrations and their order change with the variant.
     """
     from promptkd.evaluation import SelectorSpec
     from promptkd.selection import Selector
 
-    def make(k: Any, seed: int) -> Any:
-        return Selector(k="auto", seed=seed, k_max=16, token_cost=points / 1e4, kernel="rbf", order="label_prior")
+    kernel, order = AUTO_VARIANTS[variant]
 
-    return SelectorSpec(f"{AUTO_PREFIX}{points:g}", make, fixed_k="auto")
+    def make(k: Any, seed: int) -> Any:
+        return Selector(k="auto", seed=seed, k_max=16, token_cost=points / 1e4, kernel=kernel, order=order)
+
+    return SelectorSpec(auto_name(points, variant), make, fixed_k="auto")
 
 
 def specs(names: list[str]) -> list[Any]:
@@ -89,6 +110,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="also score k='auto' (k_max 16, the shipped constants) at these token prices, in accuracy points per "
         "100 tokens (selector names auto16-pP), after the phases",
+    )
+    p.add_argument(
+        "--auto-variant",
+        default="prior",
+        choices=list(AUTO_VARIANTS),
+        help="the kernel and order k='auto' herds with (a tune_dev.py variant); the variant at k=16 is scored in "
+        "the same pass, so prompts the two share are scored once",
     )
     p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--n-dev", type=int, default=30)
@@ -129,13 +157,16 @@ def main(argv: list[str] | None = None) -> None:
             "max_chars": args.max_chars,
             "phases": {p: {"k": PHASES[p][0], "selectors": PHASES[p][1]} for p in args.phases},
             "auto_prices_points_per_100_tokens": args.auto_prices,
+            "auto_variant": args.auto_variant,
             "tasks": args.tasks,
         }
     )
     save_manifest(results, manifest)
     pairs = {}
     work = [(phase, PHASES[phase][0], specs(PHASES[phase][1])) for phase in args.phases]
-    work += [(f"auto-p{p:g}", 16, [auto_spec(p)]) for p in args.auto_prices]  # the spec fixes k="auto"
+    if args.auto_prices:  # one pass per task: the LM's score cache holds within a run_experiment call
+        autos = [auto_spec(p, args.auto_variant) for p in args.auto_prices]  # each spec fixes k="auto"
+        work.append((f"auto-{args.auto_variant}", 16, specs([args.auto_variant]) + autos))
     for phase, k, phase_specs in work:
         for name in args.tasks:
             if name not in pairs:

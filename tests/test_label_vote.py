@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,17 +100,43 @@ def test_lexical_index_cosine_and_texts() -> None:
     assert demo_texts(pool.demos) == ["a\nb"]
 
 
-def test_the_query_rows_are_sklearns_tfidf_rows_bit_for_bit() -> None:
-    pool = ["The cat sat on the mat.", "A dog, a cat and a bird", "stocks fell 3% on Monday", "cat cat cat dog"]
+def _same_csr(ours: Any, theirs: Any) -> bool:
+    theirs = theirs.tocsr()
+    return (
+        ours.shape == theirs.shape
+        and ours.indptr.tolist() == theirs.indptr.tolist()
+        and ours.indices.tolist() == theirs.indices.tolist()
+        and ours.data.tolist() == theirs.data.tolist()
+    )
+
+
+def test_the_pool_and_query_rows_are_sklearns_tfidf_rows_bit_for_bit() -> None:
+    text = pytest.importorskip("sklearn.feature_extraction.text")
+    rng = np.random.default_rng(0)
+    words = ["cat", "Dog", "bird", "stocks", "fell", "3%", "on", "Monday", "naïve", "café", "x", "ab_cd", "42", "THE"]
+    pool = [" ".join(rng.choice(words, size=rng.integers(0, 12))) + rng.choice([".", "!", ""]) for _ in range(300)]
+    pool += ["The cat sat on the mat.", "A dog, a cat and a bird", "cat cat cat dog", "?"]
     index = LexicalIndex(pool)
-    for text in ["the cat and the dog", "cat cat", "", "unknown words only", "Stocks: fell! fell?"]:
-        ours, theirs = index.transform([text]), index.vectorizer.transform([text])
+    sk = text.TfidfVectorizer(sublinear_tf=True)
+    assert _same_csr(index.rows, sk.fit_transform(pool))  # the same entries, in the same stored order
+    assert index.vocabulary == sk.vocabulary_
+    for query in ["the cat and the dog", "cat cat", "", "unknown words only", "Stocks: fell! fell?", "CAFÉ naïve"]:
+        theirs = sk.transform([query])
         theirs.sort_indices()
-        assert ours.shape == theirs.shape
-        assert ours.indices.tolist() == theirs.indices.tolist() and ours.data.tolist() == theirs.data.tolist()
+        assert _same_csr(index.transform([query]), theirs)
     several = index.transform(["the cat", "a dog"])
     assert several.shape == (2, len(index.vocabulary))
     np.testing.assert_allclose(index.cosine(["the cat", "a dog"]), (several @ index.rows.T).toarray(), atol=1e-15)
+
+
+def test_fitting_the_lexical_index_does_not_import_sklearn() -> None:
+    code = (
+        "import sys; from promptkd.selection.lexical import LexicalIndex; "
+        "LexicalIndex(['a red apple', 'the blue sea']).cosine(['apple']); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_pool_without_words_has_an_empty_vocabulary_and_zero_cosines() -> None:

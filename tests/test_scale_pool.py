@@ -361,13 +361,13 @@ def test_fit_on_an_opened_pool_imports_neither_pandas_nor_torch_without_a_gpu(tm
         "dev.accelerator_possible = lambda: False; from promptkd import DemoPool, Selector; "
         f"s = Selector(k=2, kernel='rbf', order='label_prior').fit(DemoPool.open({str(d)!r})); "
         "print('pandas' in sys.modules, 'torch' in sys.modules, s.device_); "
-        f"s = Selector(k=2).fit(DemoPool.open({str(d)!r})); print('torch' in sys.modules)"
+        f"s = Selector(k=2).fit(DemoPool.open({str(d)!r})); "
+        "print('pandas' in sys.modules, 'torch' in sys.modules, 'sklearn' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # pandas takes half a second to import and label codes do not need it; torch takes seconds and, with no GPU
-    # device on the machine, would only answer "cpu". (The default's word features come from scikit-learn,
-    # which imports pandas itself.)
-    assert out.stdout.split() == ["False", "False", "numpy", "False"]
+    # device on the machine, would only answer "cpu". The default's word features need neither nor scikit-learn.
+    assert out.stdout.split() == ["False", "False", "numpy", "False", "False", "False"]
 
 
 def test_accelerator_possible_is_true_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:

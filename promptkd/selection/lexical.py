@@ -8,6 +8,8 @@ opened pool builds no :class:`~promptkd.pool.Demo` object for them.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,16 +36,39 @@ def demo_texts(demos: Sequence[Any]) -> list[str]:
     return [join_pair(str(t), p) for t, p in zip(inputs, pairs, strict=True)]
 
 
+#: a word: a run of two or more letters, digits or underscores, read from the lowercased text
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _unit(data: np.ndarray, indptr: np.ndarray) -> None:
+    """Divide every row's entries by the row's L2 norm, in place; squares summed in stored order, empty rows kept."""
+    for start, end in itertools.pairwise(indptr.tolist()):
+        if end > start:
+            row = data[start:end]
+            row /= np.sqrt(np.add.accumulate(row * row)[-1])
+
+
 class LexicalIndex:
     """Sublinear TF-IDF rows of the pool's texts, and the cosine of any text to every row.
+
+    The weighting is the usual smoothed one: a word seen ``c`` times in a text
+    weighs ``(1 + ln c) * (1 + ln((1 + n) / (1 + df)))`` for ``n`` pool texts of
+    which ``df`` contain it, and every row is scaled to unit length. (It gives
+    the same floats as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``,
+    which the tests check, without importing it.)
 
     Parameters
     ----------
     texts
         The pool's texts; they fit the vocabulary and the inverse document
         frequencies. Words a query has and the pool lacks are ignored. Words are
-        runs of two or more letters or digits; a pool without any (inputs such as
-        ``"1"`` or ``"?"``) has an empty vocabulary, and every cosine is 0.
+        runs of two or more letters or digits, lowercased; a pool without any
+        (inputs such as ``"1"`` or ``"?"``) has an empty vocabulary, and every
+        cosine is 0.
 
     Examples
     --------
@@ -55,28 +80,37 @@ class LexicalIndex:
     """
 
     def __init__(self, texts: Sequence[str]) -> None:
-        from scipy.sparse import csr_matrix
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        texts = list(texts)
+        words = [_words(str(t)) for t in texts]
         self._last: tuple[tuple[str, ...], Any] | None = None  # the last call's texts and rows
-        self.vectorizer: Any = TfidfVectorizer(sublinear_tf=True)
-        try:
-            self.rows = self.vectorizer.fit_transform(texts).tocsr()
-        except ValueError:  # no word in any text: sklearn refuses an empty vocabulary
-            self.vectorizer = None
-            self.rows = csr_matrix((len(texts), 0))
-            return
-        # what a query's row needs, read once: sklearn's transform validates its input on every call,
-        # which costs more than the arithmetic for the one or two texts a selection encodes
-        self._analyze = self.vectorizer.build_analyzer()
-        self._columns = self.vectorizer.vocabulary_
-        self._idf = np.asarray(self.vectorizer.idf_, dtype=np.float64)
+        self._columns: dict[str, int] = {w: j for j, w in enumerate(sorted({w for ws in words for w in ws}))}
+        n, width = len(words), len(self._columns)
+        # (text, word) of every occurrence. A row's entries are stored in the order the pool first shows
+        # its words (scikit-learn's order, so the same sums round the same way); columns are alphabetical.
+        doc = np.repeat(np.arange(n, dtype=np.int64), [len(ws) for ws in words])
+        col = np.fromiter((self._columns[w] for ws in words for w in ws), dtype=np.int64, count=len(doc))
+        by_first_seen = np.argsort(np.unique(col, return_index=True)[1])  # column of the r-th word seen
+        seen_rank = np.empty(width, dtype=np.int64)
+        seen_rank[by_first_seen] = np.arange(width)
+        pairs, counts = np.unique(doc * max(width, 1) + seen_rank[col], return_counts=True)
+        rows_of, ranks = np.divmod(pairs, max(width, 1))
+        cols = by_first_seen[ranks]
+        df = np.bincount(cols, minlength=width).astype(np.float64) + 1.0
+        self._idf = np.full(width, n + 1, dtype=np.float64)
+        self._idf /= df
+        np.log(self._idf, out=self._idf)
+        self._idf += 1.0
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows_of, minlength=n), out=indptr[1:])
+        data = np.log(counts.astype(np.float64))
+        data += 1.0
+        data *= self._idf[cols]
+        _unit(data, indptr)
+        self.rows = _csr(data, cols, indptr, (n, width))
 
     @property
     def vocabulary(self) -> dict[str, int]:
         """Word -> column of the TF-IDF rows."""
-        return {} if self.vectorizer is None else dict(self.vectorizer.vocabulary_)
+        return dict(self._columns)
 
     def transform(self, texts: Sequence[str]) -> Any:
         """Sparse TF-IDF rows (unit length, or zero) of ``texts`` in the pool's vocabulary.
@@ -93,28 +127,28 @@ class LexicalIndex:
         return rows
 
     def _transform(self, texts: tuple[str, ...]) -> Any:
-        from scipy.sparse import csr_matrix
-
-        if self.vectorizer is None:
-            return csr_matrix((len(texts), 0))
-        # sklearn's sublinear TF-IDF, step for step: counts of the known words (columns ascending),
-        # 1 + log(count), times the idf, divided by the row's L2 norm (squares summed in column order)
-        indptr, indices, data = [0], [], []
+        # the pool's weighting with its idf: counts of the known words (columns ascending), 1 + ln(count),
+        # times the idf, then unit rows
+        indptr, indices, counts = [0], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
         for text in texts:
-            cols, counts = np.unique(
-                np.array([self._columns[w] for w in self._analyze(text) if w in self._columns], dtype=np.int64),
-                return_counts=True,
-            )
-            row = (np.log(counts.astype(np.float64)) + 1.0) * self._idf[cols]
-            if len(row):
-                row /= np.sqrt(np.add.accumulate(row * row)[-1])
+            known = [self._columns[w] for w in _words(text) if w in self._columns]
+            cols, c = np.unique(np.array(known, dtype=np.int64), return_counts=True)
             indices.append(cols)
-            data.append(row)
+            counts.append(c)
             indptr.append(indptr[-1] + len(cols))
-        return csr_matrix(
-            (np.concatenate(data), np.concatenate(indices), np.asarray(indptr)), shape=(len(texts), len(self._idf))
-        )
+        cols = np.concatenate(indices)
+        data = np.log(np.concatenate(counts).astype(np.float64)) + 1.0
+        data *= self._idf[cols]
+        bounds = np.asarray(indptr, dtype=np.int64)
+        _unit(data, bounds)
+        return _csr(data, cols, bounds, (len(texts), len(self._idf)))
 
     def cosine(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), n_pool) cosine similarity of each text to every pool row."""
         return np.ascontiguousarray(cross_rows(self.rows, self.transform(texts)).T)
+
+
+def _csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]) -> Any:
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((data, indices, indptr), shape=shape)  # scipy stores 32-bit indices where they fit
