@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.calibrate_score import AUTO_PREFIX  # noqa: E402
+from benchmarks.calibrate_score import PHASES, parse_auto_name  # noqa: E402
 
 TUNE_ROWS = REPO / "benchmarks" / "results" / "tune_dev" / "rows.jsonl.gz"
 CAL_ROWS = REPO / "benchmarks" / "results" / "calibration_dev" / "rows.jsonl.gz"
@@ -56,6 +56,10 @@ SCALES = (1.0, 2.0)  # BoundEstimator's default bandwidth (1 x median) and the S
 VERSION = "2"
 #: tune_dev.py's variants whose k=8 rows the fit reads (the file may grow with later tuning runs)
 K8_SELECTORS = ("topk", "topk-prior", "median-x2", "prior", "bm25", "bm25-prior", "joint-prior", "hybrid-prior")
+#: calibrate_score.py's fixed-k selectors that the fit reads (k='auto' rows and their k_max partners are not fitted)
+FIT_SELECTORS = frozenset(name for _, names in PHASES.values() for name in names)
+#: the variant whose k='auto' rows choose the default price: the Selector's defaults (tune_dev.py's name)
+DEFAULT_VARIANT = "hybrid-lexvote"
 COMMAND = ".venv/bin/python benchmarks/calibrate_constants.py"
 #: the price table needs no LM, so it covers every task's dev queries, including those without k=4 rows
 BUDGET_TASKS = ("sst2", "mr", "subj", "trec", "agnews", "dbpedia", "rte", "cb")
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     # the first dev draw only: the calibration rows share its dev items and pool (a later draw has its own)
     rows = [r for r in read_jsonl(TUNE_ROWS) if r["lm"] == LM and r["selector"] in K8_SELECTORS]
     rows = [r for r in rows if int(r.get("pool_seed", 0)) == 0]
-    rows += [r for r in cal_rows if r["lm"] == LM and not is_auto(r)]
+    rows += [r for r in cal_rows if r["lm"] == LM and r["selector"] in FIT_SELECTORS]
     if args.tasks:
         rows = [r for r in rows if r["task"] in args.tasks]
     tasks = sorted({r["task"] for r in rows})
@@ -343,21 +347,24 @@ RULE = (
 
 
 MEASURED_RULE = (
-    f"the largest price scored on dev with the LM (k='auto', k_max = 16, the shipped constants) whose macro-average "
-    f"accuracy is at most {MAX_LOSS} points below k = 16 on the same dev items; prices were screened with the "
-    "fitted constants' predicted loss first"
+    f"the largest price scored on dev with the LM (k='auto', k_max = 16, the shipped constants, the default "
+    f"selector's kernel and order) whose macro-average accuracy is at most {MAX_LOSS} points below the same selector "
+    "at k = 16 on the same dev items; prices were screened with the fitted constants' predicted loss first"
 )
 
 
 def choose_price(prices: list[dict[str, Any]], measured: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The default price: by the LM-scored dev rows when there are any, else by the fitted constants' prediction.
 
-    Measured: the largest scored price whose dev loss against k_max is at most ``MAX_LOSS`` points.
+    Measured: the largest price scored with the default selector's settings (``DEFAULT_VARIANT``, else the
+    earlier ``prior`` rows) whose dev loss against k_max is at most ``MAX_LOSS`` points.
     Predicted: the largest price on the grid whose predicted loss is at most ``MAX_LOSS`` points.
     """
     if measured:
-        ok = [m["points_per_100"] for m in measured if m["loss_points"] <= MAX_LOSS]
-        best = max(ok) if ok else min(m["points_per_100"] for m in measured)
+        variant = DEFAULT_VARIANT if any(m["variant"] == DEFAULT_VARIANT for m in measured) else "prior"
+        scored = [m for m in measured if m["variant"] == variant]
+        ok = [m["points_per_100"] for m in scored if m["loss_points"] <= MAX_LOSS]
+        best = max(ok) if ok else min(m["points_per_100"] for m in scored)
         return next(p for p in prices if p["points_per_100"] == best)  # the grid holds every measured price
     ok = [p for p in prices if p["predicted_loss_points"] <= MAX_LOSS]
     return max(ok, key=lambda p: p["points_per_100"]) if ok else prices[0]
@@ -370,7 +377,7 @@ TRANSFER_LM = "SmolLM2-135M-Instruct"
 
 def is_auto(row: dict[str, Any]) -> bool:
     """Rows of ``calibrate_score.py --auto-prices`` (k='auto' at a stated token price)."""
-    return str(row["selector"]).startswith(AUTO_PREFIX)
+    return parse_auto_name(str(row["selector"])) is not None
 
 
 def _macro(values: np.ndarray, task_of: np.ndarray) -> float:
@@ -379,21 +386,22 @@ def _macro(values: np.ndarray, task_of: np.ndarray) -> float:
 
 
 def measured_prices(cal_rows: list[dict[str, Any]], k_max: int) -> list[dict[str, Any]]:
-    """Per price scored on dev: macro accuracy of k='auto' against the default selector at k = k_max, paired.
+    """Per (variant, price) scored on dev: macro accuracy of k='auto' against the same variant at k = k_max, paired.
 
     Pairs are the dev items both were scored on; accuracy is averaged within each task, then over tasks.
     The 95% interval of the difference resamples items within each task (``tune_dev._paired``).
     """
     from benchmarks.tune_dev import _paired
 
-    fixed = {(r["task"], int(r["item"])): r for r in cal_rows
-             if r["lm"] == LM and r["selector"] == "prior" and r["k"] == k_max}  # fmt: skip
-    by_price: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    fixed = {(r["selector"], r["task"], int(r["item"])): r for r in cal_rows
+             if r["lm"] == LM and r["k"] == k_max and not is_auto(r)}  # fmt: skip
+    by_price: dict[tuple[str, float], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for r in cal_rows:
-        if r["lm"] == LM and is_auto(r) and (r["task"], int(r["item"])) in fixed:
-            by_price.setdefault(r["selector"], []).append((r, fixed[(r["task"], int(r["item"]))]))
+        parsed = parse_auto_name(str(r["selector"])) if r["lm"] == LM else None
+        if parsed is not None and (parsed[0], r["task"], int(r["item"])) in fixed:
+            by_price.setdefault(parsed, []).append((r, fixed[(parsed[0], r["task"], int(r["item"]))]))
     out = []
-    for name, pairs in sorted(by_price.items()):
+    for (variant, points), pairs in sorted(by_price.items()):
         task_of = np.array([a["task"] for a, _ in pairs])
         auto = np.array([float(a["correct"]) for a, _ in pairs])
         top = np.array([float(b["correct"]) for _, b in pairs])
@@ -401,7 +409,8 @@ def measured_prices(cal_rows: list[dict[str, Any]], k_max: int) -> list[dict[str
         diff, lo, hi = _paired(auto, top, task_of)
         below = np.array([a["n_demos"] < k_max for a, _ in pairs], dtype=float)
         out.append({
-            "points_per_100": float(name.removeprefix(AUTO_PREFIX)),
+            "variant": variant,
+            "points_per_100": points,
             "tasks": tasks,
             "n_items": len(pairs),
             "auto_accuracy": 100 * _macro(auto, task_of),
@@ -418,7 +427,7 @@ def measured_prices(cal_rows: list[dict[str, Any]], k_max: int) -> list[dict[str
 
 def transfer_fit(cal_rows: list[dict[str, Any]], emb: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """The same fit on the second LM's dev rows (the default selector at several k), as a check; None without rows."""
-    rows = [r for r in cal_rows if r["lm"] == TRANSFER_LM and not is_auto(r) and r["task"] in emb]
+    rows = [r for r in cal_rows if r["lm"] == TRANSFER_LM and r["selector"] in FIT_SELECTORS and r["task"] in emb]
     if len({r["k"] for r in rows}) < 2:
         return None
     add_mmd(rows, emb)
@@ -432,26 +441,32 @@ def write_measured(measured: list[dict[str, Any]], chosen: dict[str, Any], trans
     """Section D of docs/budget_behaviour.md: the prices scored with the LM on dev, and the second LM's fit."""
     out = [MSTART, "### D. The token price scored with the LM on dev, and the constants on a second LM", ""]
     if measured:
+        chooser = DEFAULT_VARIANT if any(m["variant"] == DEFAULT_VARIANT for m in measured) else "prior"
         out += [
-            '`benchmarks/calibrate_score.py --auto-prices P ...` scores `Selector(k="auto", k_max=16, '
-            "token_cost=P / 1e4)` (the shipped constants) on the same dev items as the fixed-k rows above. Each row "
-            "pairs it with the default selector at k = 16 on the same items (accuracy averaged within each task, "
-            "then over tasks; 95% interval from resampling items within tasks). Tokens are the LM's, whole prompt.",
+            '`benchmarks/calibrate_score.py --auto-prices P ... --auto-variant V` scores `Selector(k="auto", k_max=16, '
+            "token_cost=P / 1e4)` (the shipped constants) with the kernel and order of the tune_dev variant V, on "
+            "the same dev items as the fixed-k rows above. Each row pairs it with the same variant at k = 16 on the "
+            "same items (accuracy averaged within each task, then over tasks; 95% interval from resampling items "
+            "within tasks). Tokens are the LM's, whole prompt. `prior` is an RBF kernel with the `label_prior` "
+            "order (the defaults when the price was first chosen); `hybrid-lexvote` is `rbf+lexical` with "
+            "`label_prior_lexical` (today's defaults). The budget's k* reads MMD on the RBF part only, so both "
+            "variants stop at the same k* for a query; only the demonstrations and their order differ.",
             "",
-            "| price (points per 100 tokens) | items | k='auto' accuracy | k=16 accuracy | loss (95% CI) "
+            "| variant | price (points per 100 tokens) | items | k='auto' accuracy | k=16 accuracy | loss (95% CI) "
             "| k* < 16: items / tasks averaged | tokens saved |",
-            "|---:|---:|---:|---:|---|---:|---:|",
+            "|---|---:|---:|---:|---:|---|---:|---:|",
         ]
         for m in measured:
-            mark = " **(default)**" if m["points_per_100"] == chosen["points_per_100"] else ""
+            chosen_here = m["variant"] == chooser and m["points_per_100"] == chosen["points_per_100"]
+            mark = " **(default)**" if chosen_here else ""
             lo, hi = m["loss_ci"]
             out.append(
-                f"| {m['points_per_100']:g}{mark} | {m['n_items']} | {m['auto_accuracy']:.1f} | "
+                f"| {m['variant']} | {m['points_per_100']:g}{mark} | {m['n_items']} | {m['auto_accuracy']:.1f} | "
                 f"{m['kmax_accuracy']:.1f} | {m['loss_points']:+.1f} ({lo:+.1f}, {hi:+.1f}) | "
                 f"{100 * m['share_below_kmax']:.0f}% / {100 * m['share_below_kmax_by_task']:.0f}% | "
                 f"{100 * m['tokens_saved']:.0f}% |"
             )
-        out += ["", "The default price is " + MEASURED_RULE + ".", ""]
+        out += ["", f"The default price is {MEASURED_RULE}, read on the `{chooser}` rows.", ""]
     if transfer is not None:
         out += [
             f"**A second LM.** The same model fitted on {TRANSFER_LM}'s dev rows (the default selector at "

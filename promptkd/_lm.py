@@ -1,10 +1,10 @@
 """Small helpers for running a causal LM on token-id prompts (torch is imported lazily).
 
 Shared plumbing for code that scores text with a transformers causal LM: unpacking the
-``lm`` argument, encoding, the pad id, left-padded batches with their position ids, and a
-forward pass that keeps only the last positions' logits when the model supports it (and can
-continue from a KV cache). :class:`promptkd.rerank.LMReranker` and
-:class:`promptkd.evaluation.ICLClassifier` both run their LMs through them.
+``lm`` argument, encoding, the pad id, left-padded batches with their position ids (right-padded
+ones for the probes), and a forward pass that keeps only the last positions' logits when the
+model supports it (and can continue from a KV cache). :class:`promptkd.rerank.LMReranker`,
+:class:`promptkd.evaluation.ICLClassifier` and the attention probes run their LMs through them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ from typing import Any
 
 from promptkd.exceptions import InvalidTypeError
 
-__all__ = ["cache_kwarg", "encode", "forward_last", "left_pad", "model_device", "pad_token_id", "unpack_lm"]
+__all__ = [
+    "cache_kwarg",
+    "encode",
+    "forward_last",
+    "left_pad",
+    "model_device",
+    "pad_token_id",
+    "right_pad",
+    "unpack_lm",
+]
 
 
 def unpack_lm(lm: Any) -> tuple[Any, Any, str]:
@@ -108,6 +117,29 @@ def left_pad(torch: Any, sequences: Sequence[Sequence[int]], pad: int, device: A
         mask[i, width - len(seq) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     return ids.to(device), mask.to(device), positions.to(device)
+
+
+def right_pad(torch: Any, sequences: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[Any, Any]:
+    """``(input_ids, attention_mask)`` of right-padded sequences, on ``device``.
+
+    Every sequence starts in the first column, so each real token keeps the position and
+    attention it has alone (the causal mask hides the padding after it); the probes read
+    attention at those positions.
+
+    Examples
+    --------
+    >>> import torch
+    >>> ids, mask = right_pad(torch, [[5, 6, 7], [8]], 0, "cpu")
+    >>> ids.tolist(), mask.tolist()
+    ([[5, 6, 7], [8, 0, 0]], [[1, 1, 1], [1, 0, 0]])
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        ids[i, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+        mask[i, : len(seq)] = 1
+    return ids.to(device), mask.to(device)
 
 
 def forward_last(

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._lm import cache_kwarg, pad_token_id, right_pad
 from promptkd._progress import default_show_progress_bar
 from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
@@ -32,7 +33,7 @@ from promptkd.pool.demo import Demo
 from promptkd.probes._model import Capture, eager_attention, head_to_kv, model_spec, resolve_layers
 from promptkd.probes._text import token_spans
 from promptkd.probes.loading import LoadedLM, load_lm
-from promptkd.probes.probe import AttentionProbe, _pad, _pad_id
+from promptkd.probes.probe import AttentionProbe
 from promptkd.rendering.template import PromptTemplate, as_template
 
 logger = logging.getLogger(__name__)
@@ -120,13 +121,6 @@ class DistilledWeights:
                 f"got shapes {a.shape} and {b.shape}, layers {self.layers} and {other.layers}."
             )
         return np.sqrt(((a - b) ** 2).sum(-1).mean(0))
-
-
-def _cache_kwarg(decoder: Any) -> str:
-    """transformers >= 5 names the KV-cache argument ``cache``; older versions ``past_key_values``."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def _as_lm(lm: Any, device: str | None) -> LoadedLM:
@@ -263,7 +257,7 @@ def distilled_weights(
         for start in starts:
             chunk = suffixes[start : start + batch_size]
             b = len(chunk)
-            ids, mask = _pad(chunk, _pad_id(tok), lm.device)
+            ids, mask = right_pad(torch, chunk, pad_token_id(tok), lm.device)
             cap = Capture(spec, layer_ids, keys=explicit, values=False)
             cap.readout = torch.as_tensor([len(s) - 1 for s in chunk], device=lm.device)
             kwargs: dict[str, Any] = {}
@@ -271,7 +265,7 @@ def distilled_weights(
                 batch_cache = copy.deepcopy(cache)
                 batch_cache.batch_repeat_interleave(b)
                 full_mask = torch.cat([torch.ones((b, n_prefix), dtype=mask.dtype, device=lm.device), mask], 1)
-                kwargs = {_cache_kwarg(decoder): batch_cache, "attention_mask": full_mask}
+                kwargs = {cache_kwarg(decoder): batch_cache, "attention_mask": full_mask}
             else:
                 kwargs = {"attention_mask": mask}
             with cap.attach():

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from promptkd._lm import pad_token_id, right_pad
 from promptkd._validation import check_int
 from promptkd.exceptions import InvalidInputError, InvalidTypeError
 from promptkd.pool.demo import Demo
@@ -20,26 +21,6 @@ from promptkd.rendering.template import PromptTemplate
 logger = logging.getLogger(__name__)
 
 __all__ = ["AttentionProbe", "answer_logprobs", "run_capture"]
-
-
-def _pad(batch: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[Any, Any]:
-    import torch
-
-    width = max(len(x) for x in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, x in enumerate(batch):
-        ids[i, : len(x)] = torch.as_tensor(list(x), dtype=torch.long)
-        mask[i, : len(x)] = 1
-    return ids.to(device), mask.to(device)
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for attr in ("pad_token_id", "eos_token_id"):
-        value = getattr(tokenizer, attr, None)
-        if value is not None:
-            return int(value)
-    return 0
 
 
 def run_capture(
@@ -61,7 +42,7 @@ def run_capture(
     """
     import torch
 
-    ids, mask = _pad(batch, _pad_id(lm.tokenizer), lm.device)
+    ids, mask = right_pad(torch, batch, pad_token_id(lm.tokenizer), lm.device)
     cap = Capture(spec, layers, keys=keys, values=values)
     cap.readout = torch.as_tensor(list(readouts), dtype=torch.long, device=lm.device)
     out_logits = None
@@ -103,7 +84,7 @@ def answer_logprobs(
     target = torch.as_tensor(answer, device=lm.device)
     for start in range(0, len(prompts), batch_size):
         chunk = [list(p) + answer for p in prompts[start : start + batch_size]]
-        ids, mask = _pad(chunk, _pad_id(lm.tokenizer), lm.device)
+        ids, mask = right_pad(torch, chunk, pad_token_id(lm.tokenizer), lm.device)
         with torch.inference_mode(), eager_attention(lm.model):
             hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
             for b, seq in enumerate(chunk):
