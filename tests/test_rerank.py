@@ -152,18 +152,24 @@ def test_records_the_lm_cost_and_the_passes_are_the_candidates():
 
 def test_orders_with_the_wrapped_selectors_policy():
     pool = _pool()
-    query = "a dull film , great and funny"
-    # the default Selector orders by label_prior: the demos of the query's likeliest label last
+    query = "flat awful film moving"
+    # the default Selector orders by label_prior_lexical: the demos of the query's likeliest label last,
+    # "likeliest" voted by the nearest pool demos with shared words counted
     rr = LMReranker(toy_lm(), k=6, n_candidates=16, template=TEMPLATE).fit(pool)
     sel = rr.select(query)
-    sims = rr.selector_.similarities(rr.selector_.make_target(query))
     from promptkd.selection.labels import neighbour_label_vote
 
-    vote = neighbour_label_vote(sims, rr.selector_.label_codes_, len(rr.selector_.label_names_), 16)
-    prior = dict(zip(rr.selector_.label_names_, vote, strict=True))
-    keys = [(prior[d.output], s) for d, s in zip(sel.demos, sel.scores, strict=True)]
-    assert keys == sorted(keys)
-    assert isinstance(rr.selector_.ordering_, LabelPriorOrder)
+    inner = rr.selector_
+    assert isinstance(inner.ordering_, LabelPriorOrder) and inner.ordering_.vote == "embedding+lexical"
+    target = inner.make_target(query)
+    prior = inner._label_prior(inner.similarities(target), 16, target)
+    keys = [(prior.get(d.output, 0.0), s) for d, s in zip(sel.demos, sel.scores, strict=True)]
+    assert keys == sorted(keys) and sel.demos[-1].output == "neg"
+    # the words decide this query's vote: on embeddings alone it goes the other way
+    dense = neighbour_label_vote(inner.similarities(target), inner.label_codes_, len(inner.label_names_), 16)
+    assert inner.label_names_[int(np.argmax(dense))] == "pos" and {d.output for d in sel.demos} == {"pos", "neg"}
+    query = "a dull film , great and funny"
+    sel = rr.select(query)
     # "similarity": most similar last; "herding": the selection order, which here is the LM rank
     by_sim = LMReranker(toy_lm(), selector=Selector(order="similarity"), k=6, n_candidates=16, template=TEMPLATE)
     s_sim = by_sim.fit(pool).select(query)

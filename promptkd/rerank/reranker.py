@@ -19,7 +19,6 @@ from promptkd.pool.pool import DemoPool
 from promptkd.rendering.template import as_template
 from promptkd.rerank.scoring import QueryScores, query_logprobs
 from promptkd.selection.base import BaseSelector
-from promptkd.selection.labels import neighbour_label_vote
 from promptkd.selection.ordering import OrderContext, apply_ordering
 from promptkd.selection.selection import Selection
 from promptkd.selection.selector import Selector
@@ -30,12 +29,13 @@ __all__ = ["LMReranker"]
 class LMReranker(ParamsMixin):
     """Herd ``n_candidates`` demos, keep the ``k`` after which the LM finds the query most likely.
 
-    The LM-aware mode of issue 12, after ConE (Peng et al., ACL 2024): a promptkd selector
+    The LM-aware mode, after ConE (Peng et al., ACL 2024): a promptkd selector
     (by default ``Selector(k=n_candidates)``, kernel herding) proposes ``n_candidates`` demos;
     each is scored by the mean log-probability per token of the query text in the one-demo
     prompt that ``template`` renders (:func:`~promptkd.rerank.query_logprobs`, minus ConE's
     conditional cross-entropy); the ``k`` best are kept and put in prompt order by the
-    wrapped selector's ordering policy (for ``Selector``: ``"label_prior"``).
+    wrapped selector's ordering policy, with the label vote the selector itself would cast
+    (for ``Selector``'s defaults: ``"label_prior_lexical"``).
 
     **Cost**: one LM sequence per candidate per query, all candidates of a query in one
     batched forward pass (``batch_size`` splits it). With 30 candidates that is 30 LM
@@ -331,11 +331,8 @@ class LMReranker(ParamsMixin):
             # a selector outside the BaseSelector family: keep the candidates' relative prompt order
             return sorted(range(len(demos)), key=lambda i: positions[i]), float("nan")
         target = sel.make_target(query)
-        neighbours = getattr(policy, "label_neighbours", None)
-        prior = None
-        if neighbours is not None:
-            vote = neighbour_label_vote(sel.similarities(target), sel.label_codes_, len(sel.label_names_), neighbours)
-            prior = {name: float(p) for name, p in zip(sel.label_names_, vote, strict=True) if p > 0}
+        # the selector's own label vote (with its lexical part when the order asks for one), as its select uses
+        prior = sel._label_prior(sel.similarities(target), getattr(policy, "label_neighbours", None), target)
         context = OrderContext(
             demos,
             sims,
