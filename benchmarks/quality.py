@@ -64,6 +64,8 @@ ALL_SELECTORS = [
     "promptkd-auto",
     "promptkd-auto16",
     "promptkd-rbf-auto16",
+    "promptkd-auto16-p1",
+    "promptkd-rbf-auto16-p1",
     "promptkd-cone",
 ]
 LMS = {"gemma": "gemma-3-270m", "smollm2": "SmolLM2-135M-Instruct"}

@@ -103,7 +103,9 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     on the ``"lm"`` embedder), ``promptkd-auto`` (``k="auto"`` with at most 8 demos,
     the largest k of the benchmark grid), ``promptkd-auto16`` (``k="auto"`` with at
     most 16 demos and otherwise the budget's defaults: shipped constants, default
-    token price) and ``promptkd-rbf-auto16`` (the same on ``promptkd-rbf``).
+    token price), ``promptkd-rbf-auto16`` (the same on ``promptkd-rbf``), and
+    ``promptkd-auto16-p1`` / ``promptkd-rbf-auto16-p1`` (those two at a price of 1
+    accuracy point per 100 tokens).
     ``promptkd_kwargs`` go to every promptkd :class:`~promptkd.Selector`.
 
     Examples
@@ -153,6 +155,11 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "promptkd-auto": SelectorSpec("promptkd-auto", pk(k_max=8), fixed_k="auto"),
         "promptkd-auto16": SelectorSpec("promptkd-auto16", pk(k_max=16), fixed_k="auto"),
         "promptkd-rbf-auto16": SelectorSpec("promptkd-rbf-auto16", pk(k_max=16, **rbf), fixed_k="auto"),
+        # the same two at the first default price, 1 accuracy point per 100 tokens (rows scored before it moved)
+        "promptkd-auto16-p1": SelectorSpec("promptkd-auto16-p1", pk(k_max=16, token_cost=1e-4), fixed_k="auto"),
+        "promptkd-rbf-auto16-p1": SelectorSpec(
+            "promptkd-rbf-auto16-p1", pk(k_max=16, token_cost=1e-4, **rbf), fixed_k="auto"
+        ),
     }
     if names is None:
         names = list(table)
