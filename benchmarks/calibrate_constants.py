@@ -469,7 +469,7 @@ def write_measured(measured: list[dict[str, Any]], chosen: dict[str, Any], trans
         out += ["", f"The default price is {MEASURED_RULE}, read on the `{chooser}` rows.", ""]
     if transfer is not None:
         out += [
-            f"**A second LM.** The same model fitted on {TRANSFER_LM}'s dev rows (the default selector at "
+            f"**A second LM.** The same model fitted on {TRANSFER_LM}'s dev rows (the selector 'prior' at "
             f"k = {', '.join(map(str, transfer['k']))}; tasks {', '.join(transfer['tasks'])}; 2 x median bandwidth): "
             f"A = {transfer['A']:.3f}, C = {transfer['C']:.3f}, R^2 within tasks {transfer['r2_within']:.3f} "
             f"({transfer['n_records']} cells). With one selector per k, k and MMD_b move together, so A and C are "
@@ -568,8 +568,9 @@ def write_section(
     tasks = sorted(f2["task_intercepts"])
     out += [
         "",
-        "Per task (2 x median family): the task's intercept, the fit's RMSE, and the default selector's ('prior') "
-        "accuracy and mean prompt tokens (Gemma tokens, whole prompt) at each k.",
+        "Per task (2 x median family): the task's intercept, the fit's RMSE, and the accuracy and mean prompt "
+        "tokens (Gemma tokens, whole prompt) at each k of the selector 'prior' (an RBF with the label_prior "
+        "order, the Selector's defaults when these rows were scored).",
         "",
         "| task | intercept | RMSE | " + " | ".join(f"k={k}: acc / tokens" for k in ks) + " |",
         "|---|---:|---:|" + "---|" * len(ks),
@@ -588,7 +589,7 @@ def write_section(
         mean_tok = float(np.mean([r["tokens"] for r in sub]))
         out.append("")
         out.append(
-            f"Measured on dev, k={a:g} -> {b:g} with the default selector: {mean_pts:+.1f} accuracy points for "
+            f"Measured on dev, k={a:g} -> {b:g} with the selector 'prior': {mean_pts:+.1f} accuracy points for "
             f"{mean_tok:.0f} more prompt tokens (mean over tasks); median over tasks {med:+.2f} points per 100 tokens."
         )
     out += [
