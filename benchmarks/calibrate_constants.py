@@ -466,7 +466,7 @@ def write_measured(measured: list[dict[str, Any]], chosen: dict[str, Any], trans
                 f"{100 * m['share_below_kmax']:.0f}% / {100 * m['share_below_kmax_by_task']:.0f}% | "
                 f"{100 * m['tokens_saved']:.0f}% |"
             )
-        out += ["", f"The default price is {MEASURED_RULE}, read on the `{chooser}` rows.", ""]
+        out += ["", f"The default price is {MEASURED_RULE}. The rule reads the `{chooser}` rows.", ""]
     if transfer is not None:
         out += [
             f"**A second LM.** The same model fitted on {TRANSFER_LM}'s dev rows (the selector 'prior' at "

@@ -416,7 +416,7 @@ def _auto_table(
         f"\nk='auto' minus the best fixed k (k={best}): {_fmt_ci(pc.diff, pc.ci_low, pc.ci_high, sign=True)} "
         f"points on {pc.n_items} paired items, with {100 * saved:.0f}% fewer tokens per prompt.\n"
     )
-    if str(k_max) in fixed:
+    if str(k_max) in fixed and str(k_max) != best:
         top = res.paired(auto, base, k="auto", k_b=str(k_max), lm=lm, tasks=tasks, n_boot=N_BOOT)
         saved_top = 1.0 - macro(auto, "auto", "tokens") / macro(base, str(k_max), "tokens")
         out.append(
