@@ -353,6 +353,11 @@ MEASURED_RULE = (
 )
 
 
+def price_variant(measured: list[dict[str, Any]]) -> str:
+    """The variant whose LM-scored dev rows choose the price: the default selector's, else the earlier ``prior``."""
+    return DEFAULT_VARIANT if any(m["variant"] == DEFAULT_VARIANT for m in measured) else "prior"
+
+
 def choose_price(prices: list[dict[str, Any]], measured: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The default price: by the LM-scored dev rows when there are any, else by the fitted constants' prediction.
 
@@ -361,8 +366,7 @@ def choose_price(prices: list[dict[str, Any]], measured: list[dict[str, Any]] | 
     Predicted: the largest price on the grid whose predicted loss is at most ``MAX_LOSS`` points.
     """
     if measured:
-        variant = DEFAULT_VARIANT if any(m["variant"] == DEFAULT_VARIANT for m in measured) else "prior"
-        scored = [m for m in measured if m["variant"] == variant]
+        scored = [m for m in measured if m["variant"] == price_variant(measured)]
         ok = [m["points_per_100"] for m in scored if m["loss_points"] <= MAX_LOSS]
         best = max(ok) if ok else min(m["points_per_100"] for m in scored)
         return next(p for p in prices if p["points_per_100"] == best)  # the grid holds every measured price
@@ -441,7 +445,7 @@ def write_measured(measured: list[dict[str, Any]], chosen: dict[str, Any], trans
     """Section D of docs/budget_behaviour.md: the prices scored with the LM on dev, and the second LM's fit."""
     out = [MSTART, "### D. The token price scored with the LM on dev, and the constants on a second LM", ""]
     if measured:
-        chooser = DEFAULT_VARIANT if any(m["variant"] == DEFAULT_VARIANT for m in measured) else "prior"
+        chooser = price_variant(measured)
         out += [
             '`benchmarks/calibrate_score.py --auto-prices P ... --auto-variant V` scores `Selector(k="auto", k_max=16, '
             "token_cost=P / 1e4)` (the shipped constants) with the kernel and order of the tune_dev variant V, on "

@@ -101,11 +101,7 @@ class LexicalIndex:
         self._idf += 1.0
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows_of, minlength=n), out=indptr[1:])
-        data = np.log(counts.astype(np.float64))
-        data += 1.0
-        data *= self._idf[cols]
-        _unit(data, indptr)
-        self.rows = _csr(data, cols, indptr, (n, width))
+        self.rows = self._weighted(counts, cols, indptr)
 
     @property
     def vocabulary(self) -> dict[str, int]:
@@ -127,8 +123,7 @@ class LexicalIndex:
         return rows
 
     def _transform(self, texts: tuple[str, ...]) -> Any:
-        # the pool's weighting with its idf: counts of the known words (columns ascending), 1 + ln(count),
-        # times the idf, then unit rows
+        # counts of the known words, columns ascending, then the pool's weighting
         indptr, indices, counts = [0], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
         for text in texts:
             known = [self._columns[w] for w in _words(text) if w in self._columns]
@@ -136,12 +131,15 @@ class LexicalIndex:
             indices.append(cols)
             counts.append(c)
             indptr.append(indptr[-1] + len(cols))
-        cols = np.concatenate(indices)
-        data = np.log(np.concatenate(counts).astype(np.float64)) + 1.0
+        return self._weighted(np.concatenate(counts), np.concatenate(indices), np.asarray(indptr, dtype=np.int64))
+
+    def _weighted(self, counts: np.ndarray, cols: np.ndarray, indptr: np.ndarray) -> Any:
+        """CSR rows of word counts weighed as TF-IDF: 1 + ln(count), times the idf, then unit length."""
+        data = np.log(counts.astype(np.float64))
+        data += 1.0
         data *= self._idf[cols]
-        bounds = np.asarray(indptr, dtype=np.int64)
-        _unit(data, bounds)
-        return _csr(data, cols, bounds, (len(texts), len(self._idf)))
+        _unit(data, indptr)
+        return _csr(data, cols, indptr, (len(indptr) - 1, len(self._idf)))
 
     def cosine(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), n_pool) cosine similarity of each text to every pool row."""
