@@ -226,6 +226,50 @@ def _lm_section(res: ExperimentResult, cells: dict, lm: str, k: str) -> list[str
     if PROMPTKD in complete:
         out.extend(_paired(res, lm, k, tasks, [s for s in ranked if s != PROMPTKD] + ([ZERO_SHOT] if zs else [])))
     out.extend(_per_task(cells, lm, k, tasks, ranked, zs, majority, n_items))
+    if PROMPTKD in complete:
+        out.extend(_agreement(cells, lm, k, tasks, [s for s in ranked if s in SIMILARITY_BASELINES]))
+    return out
+
+
+def _agreement(cells: dict, lm: str, k: str, tasks: list[str], others: list[str]) -> list[str]:
+    """Where promptkd and each baseline differ: same last demo label, same answer, and who wins the rest."""
+
+    def by_item(s: str, t: str) -> dict[int, dict]:
+        return {int(r["item"]): r for r in cells[(lm, t, s, k)] if int(r.get("seed", 0)) == 0}
+
+    def last_right(rows: dict[int, dict]) -> float:
+        return float(np.mean([bool(r["demo_labels"]) and r["demo_labels"][-1] == r["label"] for r in rows.values()]))
+
+    out = [
+        f"### Where {PROMPTKD} and each baseline differ\n",
+        "Paired items (seed 0 of each selector). **last label alone**: the accuracy of answering with the last "
+        "demo's label, without the LM (macro over tasks). **same last label** and **same answer**: share of items "
+        "where the two prompts end with a demo of the same label, and where the LM gives the same answer. The "
+        "last two columns count the items only one of the two gets right.\n",
+        f"| other | last label alone % (other / {PROMPTKD}) | same last label % | same answer % | only {PROMPTKD} "
+        "right | only other right |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for other in others:
+        n = same_last = same_pred = wins = losses = 0
+        alone: dict[str, list[float]] = {other: [], PROMPTKD: []}
+        for t in tasks:
+            mine, theirs = by_item(PROMPTKD, t), by_item(other, t)
+            common = sorted(set(mine) & set(theirs))
+            alone[PROMPTKD].append(last_right({i: mine[i] for i in common}))
+            alone[other].append(last_right({i: theirs[i] for i in common}))
+            for i in common:
+                a, b = mine[i], theirs[i]
+                n += 1
+                same_last += a["demo_labels"][-1:] == b["demo_labels"][-1:]
+                same_pred += a["pred"] == b["pred"]
+                wins += bool(a["correct"]) and not b["correct"]
+                losses += bool(b["correct"]) and not a["correct"]
+        out.append(
+            f"| {other} | {100 * np.mean(alone[other]):.1f} / {100 * np.mean(alone[PROMPTKD]):.1f} | "
+            f"{100 * same_last / n:.1f} | {100 * same_pred / n:.1f} | {wins} | {losses} |"
+        )
+    out.append("")
     return out
 
 

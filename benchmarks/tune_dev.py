@@ -42,8 +42,10 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
     """Name -> (what it changes, spec). ``median-xS``: RBF bandwidth = S times the pool's median heuristic."""
     from promptkd.kernels import RBF, LabelKernel, LexicalKernel
     from promptkd.selection import Selector
-    from promptkd.selection.baselines import BM25Selector, TopKSelector
+    from promptkd.selection.baselines import BM25Selector, DPPSelector, MMRSelector, TopKSelector
     from promptkd.selection.ordering import LabelPriorOrder
+
+    lexvote = LabelPriorOrder(vote="embedding+lexical")
 
     def pk(**kw: Any) -> Any:
         # every variant names its kernel and order: the rows stay what they were when the defaults move
@@ -115,6 +117,31 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
                 "bm25-prior, with the label vote also counting shared words",
                 lambda k, seed: BM25Selector(k=k, seed=seed, order=LabelPriorOrder(vote="embedding+lexical")),
             ),
+            # the baselines' own knobs, each around its library default, with the order and vote the others got
+            *[
+                spec(
+                    f"mmr-lexvote-d{d}" if d != 0.5 else "mmr-lexvote",
+                    f"MMR, diversity {d}{' (the default)' if d == 0.5 else ''}, with bm25-lexvote's order and vote",
+                    lambda k, seed, d=d: MMRSelector(k=k, seed=seed, diversity=d, order=lexvote),
+                )
+                for d in (0.25, 0.5, 0.75)
+            ],
+            *[
+                spec(
+                    f"dpp-lexvote-d{d}" if d != 0.1 else "dpp-lexvote",
+                    f"DPP, diversity {d}{' (the default)' if d == 0.1 else ''}, with bm25-lexvote's order and vote",
+                    lambda k, seed, d=d: DPPSelector(k=k, seed=seed, diversity=d, order=lexvote),
+                )
+                for d in (0.03, 0.1, 0.3)
+            ],
+            *[
+                spec(
+                    f"bm25-lexvote-k{k1}-b{b}",
+                    f"bm25-lexvote with k1={k1}, b={b} (the default is k1=1.5, b=0.75)",
+                    lambda k, seed, k1=k1, b=b: BM25Selector(k=k, seed=seed, k1=k1, b=b, order=lexvote),
+                )
+                for k1, b in ((0.9, 0.4), (2.0, 1.0))
+            ],
             spec(
                 "joint-prior",
                 "prior + joint input-label kernel RBF x LabelKernel(beta=0.25), labels voted by 16 neighbours",
@@ -122,6 +149,20 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
             ),
         ]
     )
+
+
+#: the dev budget each selector family got: every variant of its own, all scored on dev draw 0 (a family's
+#: untuned library default included); the best dev mean is the setting the family is held to on test
+FAMILIES = {
+    "promptkd": (
+        "median-x1", "median-x0.5", "median-x2", "cover", "order-herding", "prior", "hybrid-prior", "prior-lexvote",
+        "hybrid-lexvote", "joint-prior",
+    ),
+    "TopK": ("topk", "topk-prior", "topk-lexvote"),
+    "BM25": ("bm25", "bm25-prior", "bm25-lexvote", "bm25-lexvote-k0.9-b0.4", "bm25-lexvote-k2.0-b1.0"),
+    "MMR": ("mmr-lexvote-d0.25", "mmr-lexvote", "mmr-lexvote-d0.75"),
+    "DPP": ("dpp-lexvote-d0.03", "dpp-lexvote", "dpp-lexvote-d0.3"),
+}  # fmt: skip
 
 
 def dev_split(name: str, n_dev: int, pool_size: int, max_chars: int, seed: int = 0) -> tuple[Task, Task]:
@@ -185,6 +226,9 @@ def run(args: argparse.Namespace, command: str) -> None:
             "dev_seeds": args.dev_seeds,
         }
     )
+    words = manifest.setdefault("label_words", {})  # the label order of each row's scores (proper scores)
+    for name in args.tasks:
+        words[name] = list(load_task(name, "train", max_chars=args.max_chars).label_words)
     save_manifest(Path(args.results), manifest)
     for seed in args.dev_seeds:
         for name in args.tasks:
@@ -260,6 +304,68 @@ def _variant_table(
     return out
 
 
+def _family_table(rows: list[dict[str, Any]], tasks: list[str]) -> list[str]:
+    """Per selector family: how many of its variants dev draw 0 scored, and the best of them by the mean."""
+    mean: dict[str, float] = {}
+    for sel in {r["selector"] for r in rows}:
+        per = [[bool(r["correct"]) for r in rows if r["selector"] == sel and r["task"] == t] for t in tasks]
+        if all(per):
+            mean[sel] = 100 * float(np.mean([np.mean(p) for p in per]))
+    out = [
+        "",
+        "### The dev budget of each selector family\n",
+        "Every family's variants on this draw, its library default included, and the best of them by the mean "
+        "over tasks (the first listed wins a tie):\n",
+        "| family | variants scored | best on dev | its mean | the family's worst |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for family, names in FAMILIES.items():
+        scored = [n for n in names if n in mean]
+        if not scored:
+            continue
+        best = max(scored, key=lambda n: (mean[n], -scored.index(n)))
+        worst = min(mean[n] for n in scored)
+        out.append(f"| {family} | {len(scored)} | {best} | {mean[best]:.1f} | {worst:.1f} |")
+    return out
+
+
+def _proper_scores(rows: list[dict[str, Any]], tasks: list[str], label_words: dict[str, list[str]]) -> list[str]:
+    """Do the proper scores (Brier, log-loss) rank the variants as accuracy does? Macro means on one draw."""
+    from scipy.stats import spearmanr
+
+    from promptkd.evaluation.metrics import with_item_metrics
+
+    scored = with_item_metrics([r for r in rows if r.get("scores") is not None], label_words)
+    means: dict[str, tuple[float, float, float]] = {}
+    for sel in sorted({r["selector"] for r in scored}):
+        per = {t: [r for r in scored if r["selector"] == sel and r["task"] == t] for t in tasks}
+        if all(per.values()):
+            means[sel] = tuple(  # type: ignore[assignment]
+                float(np.mean([np.mean([float(r[f]) for r in per[t]]) for t in tasks]))
+                for f in ("correct", "brier", "logloss")
+            )
+    if len(means) < 3:
+        return []
+    names = sorted(means, key=lambda n: -means[n][0])
+    acc, brier, logloss = (np.array([means[n][i] for n in names]) for i in range(3))
+    rho_b, rho_l = spearmanr(acc, -brier).statistic, spearmanr(acc, -logloss).statistic
+    best = {m: names[int(np.argmin(v))] for m, v in (("Brier", brier), ("log-loss", logloss))}
+    out = [
+        "",
+        "### Accuracy and the proper scores on the same rows\n",
+        "The LM's label distribution, renormalised over the label set: Brier (0 best, 2 worst) and log-loss (nats), "
+        "macro over tasks, for every variant scored on every task of this draw. Across the "
+        f"{len(names)} variants the Spearman rank correlation of accuracy with the (negated) Brier score is "
+        f"{rho_b:.2f}, with the log-loss {rho_l:.2f}. The best by accuracy is {names[0]}; by Brier "
+        f"{best['Brier']}; by log-loss {best['log-loss']}. Settings on this page are chosen by accuracy; the "
+        "proper scores are reported beside it.\n",
+        "| variant | accuracy % | Brier | log-loss |",
+        "|---|---:|---:|---:|",
+    ]
+    out += [f"| {n} | {100 * means[n][0]:.1f} | {means[n][1]:.3f} | {means[n][2]:.3f} |" for n in names]
+    return out
+
+
 def write_report(args: argparse.Namespace, argv: list[str]) -> None:
     source = rows_source(Path(args.results))
     rows = [r for r in read_rows(source) if str(r["k"]) == str(args.k)]
@@ -286,6 +392,9 @@ def write_report(args: argparse.Namespace, argv: list[str]) -> None:
         *([note.strip() + "\n"] if note else []),
         *_variant_table(first, tasks, table),
     ]
+    out += _family_table(first, tasks)
+    if manifest.get("label_words"):
+        out += _proper_scores(first, tasks, manifest["label_words"])
     if len(draws) > 1:
         scored = {(r["selector"], _draw(r)) for r in rows}
         sels = [n for n in table if all((n, d) in scored for d in draws)]

@@ -61,6 +61,8 @@ def test_quality_report_tables_paired_differences_and_targets(tmp_path):
     assert "| topk | +10.0 [" in text  # paired promptkd - topk
     assert "The best of them here is topk; promptkd minus topk is +10.0 [" in text
     assert "**Target: on no task more than 3 points below TopK.** Tasks below that: none: **reached**." in text
+    # both prompts end with an "a" demo (the gold label) on every item; the answers differ on item 6 of each task
+    assert "| topk | 100.0 / 100.0 | 100.0 | 90.0 | 2 | 0 |" in text
     # k='auto' against fixed k: best fixed k is 8 (70%, 400 tokens); auto 70% with 300 tokens (-25%)
     assert "| k='auto' | 70.0 [50.0, 90.0] | 300 | 6.0 |" in text and "| k=4 | 50.0 [" in text
     assert "k='auto' minus the best fixed k (k=8): +0.0 [+0.0, +0.0] points on 20 paired items, with 25% fewer" in text
@@ -94,6 +96,35 @@ def test_tuning_report_paired_against_the_default(tmp_path):
     assert "| 70.0 | 70.0 | 70.0 | +20.0 [" in line
     assert "| 100.0 |  | 100.0 (1 tasks) |" in text
     assert "one item moves a task's accuracy by 10.0 points" in text
+    # no label words in a manifest: no proper-score section
+    assert "proper scores on the same rows" not in text
+    # each family's best variant among those scored on every task (cover ran on one)
+    assert "| promptkd | 1 | median-x2 | 70.0 | 70.0 |" in text and "| TopK | 1 | topk | 50.0 | 50.0 |" in text
+
+
+def test_tuning_report_ranks_variants_by_accuracy_and_by_the_proper_scores(tmp_path):
+    tune = _load("tune_dev")
+    rows = []
+    for task in ("t1", "t2"):
+        for sel, n_right in (("topk", 5), ("median-x2", 7), ("bm25", 6)):
+            for i in range(10):
+                row = _row(task, sel, 8, i, i < n_right, 400, 8)
+                row["scores"] = [0.0, -1.0] if i < n_right else [-1.0, 0.0]  # the LM leans to its answer
+                rows.append(row)
+    results, doc = tmp_path / "t.jsonl", tmp_path / "tuning.md"
+    _write(results, rows)
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"runs": [], "label_words": {"t1": ["a", "b"], "t2": ["a", "b"]}})
+    )
+    tune.main(["--report-only", "--results", str(results), "--doc", str(doc), "--n-dev", "10"])
+    text = doc.read_text(encoding="utf-8")
+    # a right answer has p(gold) = 0.731 (Brier 2 * 0.269^2 = 0.145), a wrong one 0.269 (Brier 1.069)
+    assert "| median-x2 | 70.0 | 0.422 | 0.613 |" in text
+    assert (
+        "Spearman rank correlation of accuracy with the (negated) Brier score is 1.00, with the log-loss 1.00" in text
+    )
+    assert "The best by accuracy is median-x2; by Brier median-x2; by log-loss median-x2." in text
+    assert "| BM25 | 1 | bm25 | 60.0 | 60.0 |" in text
 
 
 @pytest.mark.parametrize(
