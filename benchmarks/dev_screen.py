@@ -145,10 +145,9 @@ def label_prior_order(labels: list[str], sims: list[float], prior: dict[str, flo
 def screen_task(
     name: str, args: argparse.Namespace, embedder: Any, methods: list[str], done: set[tuple[str, str, str, int]]
 ) -> list[dict[str, Any]]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     from promptkd.selection.baselines import BM25Selector
     from promptkd.selection.labels import label_codes
+    from promptkd.selection.lexical import LexicalIndex
 
     pool_task, dev = dev_split(name, args.n_dev, args.pool_size, args.max_chars)
     pool = pool_task.pool(embedder)
@@ -163,8 +162,8 @@ def screen_task(
     dense = Q @ E.T
     bm = BM25Selector(k=1).fit(pool)
     bm25 = np.stack([bm.bm25_scores(bm.make_target(q)) for q in queries])
-    vec = TfidfVectorizer(sublinear_tf=True).fit([d.text for d in pool.demos])
-    tfidf = (vec.transform(queries) @ vec.transform([d.text for d in pool.demos]).T).toarray()
+    # the library's TF-IDF (scikit-learn's sublinear weighting; its cosines agree with scikit-learn's to 1e-16)
+    tfidf = LexicalIndex([d.text for d in pool.demos]).cosine(queries)
     from promptkd.kernels import median_bandwidth
 
     sims_by_vote = vote_similarities(dense, bm25, tfidf, 2.0 * median_bandwidth(E, seed=0))
