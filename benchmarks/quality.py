@@ -54,6 +54,8 @@ ALL_SELECTORS = [
     "topk-lexvote",
     "bm25-lexvote",
     "mmr-lexvote",
+    "mmr-lexvote-d0.25",
+    "dpp-lexvote-d0.3",
     "promptkd",
     "promptkd-rbf",
     "promptkd-lexvote",

@@ -55,7 +55,8 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
     Names: ``zero-shot``, ``random``, ``topk``, ``mmr``, ``dpp``, ``votek``,
     ``bm25``, ``topk-prior`` and ``bm25-prior`` (TopK and BM25 with the
     ``"label_prior"`` order; ``<name>-lexvote`` with its lexical vote for TopK, BM25,
-    MMR and promptkd), ``promptkd`` (per-query target, the Selector's defaults: the
+    MMR and promptkd; ``mmr-lexvote-d0.25`` and ``dpp-lexvote-d0.3``, MMR and DPP
+    with that order and vote at the diversity their dev tuning chose), ``promptkd`` (per-query target, the Selector's defaults: the
     ``"rbf+lexical"`` kernel and the ``"label_prior_lexical"`` order),
     ``promptkd-rbf`` (an RBF on the embeddings and the ``"label_prior"`` order: the
     defaults before those), ``promptkd-sim`` (an RBF and the most similar demo
@@ -111,6 +112,9 @@ def standard_selectors(names: Sequence[str] | None = None, **promptkd_kwargs: An
         "topk-lexvote": SelectorSpec("topk-lexvote", base(b.TopKSelector, order=lexvote)),
         "bm25-lexvote": SelectorSpec("bm25-lexvote", base(b.BM25Selector, order=lexvote)),
         "mmr-lexvote": SelectorSpec("mmr-lexvote", base(b.MMRSelector, order=lexvote)),
+        # the MMR and DPP settings that won their families' dev tuning (benchmarks/tune_dev.py)
+        "mmr-lexvote-d0.25": SelectorSpec("mmr-lexvote-d0.25", base(b.MMRSelector, diversity=0.25, order=lexvote)),
+        "dpp-lexvote-d0.3": SelectorSpec("dpp-lexvote-d0.3", base(b.DPPSelector, diversity=0.3, order=lexvote)),
         "promptkd-lexvote": SelectorSpec("promptkd-lexvote", pk(kernel="rbf", order=lexvote)),
         "promptkd-nbhd": SelectorSpec("promptkd-nbhd", pk(), neighbours=8),
         "promptkd-lm": SelectorSpec("promptkd-lm", pk(), embedder="lm"),
