@@ -83,6 +83,22 @@ def test_the_composite_columns_agree_with_the_gram_matrix() -> None:
     assert cols.target_constant(goal, w) == pytest.approx(w @ kernel(goal) @ w, rel=1e-10)
 
 
+def test_a_sum_kernel_adds_its_parts_target_constants() -> None:
+    """Sums and scalings answer v'K_YY v from their parts (no Gram); the values are the Gram's."""
+    from scipy.sparse import csr_matrix
+
+    rng = np.random.default_rng(3)
+    C, T = rng.normal(size=(10, 4)), rng.normal(size=(3, 4))
+    lex_c = csr_matrix(rng.random((10, 6)) * (rng.random((10, 6)) < 0.5))
+    lex_t = csr_matrix(np.vstack([rng.random(6), np.zeros(6), rng.random(6) * (rng.random(6) < 0.5)]))
+    kernel = RBF(bandwidth=1.5) + 0.5 * LexicalKernel() + 2.0 * Cosine()
+    cols = kernel.columns(Views(C, lexical=lex_c))
+    for rows in ([0], [1], [0, 1, 2]):  # one query, one query without words, a three-row target
+        goal = Views(T[rows], lexical=lex_t[rows])
+        w = np.full(len(rows), 1.0 / len(rows)) * (0.7 if len(rows) == 1 else 1.0)
+        assert cols.target_constant(goal, w) == pytest.approx(w @ kernel(goal) @ w, rel=1e-12)
+
+
 def test_herding_with_an_object_matches_herding_with_the_function() -> None:
     rng = np.random.default_rng(2)
     C = rng.normal(size=(60, 6)).astype(np.float32)

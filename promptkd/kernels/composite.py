@@ -57,7 +57,10 @@ class _Composite(Kernel):
         return type(self)(*(p.resolve(X, Y, median_scale=median_scale, median=median) for p in self.parts))
 
     def columns(self, C: Any) -> ColumnProvider:
-        return _CombinedColumns([p.columns(C) for p in self.parts], self._combine)
+        return _CombinedColumns([p.columns(C) for p in self.parts], self._combine, self._constant)
+
+    #: how the parts' target constants ``v' K_YY v`` combine into this kernel's (None: from the combined Gram)
+    _constant: Any = None
 
     @staticmethod
     @abstractmethod
@@ -91,6 +94,8 @@ class SumKernel(_Composite):
         for v in values[1:]:
             out = out + v
         return out
+
+    _constant = _combine  # v'(K1 + K2)v = v'K1v + v'K2v: each part may answer without a Gram
 
     def __repr__(self) -> str:
         return f"SumKernel({', '.join(map(repr, self.parts))})"
@@ -192,7 +197,7 @@ class ScaledKernel(Kernel):
 
     def columns(self, C: Any) -> ColumnProvider:
         w = self.weight
-        return _CombinedColumns([self.kernel.columns(C)], lambda values: w * values[0])
+        return _CombinedColumns([self.kernel.columns(C)], lambda values: w * values[0], lambda values: w * values[0])
 
     def __repr__(self) -> str:
         return f"{self.weight:g} * {self.kernel!r}"
@@ -201,8 +206,8 @@ class ScaledKernel(Kernel):
 class _CombinedColumns:
     """Providers of the parts, combined entry by entry (sum, product or scale)."""
 
-    def __init__(self, parts: list[Any], combine: Any) -> None:
-        self.parts, self.combine = parts, combine
+    def __init__(self, parts: list[Any], combine: Any, constant: Any = None) -> None:
+        self.parts, self.combine, self.constant = parts, combine, constant
 
     def cross(self, Y: Any) -> np.ndarray:
         return self.combine([p.cross(Y) for p in self.parts])
@@ -211,6 +216,8 @@ class _CombinedColumns:
         return self.combine([p.target_gram(Y) for p in self.parts])
 
     def target_constant(self, Y: Any, weights: np.ndarray) -> float:
+        if self.constant is not None:
+            return float(self.constant([p.target_constant(Y, weights) for p in self.parts]))
         return float(weights @ self.target_gram(Y) @ weights)
 
     def diag(self) -> np.ndarray:

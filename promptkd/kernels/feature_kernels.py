@@ -178,7 +178,10 @@ class _LexicalColumns:
         return cross_rows(V, V)
 
     def target_constant(self, Y: Any, weights: np.ndarray) -> float:
-        return float(weights @ self.target_gram(Y) @ weights)
+        V = _unit_rows(_block(Y, "lexical"))
+        if V.shape[0] == 1:  # one query: its unit (or empty) row with itself
+            return float(weights[0] ** 2 * _row_squares(V)[0])
+        return float(weights @ cross_rows(V, V) @ weights)
 
     def diag(self) -> np.ndarray:
         return self._diag.copy()
