@@ -45,7 +45,7 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
     from promptkd.selection.baselines import BM25Selector, DPPSelector, MMRSelector, TopKSelector
     from promptkd.selection.ordering import LabelPriorOrder
 
-    lexvote = LabelPriorOrder(vote="embedding+lexical")
+    lexvote = LabelPriorOrder(vote="embedding+lexical")  # the label vote that also counts shared words
 
     def pk(**kw: Any) -> Any:
         # every variant names its kernel and order: the rows stay what they were when the defaults move
@@ -99,23 +99,23 @@ def variants() -> dict[str, tuple[str, SelectorSpec]]:
             spec(
                 "prior-lexvote",
                 "prior, with the label vote also counting shared words (embedding + TF-IDF cosine)",
-                pk(order=LabelPriorOrder(vote="embedding+lexical")),
+                pk(order=lexvote),
             ),
             spec(
                 "hybrid-lexvote",
                 "hybrid-prior, with the label vote also counting shared words (embedding + TF-IDF cosine); "
                 "the defaults since",
-                pk(kernel=RBF() + LexicalKernel(), order=LabelPriorOrder(vote="embedding+lexical")),
+                pk(kernel=RBF() + LexicalKernel(), order=lexvote),
             ),
             spec(
                 "topk-lexvote",
                 "topk-prior, with the label vote also counting shared words",
-                lambda k, seed: TopKSelector(k=k, seed=seed, order=LabelPriorOrder(vote="embedding+lexical")),
+                lambda k, seed: TopKSelector(k=k, seed=seed, order=lexvote),
             ),
             spec(
                 "bm25-lexvote",
                 "bm25-prior, with the label vote also counting shared words",
-                lambda k, seed: BM25Selector(k=k, seed=seed, order=LabelPriorOrder(vote="embedding+lexical")),
+                lambda k, seed: BM25Selector(k=k, seed=seed, order=lexvote),
             ),
             # the baselines' own knobs, each around its library default, with the order and vote the others got
             *[
@@ -226,14 +226,15 @@ def run(args: argparse.Namespace, command: str) -> None:
             "dev_seeds": args.dev_seeds,
         }
     )
-    words = manifest.setdefault("label_words", {})  # the label order of each row's scores (proper scores)
-    for name in args.tasks:
-        words[name] = list(load_task(name, "train", max_chars=args.max_chars).label_words)
     save_manifest(Path(args.results), manifest)
+    words = manifest.setdefault("label_words", {})  # the label order of each row's scores (proper scores)
     for seed in args.dev_seeds:
         for name in args.tasks:
             t0 = time.time()
             pair = dev_split(name, args.n_dev, args.pool_size, args.max_chars, seed=seed)
+            if name not in words:
+                words[name] = list(pair[0].label_words)
+                save_manifest(Path(args.results), manifest)
             run_experiment(
                 specs, [pair], k_values=[args.k], seeds=[0], n_test=None, lm=lm, pool_seed=seed,
                 results_path=args.results, embedder=embedder, show_progress_bar=True,
@@ -304,13 +305,23 @@ def _variant_table(
     return out
 
 
+def _macro_means(rows: list[dict[str, Any]], tasks: list[str], fields: tuple[str, ...]) -> dict[str, list[float]]:
+    """Variant -> the mean over tasks of each field's per-task mean, for variants scored on every task."""
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        cells.setdefault((r["selector"], r["task"]), []).append(r)
+    out = {}
+    for sel in sorted({s for s, _t in cells}):
+        if all((sel, t) in cells for t in tasks):
+            out[sel] = [
+                float(np.mean([np.mean([float(r[f]) for r in cells[(sel, t)]]) for t in tasks])) for f in fields
+            ]
+    return out
+
+
 def _family_table(rows: list[dict[str, Any]], tasks: list[str]) -> list[str]:
     """Per selector family: how many of its variants dev draw 0 scored, and the best of them by the mean."""
-    mean: dict[str, float] = {}
-    for sel in {r["selector"] for r in rows}:
-        per = [[bool(r["correct"]) for r in rows if r["selector"] == sel and r["task"] == t] for t in tasks]
-        if all(per):
-            mean[sel] = 100 * float(np.mean([np.mean(p) for p in per]))
+    mean = {sel: 100 * m[0] for sel, m in _macro_means(rows, tasks, ("correct",)).items()}
     out = [
         "",
         "### The dev budget of each selector family\n",
@@ -336,14 +347,7 @@ def _proper_scores(rows: list[dict[str, Any]], tasks: list[str], label_words: di
     from promptkd.evaluation.metrics import with_item_metrics
 
     scored = with_item_metrics([r for r in rows if r.get("scores") is not None], label_words)
-    means: dict[str, tuple[float, float, float]] = {}
-    for sel in sorted({r["selector"] for r in scored}):
-        per = {t: [r for r in scored if r["selector"] == sel and r["task"] == t] for t in tasks}
-        if all(per.values()):
-            means[sel] = tuple(  # type: ignore[assignment]
-                float(np.mean([np.mean([float(r[f]) for r in per[t]]) for t in tasks]))
-                for f in ("correct", "brier", "logloss")
-            )
+    means = _macro_means(scored, tasks, ("correct", "brier", "logloss"))
     if len(means) < 3:
         return []
     names = sorted(means, key=lambda n: -means[n][0])

@@ -197,7 +197,11 @@ class ScaledKernel(Kernel):
 
     def columns(self, C: Any) -> ColumnProvider:
         w = self.weight
-        return _CombinedColumns([self.kernel.columns(C)], lambda values: w * values[0], lambda values: w * values[0])
+
+        def scale(values: list[Any]) -> Any:
+            return w * values[0]
+
+        return _CombinedColumns([self.kernel.columns(C)], scale, scale)  # entries and target constant alike
 
     def __repr__(self) -> str:
         return f"{self.weight:g} * {self.kernel!r}"
